@@ -1,0 +1,82 @@
+"""The seed document's two programs in real PyTorch, printed as norm-bench's JSON.
+
+    python data/seed_loop.py --example weight-norm --seed 0 --steps 1000
+
+Mirrors `norm-bench seed-loop --json` (see norm-bench/src/seed_loop.rs): the same
+programs, `torch.manual_seed(seed); random.seed(seed)` first, 1 intra-op thread, and
+`weight` recomputed from the current parameters with `torch._weight_norm(v, g, 0)`.
+"""
+import argparse
+import json
+import random
+import warnings
+
+import torch
+import torch.nn as nn
+import torch.optim as optim
+
+warnings.filterwarnings("ignore", category=FutureWarning)  # weight_norm is deprecated upstream
+
+
+def bits(t):
+    t = t.detach().contiguous().cpu()
+    assert t.dtype == torch.float32
+    return {"shape": list(t.shape), "f32_bits": [b & 0xFFFFFFFF for b in t.view(torch.int32).reshape(-1).tolist()]}
+
+
+def snapshot(label, layer):
+    weight = torch._weight_norm(layer.weight_v, layer.weight_g, 0)
+    names = {"bias": layer.bias, "weight": weight, "weight_g": layer.weight_g, "weight_v": layer.weight_v}
+    return {"label": label, "tensors": {k: bits(v) for k, v in sorted(names.items())}}
+
+
+def run(example, seed, steps):
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    random.seed(seed)
+    linear_layer = nn.Linear(2, 3)
+    if example == "weight-norm":
+        linear_layer.weight.data = torch.tensor([[0, -2e-2], [0.3, 1.0], [1e-2, 0]], dtype=torch.float32)
+        linear_layer.bias.data = torch.tensor([-0.3, 0, -2e-2], dtype=torch.float32)
+        lr = 2e-3
+    else:
+        linear_layer.weight.data = torch.tensor([[0, -2e2], [0.3, 1.0], [1e2, 0]], dtype=torch.float32)
+        linear_layer.bias.data = torch.tensor([-0.3, 0, -2e2], dtype=torch.float32)
+        lr = 1e-4
+    linear_layer = torch.nn.utils.weight_norm(linear_layer, name="weight")
+    optimizer = optim.Adam(linear_layer.parameters(), lr=lr)
+    snapshots = [snapshot("initial", linear_layer)]
+
+    def step(x):
+        output = linear_layer(x)
+        loss = 1 - output.mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    if example == "weight-norm":
+        for _ in range(steps):
+            step(torch.randn(10, 2) * random.random() * 10)
+        snapshots.append(snapshot("after_loop1", linear_layer))
+        for _ in range(steps):
+            x = torch.randn(10, 2) * random.random() * 10
+            step(x)
+            step(x)
+    else:
+        for _ in range(steps):
+            step(torch.randn(10, 2))
+    snapshots.append(snapshot("final", linear_layer))
+    return {"example": example, "seed": seed, "steps": steps, "snapshots": snapshots}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--example", choices=["weight-norm", "seed-spectral"], required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=1000)
+    args = parser.parse_args()
+    print(json.dumps(run(args.example, args.seed, args.steps), separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+//! norm-bench: the CLI's library — seed-document replays, exact tensor snapshots, and
+//! timing reports against PyTorch eager.
+#![warn(missing_docs)]
+
+pub mod seed_loop;
+pub mod snapshot;
+pub mod format;

@@ -1,0 +1,103 @@
+//! Backend traits: the tensor operations norm's algorithms are written over.
+//!
+//! A backend names its device and tensor types as associated types and implements the
+//! primitive operations below. Each primitive is specified as the ATen operator that
+//! PyTorch's Python code calls, with the same argument conventions, so a backend that
+//! forwards to ATen (norm-tch) reproduces PyTorch bit for bit, while a backend that
+//! implements the formula itself (the [`crate::reference`] backend) only agrees up to
+//! rounding.
+//!
+//! Operations with a trailing underscore work in place, like their PyTorch namesakes,
+//! and take `&mut` to the tensor they modify. Tensors are handles: a
+//! [`Backend::shallow_clone`] shares storage, so an in-place update through one handle
+//! is seen through every other (as with `torch.Tensor` and `tch::Tensor`).
+//!
+//! Some operations have a default composition from other primitives
+//! (e.g. [`Backend::weight_norm`] as `v * (g / norm_except_dim(v, 2, dim))`); a backend
+//! overrides them where it has a fused kernel, as PyTorch does.
+
+use crate::error::Result;
+use std::fmt::Debug;
+
+/// The primitive tensor operations of a backend.
+///
+/// Generic code takes `B: Backend` at its use sites and calls `B::op(..)`.
+pub trait Backend: Sized + Clone + Debug + 'static {
+    /// Where tensors live (CPU, a CUDA ordinal, ...).
+    type Device: Clone + Debug + PartialEq;
+    /// A tensor handle. Not `Clone`: use [`Backend::shallow_clone`] to share storage.
+    type Tensor: Debug;
+
+    /// A short name for reports and test output (`"tch"`, `"reference"`).
+    fn name() -> &'static str;
+
+    /// A new handle to the same storage (`tch::Tensor::shallow_clone`).
+    fn shallow_clone(t: &Self::Tensor) -> Self::Tensor;
+    /// The device `t` lives on.
+    fn device(t: &Self::Tensor) -> Self::Device;
+    /// The shape of `t` (an empty vector for a 0-dim tensor).
+    fn shape(t: &Self::Tensor) -> Vec<usize>;
+    /// A new float32 tensor with the given row-major data.
+    fn from_f32(data: &[f32], shape: &[usize], device: &Self::Device) -> Result<Self::Tensor>;
+    /// The tensor's values as float32, row-major (copied to the host if needed).
+    fn to_f32_vec(t: &Self::Tensor) -> Result<Vec<f32>>;
+    /// A deep copy (`Tensor.clone()`).
+    fn deep_clone(t: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// `torch.zeros_like(t)`.
+    fn zeros_like(t: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `-t` (`torch.neg`).
+    fn neg(t: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `torch.sqrt(t)`.
+    fn sqrt(t: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `a * b` with broadcasting (`torch.mul`).
+    fn mul(a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `a / b` with broadcasting (`torch.div`).
+    fn div(a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `t / s` for a Python float `s` (`torch.div(t, s)`; `s` is a wrapped number).
+    fn div_scalar(t: &Self::Tensor, s: f64) -> Result<Self::Tensor>;
+    /// `torch.add(t, other, alpha=alpha)`: `t + alpha * other`.
+    fn add_scaled(t: &Self::Tensor, other: &Self::Tensor, alpha: f64) -> Result<Self::Tensor>;
+
+    /// `t.add_(s)` for a Python float `s`.
+    fn add_scalar_(t: &mut Self::Tensor, s: f64) -> Result<()>;
+    /// `t.mul_(s)` for a Python float `s`.
+    fn mul_scalar_(t: &mut Self::Tensor, s: f64) -> Result<()>;
+    /// `t.lerp_(end, weight)`: `t + weight * (end - t)`.
+    fn lerp_(t: &mut Self::Tensor, end: &Self::Tensor, weight: f64) -> Result<()>;
+    /// `t.addcmul_(t1, t2, value=value)`: `t + value * t1 * t2`.
+    fn addcmul_(t: &mut Self::Tensor, t1: &Self::Tensor, t2: &Self::Tensor, value: f64) -> Result<()>;
+    /// `t.addcdiv_(t1, t2, value=value)`: `t + value * t1 / t2`.
+    fn addcdiv_(t: &mut Self::Tensor, t1: &Self::Tensor, t2: &Self::Tensor, value: f64) -> Result<()>;
+    /// `torch.maximum(t, other, out=t)`.
+    fn maximum_(t: &mut Self::Tensor, other: &Self::Tensor) -> Result<()>;
+
+    /// `torch.norm_except_dim(v, pow, dim)`: the `pow`-norm of `v` over every dimension
+    /// but `dim`, shaped to broadcast against `v`; `dim == -1` means the norm of the
+    /// whole tensor (a 0-dim result), not the last axis.
+    fn norm_except_dim(v: &Self::Tensor, pow: i64, dim: i64) -> Result<Self::Tensor>;
+
+    /// `torch._weight_norm(v, g, dim)`: `v * (g / norm_except_dim(v, 2, dim))`.
+    ///
+    /// The default is PyTorch's composite path; ATen uses a fused kernel when
+    /// `dim == 0` or `dim == v.dim() - 1`, and backends that forward to ATen override this.
+    fn weight_norm(v: &Self::Tensor, g: &Self::Tensor, dim: i64) -> Result<Self::Tensor> {
+        let norm = Self::norm_except_dim(v, 2, dim)?;
+        Self::mul(v, &Self::div(g, &norm)?)
+    }
+}
+
+/// Gradient access for backends with automatic differentiation.
+///
+/// The optimizers need only what PyTorch's optimizers use: read a parameter's `.grad`,
+/// set it to `None`, and run updates outside the autograd graph.
+pub trait AutodiffBackend: Backend {
+    /// The parameter's accumulated gradient (`p.grad`), `None` if it has none.
+    fn grad(t: &Self::Tensor) -> Option<Self::Tensor>;
+    /// `p.grad = grad`: replaces the accumulated gradient (shapes must match).
+    fn set_grad(t: &Self::Tensor, grad: Self::Tensor) -> Result<()>;
+    /// `p.grad = None` (what `Optimizer.zero_grad()` does by default).
+    fn clear_grad(t: &mut Self::Tensor) -> Result<()>;
+    /// Runs `f` with gradient recording disabled (`with torch.no_grad():`).
+    fn no_grad<R>(f: impl FnOnce() -> R) -> R;
+}

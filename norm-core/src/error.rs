@@ -1,0 +1,90 @@
+//! The one error type of the norm libraries.
+//!
+//! Every fallible operation returns [`Result`]. Errors caused by caller input name
+//! the argument, the value that was given and what was expected, the way PyTorch's
+//! own `ValueError`/`RuntimeError` messages do, so a caller never has to guess.
+
+/// Errors raised by norm's algorithms and backends.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An argument had a value outside its domain (PyTorch raises `ValueError`).
+    #[error("invalid argument `{name}`: got {value}, expected {expected}")]
+    InvalidArgument {
+        /// The argument's name as PyTorch spells it (`lr`, `betas[0]`, `dim`, ...).
+        name: &'static str,
+        /// The value that was passed, formatted.
+        value: String,
+        /// What the argument must be.
+        expected: String,
+    },
+
+    /// A dimension index does not exist for a tensor of the given rank.
+    #[error("dim {dim} is out of range for a tensor of rank {rank}: expected {expected}")]
+    DimOutOfRange {
+        /// The dimension that was asked for.
+        dim: i64,
+        /// The tensor's rank.
+        rank: usize,
+        /// The accepted range.
+        expected: String,
+    },
+
+    /// Two tensors that must agree in shape do not.
+    #[error("shape mismatch for {what}: expected {expected:?}, got {got:?}")]
+    ShapeMismatch {
+        /// Which tensor or operation.
+        what: String,
+        /// The required shape.
+        expected: Vec<usize>,
+        /// The shape that was found.
+        got: Vec<usize>,
+    },
+
+    /// A tensor has a dtype the operation does not support.
+    #[error("unsupported dtype for {what}: got {got}, expected {expected}")]
+    UnsupportedDType {
+        /// Which tensor or operation.
+        what: String,
+        /// The dtype found.
+        got: String,
+        /// The dtypes accepted.
+        expected: String,
+    },
+
+    /// A normalization was registered twice on the same parameter (PyTorch: RuntimeError).
+    #[error("cannot register two {norm} reparametrizations on the same parameter `{name}`")]
+    AlreadyRegistered {
+        /// `weight_norm` or `spectral_norm`.
+        norm: &'static str,
+        /// The parameter name.
+        name: String,
+    },
+
+    /// A named parameter or state entry does not exist.
+    #[error("no parameter `{name}` in {module}")]
+    MissingParameter {
+        /// The parameter name that was asked for.
+        name: String,
+        /// Where it was looked up.
+        module: String,
+    },
+
+    /// An error raised by a backend (for the tch backend: libtorch's message).
+    #[error("backend error in {op}: {message}")]
+    Backend {
+        /// The operation that failed.
+        op: &'static str,
+        /// The backend's message.
+        message: String,
+    },
+}
+
+/// `Result` with norm's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(name: &'static str, value: impl std::fmt::Display, expected: impl Into<String>) -> Self {
+        Error::InvalidArgument { name, value: value.to_string(), expected: expected.into() }
+    }
+}

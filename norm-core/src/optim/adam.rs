@@ -1,0 +1,197 @@
+//! Adam, op for op as `torch.optim.Adam`'s single-tensor path (`_single_tensor_adam`),
+//! which is what PyTorch runs for CPU parameters.
+//!
+//! For each parameter `p` with a gradient `g` (parameters without one are skipped, as in
+//! PyTorch), with `step` a float32 counter:
+//! ```text
+//! g        = -g                                   if maximize
+//! step    += 1
+//! p        = p * (1 - lr * wd)                    if wd != 0 and decoupled (AdamW)
+//! g        = g + wd * p   (torch.add alpha=wd)    if wd != 0 otherwise
+//! m.lerp_(g, 1 - beta1)
+//! s.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+//! bc1 = 1 - beta1 ** step ; bc2 = 1 - beta2 ** step          (f64, C `pow`)
+//! step_size = lr / bc1 ;    bc2_sqrt = bc2 ** 0.5            (f64, C `pow`)
+//! smax = maximum(smax, s)                         if amsgrad (then used for s below)
+//! denom = (sqrt(s) / bc2_sqrt).add_(eps)
+//! p.addcdiv_(m, denom, value=-step_size)
+//! ```
+//! The scalar arithmetic is done in f64 exactly as Python does it, so a backend that
+//! forwards each op to ATen reproduces PyTorch's parameters bit for bit.
+//!
+//! Validation mirrors the constructor's `ValueError`s (`Invalid learning rate: ...`).
+//! `foreach`/`fused`/`capturable`/`differentiable` variants are not mirrored: PyTorch's
+//! default on CUDA is the foreach path, whose rounding may differ.
+
+use crate::backend::AutodiffBackend;
+use crate::error::{Error, Result};
+
+/// Adam's hyper-parameters with PyTorch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    /// Learning rate (default `1e-3`).
+    pub lr: f64,
+    /// Coefficients of the running averages of the gradient and its square (default `(0.9, 0.999)`).
+    pub betas: (f64, f64),
+    /// Added to the denominator (default `1e-8`).
+    pub eps: f64,
+    /// L2 penalty (default `0`).
+    pub weight_decay: f64,
+    /// Use the AMSGrad variant (default `false`).
+    pub amsgrad: bool,
+    /// Maximize the objective instead of minimizing it (default `false`).
+    pub maximize: bool,
+    /// Decoupled weight decay, as `torch.optim.AdamW` (default `false`).
+    pub decoupled_weight_decay: bool,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+            maximize: false,
+            decoupled_weight_decay: false,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// The default configuration with learning rate `lr`.
+    pub fn with_lr(lr: f64) -> Self {
+        AdamConfig { lr, ..Default::default() }
+    }
+
+    /// The checks of `torch.optim.Adam.__init__` (NaN fails them, as in Python).
+    pub fn validate(&self) -> Result<()> {
+        let in_unit = |b: f64| 0.0 <= b && b < 1.0;
+        if !(0.0 <= self.lr) {
+            return Err(Error::invalid("lr", self.lr, "a learning rate >= 0"));
+        }
+        if !(0.0 <= self.eps) {
+            return Err(Error::invalid("eps", self.eps, "an epsilon >= 0"));
+        }
+        if !in_unit(self.betas.0) {
+            return Err(Error::invalid("betas[0]", self.betas.0, "a beta in [0, 1)"));
+        }
+        if !in_unit(self.betas.1) {
+            return Err(Error::invalid("betas[1]", self.betas.1, "a beta in [0, 1)"));
+        }
+        if !(0.0 <= self.weight_decay) {
+            return Err(Error::invalid("weight_decay", self.weight_decay, "a weight_decay >= 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Per-parameter state, named as in `optimizer.state[p]`.
+#[derive(Debug)]
+pub struct AdamState<B: AutodiffBackend> {
+    /// `state['step']`: a float32 counter, as PyTorch keeps it.
+    pub step: f32,
+    /// `state['exp_avg']`.
+    pub exp_avg: B::Tensor,
+    /// `state['exp_avg_sq']`.
+    pub exp_avg_sq: B::Tensor,
+    /// `state['max_exp_avg_sq']` (AMSGrad only).
+    pub max_exp_avg_sq: Option<B::Tensor>,
+}
+
+/// The Adam optimizer over a list of parameter handles.
+#[derive(Debug)]
+pub struct Adam<B: AutodiffBackend> {
+    config: AdamConfig,
+    params: Vec<B::Tensor>,
+    state: Vec<Option<AdamState<B>>>,
+}
+
+impl<B: AutodiffBackend> Adam<B> {
+    /// An optimizer over `params` (handles sharing storage with the model's parameters).
+    pub fn new(params: Vec<B::Tensor>, config: AdamConfig) -> Result<Self> {
+        config.validate()?;
+        let state = params.iter().map(|_| None).collect();
+        Ok(Adam { config, params, state })
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &AdamConfig {
+        &self.config
+    }
+
+    /// The parameters, in the order they were given.
+    pub fn params(&self) -> &[B::Tensor] {
+        &self.params
+    }
+
+    /// The state of parameter `i`; `None` before its first update.
+    pub fn state(&self, i: usize) -> Option<&AdamState<B>> {
+        self.state.get(i).and_then(|s| s.as_ref())
+    }
+
+    /// `optimizer.zero_grad()`: sets every gradient to `None` (PyTorch's default, `set_to_none=True`).
+    pub fn zero_grad(&mut self) -> Result<()> {
+        for p in &mut self.params {
+            B::clear_grad(p)?;
+        }
+        Ok(())
+    }
+
+    /// `optimizer.step()`: one update of every parameter that has a gradient.
+    pub fn step(&mut self) -> Result<()> {
+        let config = self.config;
+        B::no_grad(|| {
+            for (param, state) in self.params.iter_mut().zip(self.state.iter_mut()) {
+                let Some(grad) = B::grad(param) else { continue };
+                if state.is_none() {
+                    *state = Some(AdamState {
+                        step: 0.0,
+                        exp_avg: B::zeros_like(param)?,
+                        exp_avg_sq: B::zeros_like(param)?,
+                        max_exp_avg_sq: if config.amsgrad { Some(B::zeros_like(param)?) } else { None },
+                    });
+                }
+                let state = state.as_mut().expect("initialized above");
+                update_param::<B>(&config, param, grad, state)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// One parameter's update, the body of `_single_tensor_adam`'s loop.
+fn update_param<B: AutodiffBackend>(config: &AdamConfig, param: &mut B::Tensor, grad: B::Tensor, state: &mut AdamState<B>) -> Result<()> {
+    let AdamConfig { lr, betas: (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled_weight_decay } = *config;
+    let mut grad = if maximize { B::neg(&grad)? } else { grad };
+    state.step += 1.0;
+    if weight_decay != 0.0 {
+        if decoupled_weight_decay {
+            B::mul_scalar_(param, 1.0 - lr * weight_decay)?;
+        } else {
+            grad = B::add_scaled(&grad, param, weight_decay)?;
+        }
+    }
+    B::lerp_(&mut state.exp_avg, &grad, 1.0 - beta1)?;
+    B::mul_scalar_(&mut state.exp_avg_sq, beta2)?;
+    B::addcmul_(&mut state.exp_avg_sq, &grad, &grad, 1.0 - beta2)?;
+
+    // Python: `step = _get_value(step_t)`, a float32 tensor's item() as a Python float.
+    let step = state.step as f64;
+    let bias_correction1 = 1.0 - beta1.powf(step);
+    let bias_correction2 = 1.0 - beta2.powf(step);
+    let step_size = lr / bias_correction1;
+    let bias_correction2_sqrt = bias_correction2.powf(0.5);
+
+    let second_moment = match (amsgrad, state.max_exp_avg_sq.as_mut()) {
+        (true, Some(max_sq)) => {
+            B::maximum_(max_sq, &state.exp_avg_sq)?;
+            &*max_sq
+        }
+        _ => &state.exp_avg_sq,
+    };
+    let mut denom = B::div_scalar(&B::sqrt(second_moment)?, bias_correction2_sqrt)?;
+    B::add_scalar_(&mut denom, eps)?;
+    B::addcdiv_(param, &state.exp_avg, &denom, -step_size)
+}

@@ -1,0 +1,5 @@
+//! Optimizers written once over [`crate::backend::AutodiffBackend`].
+
+mod adam;
+
+pub use adam::{Adam, AdamConfig, AdamState};

@@ -1,0 +1,39 @@
+//! Compiles `csrc/aten_ops.cpp` against the same libtorch headers torch-sys uses:
+//! `$LIBTORCH` if set, else the torch package of the `python` first on PATH
+//! (`LIBTORCH_USE_PYTORCH=1`, as torch-sys).
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-changed=csrc/aten_ops.cpp");
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let (root, abi) = match std::env::var_os("LIBTORCH") {
+        Some(dir) => (PathBuf::from(dir), std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into())),
+        None => {
+            let python = std::env::var("PYTHON").unwrap_or_else(|_| "python".into());
+            let script = "import os, torch; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))";
+            let out = Command::new(&python)
+                .args(["-c", script])
+                .output()
+                .unwrap_or_else(|e| panic!("norm-tch: cannot run `{python}` to locate torch ({e}); set LIBTORCH or put the venv's python first on PATH"));
+            assert!(out.status.success(), "norm-tch: `{python}` could not import torch: {}", String::from_utf8_lossy(&out.stderr));
+            let text = String::from_utf8(out.stdout).expect("utf-8 from python");
+            let mut lines = text.lines();
+            let root = PathBuf::from(lines.next().expect("torch path"));
+            let abi = lines.next().expect("cxx11 abi").trim().to_string();
+            (root, abi)
+        }
+    };
+    let include = root.join("include");
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/aten_ops.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-w")
+        .opt_level(2)
+        .compile("norm_aten_ops");
+}

@@ -1,0 +1,143 @@
+//! norm-core's [`Backend`] and [`AutodiffBackend`] on `tch::Tensor`, CPU and CUDA.
+//!
+//! Every primitive forwards to the ATen operator PyTorch's Python code calls, through
+//! tch's fallible `f_*` functions (or [`crate::ffi`] where tch drops an argument), so the
+//! algorithms of norm-core produce PyTorch's bits. libtorch errors become
+//! [`Error::Backend`] with the op's name and libtorch's message.
+
+use crate::ffi;
+use norm_core::{AutodiffBackend, Backend, Error, Result};
+use tch::{Device, Kind, TchError, Tensor};
+
+/// The libtorch backend (devices are `tch::Device`: `Cpu`, `Cuda(i)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TchBackend;
+
+/// Maps a libtorch error into norm's error type, naming the op.
+pub(crate) fn tch_err(op: &'static str) -> impl FnOnce(TchError) -> Error {
+    move |e| Error::Backend { op, message: e.to_string() }
+}
+
+/// The CUDA device `ordinal` if libtorch sees one, else `None` (tests use this to skip).
+pub fn cuda_device(ordinal: usize) -> Option<Device> {
+    (tch::Cuda::is_available() && ordinal < tch::Cuda::device_count() as usize).then_some(Device::Cuda(ordinal))
+}
+
+/// Waits for queued work on `device` (a no-op on CPU); timing code calls it before reading clocks.
+pub fn synchronize(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// ATen's CPU kernel capability (`"AVX2"`, `"AVX512"`, ...), as
+/// `torch.backends.cpu.get_cpu_capability()`: bits of CPU kernels depend on it.
+pub fn cpu_capability() -> String {
+    ffi::cpu_capability()
+}
+
+/// Pins libtorch's intra-op thread pool (`torch.set_num_threads(n)`); parity runs use 1.
+pub fn set_num_threads(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid("threads", n, "at least 1"));
+    }
+    tch::set_num_threads(n as i32);
+    Ok(())
+}
+
+impl Backend for TchBackend {
+    type Device = Device;
+    type Tensor = Tensor;
+
+    fn name() -> &'static str {
+        "tch"
+    }
+    fn shallow_clone(t: &Tensor) -> Tensor {
+        t.shallow_clone()
+    }
+    fn device(t: &Tensor) -> Device {
+        t.device()
+    }
+    fn shape(t: &Tensor) -> Vec<usize> {
+        t.size().into_iter().map(|d| d as usize).collect()
+    }
+    fn from_f32(data: &[f32], shape: &[usize], device: &Device) -> Result<Tensor> {
+        let numel: usize = shape.iter().product();
+        if numel != data.len() {
+            return Err(Error::invalid("data", format!("{} values", data.len()), format!("{numel} values for shape {shape:?}")));
+        }
+        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        Tensor::f_from_slice(data).and_then(|t| t.f_reshape(dims.as_slice())).and_then(|t| t.f_to_device(*device)).map_err(tch_err("from_f32"))
+    }
+    fn to_f32_vec(t: &Tensor) -> Result<Vec<f32>> {
+        let flat = t.f_to_kind(Kind::Float).and_then(|t| t.f_to_device(Device::Cpu)).and_then(|t| t.f_contiguous()).and_then(|t| t.f_reshape([-1])).map_err(tch_err("to_f32_vec"))?;
+        Vec::<f32>::try_from(&flat).map_err(tch_err("to_f32_vec"))
+    }
+    fn deep_clone(t: &Tensor) -> Result<Tensor> {
+        crate::var_store::detached_copy(t)
+    }
+    fn zeros_like(t: &Tensor) -> Result<Tensor> {
+        t.f_zeros_like().map_err(tch_err("zeros_like"))
+    }
+    fn neg(t: &Tensor) -> Result<Tensor> {
+        t.f_neg().map_err(tch_err("neg"))
+    }
+    fn sqrt(t: &Tensor) -> Result<Tensor> {
+        t.f_sqrt().map_err(tch_err("sqrt"))
+    }
+    fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        a.f_mul(b).map_err(tch_err("mul"))
+    }
+    fn div(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        a.f_div(b).map_err(tch_err("div"))
+    }
+    fn div_scalar(t: &Tensor, s: f64) -> Result<Tensor> {
+        t.f_div_scalar(s).map_err(tch_err("div(scalar)"))
+    }
+    fn add_scaled(t: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor> {
+        ffi::add_alpha(t, other, alpha)
+    }
+    fn add_scalar_(t: &mut Tensor, s: f64) -> Result<()> {
+        t.f_add_scalar_(s).map(drop).map_err(tch_err("add_(scalar)"))
+    }
+    fn mul_scalar_(t: &mut Tensor, s: f64) -> Result<()> {
+        t.f_mul_scalar_(s).map(drop).map_err(tch_err("mul_(scalar)"))
+    }
+    fn lerp_(t: &mut Tensor, end: &Tensor, weight: f64) -> Result<()> {
+        t.f_lerp_(end, weight).map(drop).map_err(tch_err("lerp_"))
+    }
+    fn addcmul_(t: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) -> Result<()> {
+        ffi::addcmul_(t, t1, t2, value)
+    }
+    fn addcdiv_(t: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) -> Result<()> {
+        ffi::addcdiv_(t, t1, t2, value)
+    }
+    fn maximum_(t: &mut Tensor, other: &Tensor) -> Result<()> {
+        t.f_maximum_out(t, other).map(drop).map_err(tch_err("maximum(out=)"))
+    }
+    fn norm_except_dim(v: &Tensor, pow: i64, dim: i64) -> Result<Tensor> {
+        Tensor::f_norm_except_dim(v, pow, dim).map_err(tch_err("norm_except_dim"))
+    }
+    fn weight_norm(v: &Tensor, g: &Tensor, dim: i64) -> Result<Tensor> {
+        Tensor::f_internal_weight_norm(v, g, dim).map_err(tch_err("_weight_norm"))
+    }
+}
+
+impl AutodiffBackend for TchBackend {
+    fn grad(t: &Tensor) -> Option<Tensor> {
+        let grad = t.grad();
+        grad.defined().then_some(grad)
+    }
+    fn set_grad(t: &Tensor, grad: Tensor) -> Result<()> {
+        if t.size() != grad.size() {
+            return Err(Error::ShapeMismatch { what: "grad".into(), expected: Self::shape(t), got: Self::shape(&grad) });
+        }
+        ffi::set_grad(t, &grad)
+    }
+    fn clear_grad(t: &mut Tensor) -> Result<()> {
+        ffi::clear_grad(t)
+    }
+    fn no_grad<R>(f: impl FnOnce() -> R) -> R {
+        tch::no_grad(f)
+    }
+}

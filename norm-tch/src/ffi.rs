@@ -1,0 +1,67 @@
+//! Bindings to `csrc/aten_ops.cpp`: ATen calls whose full argument lists tch's
+//! generated API does not expose (`alpha`, `value`, assigning `.grad`).
+
+use norm_core::{Error, Result};
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int};
+use tch::Tensor;
+use torch_sys::C_tensor;
+
+extern "C" {
+    fn norm_last_error() -> *const c_char;
+    fn norm_add_alpha(out: *mut *mut C_tensor, t: *const C_tensor, other: *const C_tensor, alpha: f64) -> c_int;
+    fn norm_addcmul_(t: *mut C_tensor, t1: *const C_tensor, t2: *const C_tensor, value: f64) -> c_int;
+    fn norm_addcdiv_(t: *mut C_tensor, t1: *const C_tensor, t2: *const C_tensor, value: f64) -> c_int;
+    fn norm_set_grad(t: *const C_tensor, grad: *const C_tensor) -> c_int;
+    fn norm_clear_grad(t: *const C_tensor) -> c_int;
+    fn norm_cpu_capability() -> *const c_char;
+}
+
+/// ATen's CPU kernel capability (`torch.backends.cpu.get_cpu_capability()`).
+pub fn cpu_capability() -> String {
+    // SAFETY: returns a NUL-terminated thread-local buffer, copied at once.
+    unsafe { CStr::from_ptr(norm_cpu_capability()) }.to_string_lossy().into_owned()
+}
+
+fn check(op: &'static str, status: c_int) -> Result<()> {
+    if status == 0 {
+        return Ok(());
+    }
+    // SAFETY: norm_last_error returns a NUL-terminated thread-local string that lives
+    // until the next failing call on this thread; it is copied at once.
+    let message = unsafe { CStr::from_ptr(norm_last_error()) }.to_string_lossy().into_owned();
+    Err(Error::Backend { op, message })
+}
+
+/// `torch.add(t, other, alpha=alpha)`.
+pub fn add_alpha(t: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: both handles are live tch tensors; on success `out` is a new at::Tensor*
+    // owned by the returned Tensor (freed by tch's Drop).
+    check("add(alpha)", unsafe { norm_add_alpha(&mut out, t.as_ptr(), other.as_ptr(), alpha) })?;
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// `t.addcmul_(t1, t2, value=value)`.
+pub fn addcmul_(t: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) -> Result<()> {
+    // SAFETY: live handles; the op mutates `t`'s storage in place.
+    check("addcmul_", unsafe { norm_addcmul_(t.as_mut_ptr(), t1.as_ptr(), t2.as_ptr(), value) })
+}
+
+/// `t.addcdiv_(t1, t2, value=value)`.
+pub fn addcdiv_(t: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) -> Result<()> {
+    // SAFETY: live handles; the op mutates `t`'s storage in place.
+    check("addcdiv_", unsafe { norm_addcdiv_(t.as_mut_ptr(), t1.as_ptr(), t2.as_ptr(), value) })
+}
+
+/// `t.grad = grad`.
+pub fn set_grad(t: &Tensor, grad: &Tensor) -> Result<()> {
+    // SAFETY: live handles; only the autograd metadata of `t` changes.
+    check("set_grad", unsafe { norm_set_grad(t.as_ptr(), grad.as_ptr()) })
+}
+
+/// `t.grad = None`.
+pub fn clear_grad(t: &Tensor) -> Result<()> {
+    // SAFETY: a live handle; only the autograd metadata of `t` changes.
+    check("clear_grad", unsafe { norm_clear_grad(t.as_ptr()) })
+}

@@ -1,0 +1,23 @@
+//! norm-tch: norm-core's backend traits on `tch::Tensor` (CPU and CUDA, real libtorch
+//! autograd), PyTorch-exact layers and Adam that drop into `tch::nn`.
+//!
+//! - [`backend`]: [`TchBackend`], device helpers, thread pinning.
+//! - [`layers`]: `nn.Linear` with PyTorch's init; [`layers::WeightNorm`].
+//! - [`optim`]: [`optim::Adam`] over a VarStore.
+//! - [`init`]: PyTorch's `reset_parameters` draws.
+//! - [`var_store`]: PyTorch-named variables in a VarStore.
+//!
+//! Bit-exactness with PyTorch holds on the same machine with the same thread count
+//! (pin with [`backend::set_num_threads`]); see the README.
+#![warn(missing_docs)]
+
+pub mod backend;
+mod ffi;
+pub mod init;
+pub mod layers;
+pub mod optim;
+pub mod var_store;
+
+pub use backend::TchBackend;
+pub use norm_core::{self, Error, Result};
+pub use tch;
