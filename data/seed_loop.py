@@ -1,6 +1,7 @@
 """The seed document's two programs in real PyTorch, printed as norm-bench's JSON.
 
     python data/seed_loop.py --example weight-norm --seed 0 --steps 1000
+    echo '[["seed-spectral", 3, 37], ...]' | python data/seed_loop.py --batch   # one JSON line per run
 
 Mirrors `norm-bench seed-loop --json` (see norm-bench/src/seed_loop.rs): the same
 programs, `torch.manual_seed(seed); random.seed(seed)` first, 1 intra-op thread, and
@@ -9,6 +10,7 @@ programs, `torch.manual_seed(seed); random.seed(seed)` first, 1 intra-op thread,
 import argparse
 import json
 import random
+import sys
 import warnings
 
 import torch
@@ -71,11 +73,19 @@ def run(example, seed, steps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--example", choices=["weight-norm", "seed-spectral"], required=True)
+    parser.add_argument("--example", choices=["weight-norm", "seed-spectral"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch", action="store_true", help="read [[example, seed, steps], ...] from stdin")
     args = parser.parse_args()
-    print(json.dumps(run(args.example, args.seed, args.steps), separators=(",", ":")))
+    if args.batch:
+        runs = json.load(sys.stdin)
+    elif args.example is None:
+        parser.error("--example is required without --batch")
+    else:
+        runs = [(args.example, args.seed, args.steps)]
+    for example, seed, steps in runs:
+        print(json.dumps(run(example, seed, steps), separators=(",", ":")), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 //! timing reports against PyTorch eager.
 #![warn(missing_docs)]
 
+pub mod golden;
 pub mod seed_loop;
 pub mod snapshot;
 pub mod format;
+pub mod report;

@@ -128,9 +128,12 @@ impl SeedModel {
 }
 
 /// Runs `example` for `steps` iterations per loop after seeding both generators with `seed`.
+///
+/// Pins libtorch to 1 intra-op thread and holds the global-generator lock throughout.
 pub fn replay(example: Example, seed: u64, steps: u64) -> Result<Replay> {
     anyhow::ensure!(steps > 0, "steps must be at least 1, got {steps}");
     norm_tch::backend::set_num_threads(1)?;
+    let _generator = norm_tch::backend::lock_global_generator();
     tch::manual_seed(seed as i64);
     let mut random = PyRandom::new(seed);
     let mut model = SeedModel::new(example)?;

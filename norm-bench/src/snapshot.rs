@@ -27,6 +27,12 @@ impl TensorBits {
         Ok(TensorBits { shape, f32_bits: values.into_iter().map(f32::to_bits).collect() })
     }
 
+    /// A CPU float32 tensor with exactly these bits.
+    pub fn to_tensor(&self) -> Result<Tensor> {
+        let dims: Vec<i64> = self.shape.iter().map(|&d| d as i64).collect();
+        Ok(Tensor::f_from_slice(&self.values())?.f_reshape(dims.as_slice())?)
+    }
+
     /// The values as f32.
     pub fn values(&self) -> Vec<f32> {
         self.f32_bits.iter().map(|&b| f32::from_bits(b)).collect()

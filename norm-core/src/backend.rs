@@ -72,6 +72,38 @@ pub trait Backend: Sized + Clone + Debug + 'static {
     /// `torch.maximum(t, other, out=t)`.
     fn maximum_(t: &mut Self::Tensor, other: &Self::Tensor) -> Result<()>;
 
+    /// `t.permute(dims)`.
+    fn permute(t: &Self::Tensor, dims: &[i64]) -> Result<Self::Tensor>;
+    /// `t.reshape(shape)` (`-1` infers one size).
+    fn reshape(t: &Self::Tensor, shape: &[i64]) -> Result<Self::Tensor>;
+    /// `t.flatten(start_dim, end_dim)`.
+    fn flatten(t: &Self::Tensor, start_dim: i64, end_dim: i64) -> Result<Self::Tensor>;
+    /// `t.t()`: the transpose of a matrix (a view).
+    fn t(t: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `t.expand_as(other)`.
+    fn expand_as(t: &Self::Tensor, other: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `t.clone(memory_format=torch.contiguous_format)`.
+    fn clone_contiguous(t: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// `torch.mv(mat, vec)`.
+    fn mv(mat: &Self::Tensor, vec: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `torch.dot(a, b)` (a 0-dim tensor).
+    fn dot(a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `torch.vdot(a, b)`: `dot(conj(a), b)` (a 0-dim tensor).
+    fn vdot(a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `torch.linalg.vector_norm(t, ord, dims, keepdim)` (what `t.norm(p, dim, keepdim)` calls).
+    fn vector_norm(t: &Self::Tensor, ord: f64, dims: &[i64], keepdim: bool) -> Result<Self::Tensor>;
+    /// `t.clamp_min(min)`.
+    fn clamp_min(t: &Self::Tensor, min: f64) -> Result<Self::Tensor>;
+    /// `t.clamp_min_(min)`.
+    fn clamp_min_(t: &mut Self::Tensor, min: f64) -> Result<()>;
+    /// `torch.div(a, b, out=out)`.
+    fn div_out(a: &Self::Tensor, b: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
+
+    /// `like.new_empty(shape).normal_(mean, std)`: draws from the backend's global
+    /// generator on `like`'s device (PyTorch's `torch.manual_seed` stream for norm-tch).
+    fn normal(like: &Self::Tensor, shape: &[usize], mean: f64, std: f64) -> Result<Self::Tensor>;
+
     /// `torch.norm_except_dim(v, pow, dim)`: the `pow`-norm of `v` over every dimension
     /// but `dim`, shaped to broadcast against `v`; `dim == -1` means the norm of the
     /// whole tensor (a 0-dim result), not the last axis.

@@ -9,6 +9,8 @@
 use crate::backend::{AutodiffBackend, Backend};
 use crate::error::Error;
 use crate::optim::{Adam, AdamConfig};
+use crate::functional::normalize;
+use crate::spectral_norm::{check_n_power_iterations, hooks, parametrizations};
 use crate::weight_norm::{compute_weight, initial_g, WeightNormDim};
 
 /// A conformance failure: what was checked and what was found.
@@ -196,6 +198,89 @@ pub fn adam_rejects_bad_config<B: AutodiffBackend>(device: &B::Device) -> Outcom
     Ok(())
 }
 
+/// `F.normalize`: unit 2-norm along the dim; with `out`, the buffer is written in place.
+pub fn normalize_is_unit_norm<B: Backend>(device: &B::Device) -> Outcome {
+    let x = B::from_f32(&[3.0, 4.0, 0.0, 0.0, 1e-20, -1e-20], &[3, 2], device).map_err(fail("from_f32"))?;
+    let rows = normalize::<B>(&x, 1, 1e-12, None).map_err(fail("normalize"))?;
+    // Row 2's norm is below eps: it is divided by eps instead.
+    assert_close("normalize dim 1", &B::to_f32_vec(&rows).map_err(fail("to_f32_vec"))?, &[0.6, 0.8, 0.0, 0.0, 1e-8, -1e-8], 1e-5)?;
+    let v = B::from_f32(&[1.0, 2.0, 2.0], &[3], device).map_err(fail("from_f32"))?;
+    let mut out = B::zeros_like(&v).map_err(fail("zeros_like"))?;
+    let alias = B::shallow_clone(&out);
+    normalize::<B>(&v, 0, 1e-12, Some(&mut out)).map_err(fail("normalize out"))?;
+    assert_close("normalize out= (seen through another handle)", &B::to_f32_vec(&alias).map_err(fail("to_f32_vec"))?, &[1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0], 1e-6)
+}
+
+/// Power iteration finds σ = 3 of `[[2, 1], [1, 2], [0, 0]]` in both APIs, the
+/// normalized weight is `W / 3`, and eval mode leaves `u`, `v` untouched.
+pub fn spectral_norm_estimates_sigma<B: AutodiffBackend>(device: &B::Device) -> Outcome {
+    let w_values = [2.0f32, 1.0, 1.0, 2.0, 0.0, 0.0];
+    let w = B::from_f32(&w_values, &[3, 2], device).map_err(fail("from_f32"))?;
+    let expected: Vec<f64> = w_values.iter().map(|&x| x as f64 / 3.0).collect();
+
+    let (mut u, mut v) = hooks::initial_u_v::<B>(&w, 0, 1e-12).map_err(fail("initial_u_v"))?;
+    if B::shape(&u) != [3] || B::shape(&v) != [2] {
+        return Err(format!("hook u, v shapes {:?} {:?}, expected [3] [2]", B::shape(&u), B::shape(&v)));
+    }
+    let normalized = hooks::compute_weight::<B>(&w, &mut u, &mut v, 0, 30, 1e-12, true).map_err(fail("hooks compute_weight"))?;
+    assert_close("hooks W / sigma", &B::to_f32_vec(&normalized).map_err(fail("to_f32_vec"))?, &expected, 1e-4)?;
+    let (u_before, v_before) = (B::to_f32_vec(&u).map_err(fail("u"))?, B::to_f32_vec(&v).map_err(fail("v"))?);
+    hooks::compute_weight::<B>(&w, &mut u, &mut v, 0, 30, 1e-12, false).map_err(fail("hooks eval"))?;
+    if B::to_f32_vec(&u).map_err(fail("u"))? != u_before || B::to_f32_vec(&v).map_err(fail("v"))? != v_before {
+        return Err("hooks: eval mode changed u or v".into());
+    }
+
+    let mut state = parametrizations::SpectralNormState::<B>::new(&w, 1, 0, 1e-12).map_err(fail("SpectralNormState::new"))?;
+    for _ in 0..10 {
+        state.forward(&w, true).map_err(fail("parametrized forward"))?;
+    }
+    let normalized = state.forward(&w, false).map_err(fail("parametrized eval"))?;
+    assert_close("parametrizations W / sigma", &B::to_f32_vec(&normalized).map_err(fail("to_f32_vec"))?, &expected, 1e-4)?;
+
+    // ConvTranspose-style dim 1 on a 3-D weight: W_mat is size(1) x rest.
+    let w3 = B::from_f32(&test_values(24, 9), &[2, 3, 4], device).map_err(fail("from_f32"))?;
+    let (u3, v3) = hooks::initial_u_v::<B>(&w3, 1, 1e-12).map_err(fail("initial_u_v dim 1"))?;
+    if B::shape(&u3) != [3] || B::shape(&v3) != [8] {
+        return Err(format!("dim 1 of [2, 3, 4]: u, v shapes {:?} {:?}, expected [3] [8]", B::shape(&u3), B::shape(&v3)));
+    }
+    // A 1-D weight in the parametrization API is just normalize(weight).
+    let w1 = B::from_f32(&[3.0, 4.0], &[2], device).map_err(fail("from_f32"))?;
+    let mut s1 = parametrizations::SpectralNormState::<B>::new(&w1, 1, 0, 1e-12).map_err(fail("1-D state"))?;
+    if s1.u.is_some() {
+        return Err("a 1-D weight must have no u buffer".into());
+    }
+    assert_close("1-D parametrized", &B::to_f32_vec(&s1.forward(&w1, true).map_err(fail("1-D forward"))?).map_err(fail("to_f32_vec"))?, &[0.6, 0.8], 1e-6)
+}
+
+/// PyTorch's error cases: `n_power_iterations <= 0`, dims out of range, and the hook
+/// API's rejection of negative dims.
+pub fn spectral_norm_rejects_bad_input<B: AutodiffBackend>(device: &B::Device) -> Outcome {
+    let w = B::from_f32(&test_values(6, 5), &[2, 3], device).map_err(fail("from_f32"))?;
+    match check_n_power_iterations(0) {
+        Err(Error::InvalidArgument { name: "n_power_iterations", .. }) => {}
+        other => return Err(format!("n_power_iterations 0: {other:?}")),
+    }
+    match parametrizations::SpectralNormState::<B>::new(&w, -1, 0, 1e-12) {
+        Err(Error::InvalidArgument { name: "n_power_iterations", .. }) => {}
+        other => return Err(format!("parametrized n_power_iterations -1: {other:?}")),
+    }
+    match parametrizations::SpectralNormState::<B>::new(&w, 1, 2, 1e-12) {
+        Err(Error::DimOutOfRange { dim: 2, rank: 2, .. }) => {}
+        other => return Err(format!("parametrized dim 2 on rank 2: {other:?}")),
+    }
+    if parametrizations::check_dim(-1, 2).ok() != Some(1) || parametrizations::check_dim(-2, 2).ok() != Some(0) {
+        return Err("parametrized negative dims must count from the end".into());
+    }
+    match hooks::check_dim(-1, 2) {
+        Err(Error::Unsupported { .. }) => {}
+        other => return Err(format!("hooks dim -1: {other:?}")),
+    }
+    match hooks::check_dim(3, 2) {
+        Err(Error::DimOutOfRange { dim: 3, .. }) => Ok(()),
+        other => Err(format!("hooks dim 3 on rank 2: {other:?}")),
+    }
+}
+
 /// Expands to one `#[test]` per conformance check for backend `$backend` on `$device`
 /// (an expression evaluated in each test; return `None` from it to skip, e.g. when a
 /// CUDA device is absent).
@@ -204,7 +289,8 @@ macro_rules! conformance_tests {
     ($backend:ty, $device:expr) => {
         $crate::conformance_tests!(@tests $backend, $device;
             weight_norm_dim_contract, weight_norm_formula, weight_norm_rejects_bad_input,
-            adam_follows_its_formula, adam_skips_params_without_grad, adam_rejects_bad_config);
+            adam_follows_its_formula, adam_skips_params_without_grad, adam_rejects_bad_config,
+            normalize_is_unit_norm, spectral_norm_estimates_sigma, spectral_norm_rejects_bad_input);
     };
     (@tests $backend:ty, $device:expr; $($check:ident),*) => {
         $(

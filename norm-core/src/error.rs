@@ -60,6 +60,16 @@ pub enum Error {
         name: String,
     },
 
+    /// A combination of arguments PyTorch accepts at the call but then fails on (it raises
+    /// `RuntimeError` from deeper down); norm reports it up front.
+    #[error("unsupported {what}: {reason}")]
+    Unsupported {
+        /// The argument or combination, with its value.
+        what: String,
+        /// Why it cannot work, and what to pass instead.
+        reason: String,
+    },
+
     /// A named parameter or state entry does not exist.
     #[error("no parameter `{name}` in {module}")]
     MissingParameter {

@@ -3,6 +3,8 @@
 //!
 //! - [`backend`]: the [`Backend`]/[`AutodiffBackend`] traits, one method per ATen op.
 //! - [`weight_norm`]: `w = g * v / ‖v‖` with PyTorch's `dim` contract.
+//! - [`spectral_norm`]: `w / σ` with power iteration, both PyTorch APIs.
+//! - [`functional`]: `F.normalize` and other compositions PyTorch writes in Python.
 //! - [`optim`]: [`optim::Adam`], op for op as `torch.optim.Adam` on CPU.
 //! - [`random`]: CPython's `random.seed`/`random.random`.
 //! - [`reference`]: a pure-Rust backend so this crate tests without libtorch.
@@ -14,9 +16,11 @@
 pub mod backend;
 pub mod conformance;
 pub mod error;
+pub mod functional;
 pub mod optim;
 pub mod random;
 pub mod reference;
+pub mod spectral_norm;
 pub mod weight_norm;
 
 pub use backend::{AutodiffBackend, Backend};

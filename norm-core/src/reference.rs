@@ -5,10 +5,54 @@
 //! element by element (`lerp` with ATen's two-sided formula, reductions accumulated in
 //! f64), so results agree with PyTorch up to rounding but are **not** bit-exact.
 //! Gradients are not computed: a test sets them with [`AutodiffBackend::set_grad`].
+//! Views (`permute`, `reshape`, `t`, `expand_as`) are copies here: the algorithms never
+//! write through a view. `normal` draws from a process-wide Box–Muller stream over
+//! [`crate::random::PyRandom`] (seed it with [`RefBackend::manual_seed`]); it is not
+//! PyTorch's generator.
 
 use crate::backend::{AutodiffBackend, Backend};
 use crate::error::{Error, Result};
+use crate::random::PyRandom;
 use std::sync::{Arc, Mutex};
+
+static GENERATOR: Mutex<Option<PyRandom>> = Mutex::new(None);
+
+impl RefBackend {
+    /// Seeds the reference backend's normal draws.
+    pub fn manual_seed(seed: u64) {
+        *GENERATOR.lock().unwrap_or_else(|e| e.into_inner()) = Some(PyRandom::new(seed));
+    }
+
+    fn standard_normals(n: usize) -> Vec<f32> {
+        let mut guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+        let rng = guard.get_or_insert_with(|| PyRandom::new(0));
+        (0..n)
+            .map(|_| {
+                let u1 = 1.0 - rng.random();
+                let u2 = rng.random();
+                ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+            })
+            .collect()
+    }
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1];
+    }
+    strides
+}
+
+fn axis(dim: i64, rank: usize) -> Result<usize> {
+    let r = rank as i64;
+    let a = if dim < 0 { dim + r } else { dim };
+    if (0..r.max(1)).contains(&a) {
+        Ok(a as usize)
+    } else {
+        Err(Error::DimOutOfRange { dim, rank, expected: format!("a dim in [{}, {}]", -r, r - 1) })
+    }
+}
 
 /// The reference backend.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -194,6 +238,123 @@ impl Backend for RefBackend {
     }
     fn maximum_(t: &mut RefTensor, other: &RefTensor) -> Result<()> {
         t.update(&[other], |x, o| if x.is_nan() || o[0].is_nan() { f32::NAN } else { x.max(o[0]) })
+    }
+    fn permute(t: &RefTensor, dims: &[i64]) -> Result<RefTensor> {
+        let rank = t.shape.len();
+        let order: Vec<usize> = dims.iter().map(|&d| axis(d, rank)).collect::<Result<_>>()?;
+        let mut seen = order.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if order.len() != rank || seen.len() != rank {
+            return Err(Error::invalid("dims", format!("{dims:?}"), format!("a permutation of the {rank} dims")));
+        }
+        let shape: Vec<usize> = order.iter().map(|&d| t.shape[d]).collect();
+        let src_strides = strides(&t.shape);
+        let values = t.values();
+        let numel = values.len();
+        let mut out = Vec::with_capacity(numel);
+        let mut index = vec![0usize; rank];
+        for _ in 0..numel {
+            out.push(values[index.iter().zip(&order).map(|(i, &d)| i * src_strides[d]).sum::<usize>()]);
+            for d in (0..rank).rev() {
+                index[d] += 1;
+                if index[d] < shape[d] {
+                    break;
+                }
+                index[d] = 0;
+            }
+        }
+        RefTensor::new(out, &shape)
+    }
+    fn reshape(t: &RefTensor, shape: &[i64]) -> Result<RefTensor> {
+        let numel: usize = t.shape.iter().product();
+        let known: i64 = shape.iter().filter(|&&d| d != -1).product();
+        let resolved: Vec<usize> = shape.iter().map(|&d| if d == -1 && known > 0 { numel / known as usize } else { d.max(0) as usize }).collect();
+        if resolved.iter().product::<usize>() != numel {
+            return Err(Error::invalid("shape", format!("{shape:?}"), format!("a shape with {numel} elements")));
+        }
+        RefTensor::new(t.values(), &resolved)
+    }
+    fn flatten(t: &RefTensor, start_dim: i64, end_dim: i64) -> Result<RefTensor> {
+        let rank = t.shape.len();
+        let (s, e) = (axis(start_dim, rank)?, axis(end_dim, rank)?);
+        let mut shape: Vec<i64> = t.shape[..s].iter().map(|&d| d as i64).collect();
+        shape.push(t.shape[s..=e].iter().product::<usize>() as i64);
+        shape.extend(t.shape[e + 1..].iter().map(|&d| d as i64));
+        Self::reshape(t, &shape)
+    }
+    fn t(t: &RefTensor) -> Result<RefTensor> {
+        if t.shape.len() != 2 {
+            return Err(Error::invalid("t", format!("a tensor of shape {:?}", t.shape), "a matrix"));
+        }
+        Self::permute(t, &[1, 0])
+    }
+    fn expand_as(t: &RefTensor, other: &RefTensor) -> Result<RefTensor> {
+        broadcast_binary(t, &other.map(|_| 0.0), |x, _| x)
+    }
+    fn clone_contiguous(t: &RefTensor) -> Result<RefTensor> {
+        Ok(t.with_values(t.values()))
+    }
+    fn mv(mat: &RefTensor, vec: &RefTensor) -> Result<RefTensor> {
+        let [rows, cols] = mat.shape[..] else {
+            return Err(Error::invalid("mat", format!("shape {:?}", mat.shape), "a matrix"));
+        };
+        if vec.shape != [cols] {
+            return Err(Error::ShapeMismatch { what: "mv vector".into(), expected: vec![cols], got: vec.shape.clone() });
+        }
+        let (m, v) = (mat.values(), vec.values());
+        let out = (0..rows).map(|r| (0..cols).map(|c| m[r * cols + c] as f64 * v[c] as f64).sum::<f64>() as f32).collect();
+        RefTensor::new(out, &[rows])
+    }
+    fn dot(a: &RefTensor, b: &RefTensor) -> Result<RefTensor> {
+        if a.shape.len() != 1 || a.shape != b.shape {
+            return Err(Error::ShapeMismatch { what: "dot operands".into(), expected: a.shape.clone(), got: b.shape.clone() });
+        }
+        let sum = a.values().iter().zip(b.values()).map(|(&x, y)| x as f64 * y as f64).sum::<f64>();
+        RefTensor::new(vec![sum as f32], &[])
+    }
+    fn vdot(a: &RefTensor, b: &RefTensor) -> Result<RefTensor> {
+        Self::dot(a, b)
+    }
+    fn vector_norm(t: &RefTensor, ord: f64, dims: &[i64], keepdim: bool) -> Result<RefTensor> {
+        if ord != 2.0 || dims.len() != 1 {
+            return Err(Error::invalid("ord", ord, "2 over one dim (the reference backend's only vector norm)"));
+        }
+        let rank = t.shape.len();
+        let a = axis(dims[0], rank)?;
+        // Move axis `a` last, then take the 2-norm of each contiguous run.
+        let order: Vec<i64> = (0..rank).filter(|&d| d != a).chain(std::iter::once(a)).map(|d| d as i64).collect();
+        let moved = Self::permute(t, &order)?.values();
+        let len = t.shape[a];
+        let others: usize = t.shape.iter().product::<usize>() / len.max(1);
+        let out: Vec<f32> = if len == 0 { vec![0.0; others] } else { moved.chunks(len).map(|c| c.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt() as f32).collect() };
+        let mut shape = t.shape.clone();
+        if keepdim {
+            shape[a] = 1;
+        } else {
+            shape.remove(a);
+        }
+        RefTensor::new(out, &shape)
+    }
+    fn clamp_min(t: &RefTensor, min: f64) -> Result<RefTensor> {
+        let min = min as f32;
+        Ok(t.map(|x| if x < min { min } else { x }))
+    }
+    fn clamp_min_(t: &mut RefTensor, min: f64) -> Result<()> {
+        let min = min as f32;
+        t.update(&[], |x, _| if x < min { min } else { x })
+    }
+    fn div_out(a: &RefTensor, b: &RefTensor, out: &mut RefTensor) -> Result<()> {
+        let result = Self::div(a, b)?;
+        if result.shape != out.shape {
+            return Err(Error::ShapeMismatch { what: "div out".into(), expected: result.shape, got: out.shape.clone() });
+        }
+        out.update(&[&result], |_, r| r[0])
+    }
+    fn normal(_like: &RefTensor, shape: &[usize], mean: f64, std: f64) -> Result<RefTensor> {
+        let n = shape.iter().product();
+        let values = RefBackend::standard_normals(n).into_iter().map(|z| (mean + std * z as f64) as f32).collect();
+        RefTensor::new(values, shape)
     }
     fn norm_except_dim(v: &RefTensor, pow: i64, dim: i64) -> Result<RefTensor> {
         if pow != 2 {

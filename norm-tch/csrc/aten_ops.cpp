@@ -35,6 +35,18 @@ int norm_add_alpha(at::Tensor** out, const at::Tensor* self, const at::Tensor* o
   return guarded([&] { *out = new at::Tensor(at::add(*self, *other, alpha)); });
 }
 
+// *out = torch.linalg.vector_norm(self, ord, dims, keepdim)
+int norm_linalg_vector_norm(at::Tensor** out, const at::Tensor* self, double ord, const int64_t* dims, int ndims, int keepdim) {
+  return guarded([&] {
+    *out = new at::Tensor(at::linalg_vector_norm(*self, ord, at::IntArrayRef(dims, ndims), keepdim != 0, std::nullopt));
+  });
+}
+
+// *out = self.clone(memory_format=torch.contiguous_format)
+int norm_clone_contiguous(at::Tensor** out, const at::Tensor* self) {
+  return guarded([&] { *out = new at::Tensor(self->clone(at::MemoryFormat::Contiguous)); });
+}
+
 // self.addcmul_(tensor1, tensor2, value=value)
 int norm_addcmul_(at::Tensor* self, const at::Tensor* tensor1, const at::Tensor* tensor2, double value) {
   return guarded([&] { self->addcmul_(*tensor1, *tensor2, value); });
@@ -48,6 +60,11 @@ int norm_addcdiv_(at::Tensor* self, const at::Tensor* tensor1, const at::Tensor*
 // self.grad = grad
 int norm_set_grad(const at::Tensor* self, const at::Tensor* grad) {
   return guarded([&] { self->mutable_grad() = *grad; });
+}
+
+// self.backward(gradient)
+int norm_backward_with_grad(const at::Tensor* self, const at::Tensor* gradient) {
+  return guarded([&] { self->backward(*gradient); });
 }
 
 // self.grad = None

@@ -30,6 +30,26 @@ pub fn synchronize(device: Device) {
     }
 }
 
+/// `t.backward(gradient)`: backpropagates `gradient` (the gradient of some loss with
+/// respect to `t`, same shape) into the leaves. tch's `backward()` only takes scalar losses.
+pub fn backward_with_grad(t: &Tensor, gradient: &Tensor) -> Result<()> {
+    if t.size() != gradient.size() {
+        return Err(Error::ShapeMismatch { what: "backward gradient".into(), expected: TchBackend::shape(t), got: TchBackend::shape(gradient) });
+    }
+    ffi::backward_with_grad(t, gradient)
+}
+
+static GLOBAL_GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Serializes users of libtorch's global CPU generator within this process.
+///
+/// A seeded run (`manual_seed`, then layer construction and `randn` draws) reproduces
+/// PyTorch only if nothing else draws in between; hold this guard for the whole
+/// sequence when several threads (e.g. tests) may seed concurrently.
+pub fn lock_global_generator() -> std::sync::MutexGuard<'static, ()> {
+    GLOBAL_GENERATOR.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// ATen's CPU kernel capability (`"AVX2"`, `"AVX512"`, ...), as
 /// `torch.backends.cpu.get_cpu_capability()`: bits of CPU kernels depend on it.
 pub fn cpu_capability() -> String {
@@ -114,6 +134,51 @@ impl Backend for TchBackend {
     }
     fn maximum_(t: &mut Tensor, other: &Tensor) -> Result<()> {
         t.f_maximum_out(t, other).map(drop).map_err(tch_err("maximum(out=)"))
+    }
+    fn permute(t: &Tensor, dims: &[i64]) -> Result<Tensor> {
+        t.f_permute(dims).map_err(tch_err("permute"))
+    }
+    fn reshape(t: &Tensor, shape: &[i64]) -> Result<Tensor> {
+        t.f_reshape(shape).map_err(tch_err("reshape"))
+    }
+    fn flatten(t: &Tensor, start_dim: i64, end_dim: i64) -> Result<Tensor> {
+        t.f_flatten(start_dim, end_dim).map_err(tch_err("flatten"))
+    }
+    fn t(t: &Tensor) -> Result<Tensor> {
+        t.f_tr().map_err(tch_err("t"))
+    }
+    fn expand_as(t: &Tensor, other: &Tensor) -> Result<Tensor> {
+        t.f_expand_as(other).map_err(tch_err("expand_as"))
+    }
+    fn clone_contiguous(t: &Tensor) -> Result<Tensor> {
+        ffi::clone_contiguous(t)
+    }
+    fn mv(mat: &Tensor, vec: &Tensor) -> Result<Tensor> {
+        mat.f_mv(vec).map_err(tch_err("mv"))
+    }
+    fn dot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        a.f_dot(b).map_err(tch_err("dot"))
+    }
+    fn vdot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        a.f_vdot(b).map_err(tch_err("vdot"))
+    }
+    fn vector_norm(t: &Tensor, ord: f64, dims: &[i64], keepdim: bool) -> Result<Tensor> {
+        ffi::linalg_vector_norm(t, ord, dims, keepdim)
+    }
+    fn clamp_min(t: &Tensor, min: f64) -> Result<Tensor> {
+        t.f_clamp_min(min).map_err(tch_err("clamp_min"))
+    }
+    fn clamp_min_(t: &mut Tensor, min: f64) -> Result<()> {
+        t.f_clamp_min_(min).map(drop).map_err(tch_err("clamp_min_"))
+    }
+    fn div_out(a: &Tensor, b: &Tensor, out: &mut Tensor) -> Result<()> {
+        a.f_div_out(out, b).map(drop).map_err(tch_err("div(out=)"))
+    }
+    fn normal(like: &Tensor, shape: &[usize], mean: f64, std: f64) -> Result<Tensor> {
+        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let mut t = like.f_new_empty(dims.as_slice(), (like.kind(), like.device())).map_err(tch_err("new_empty"))?;
+        drop(tch::no_grad(|| t.f_normal_(mean, std)).map_err(tch_err("normal_"))?);
+        Ok(t)
     }
     fn norm_except_dim(v: &Tensor, pow: i64, dim: i64) -> Result<Tensor> {
         Tensor::f_norm_except_dim(v, pow, dim).map_err(tch_err("norm_except_dim"))

@@ -10,10 +10,13 @@ use torch_sys::C_tensor;
 extern "C" {
     fn norm_last_error() -> *const c_char;
     fn norm_add_alpha(out: *mut *mut C_tensor, t: *const C_tensor, other: *const C_tensor, alpha: f64) -> c_int;
+    fn norm_linalg_vector_norm(out: *mut *mut C_tensor, t: *const C_tensor, ord: f64, dims: *const i64, ndims: c_int, keepdim: c_int) -> c_int;
+    fn norm_clone_contiguous(out: *mut *mut C_tensor, t: *const C_tensor) -> c_int;
     fn norm_addcmul_(t: *mut C_tensor, t1: *const C_tensor, t2: *const C_tensor, value: f64) -> c_int;
     fn norm_addcdiv_(t: *mut C_tensor, t1: *const C_tensor, t2: *const C_tensor, value: f64) -> c_int;
     fn norm_set_grad(t: *const C_tensor, grad: *const C_tensor) -> c_int;
     fn norm_clear_grad(t: *const C_tensor) -> c_int;
+    fn norm_backward_with_grad(t: *const C_tensor, gradient: *const C_tensor) -> c_int;
     fn norm_cpu_capability() -> *const c_char;
 }
 
@@ -42,6 +45,22 @@ pub fn add_alpha(t: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor> {
     Ok(unsafe { Tensor::from_ptr(out) })
 }
 
+/// `torch.linalg.vector_norm(t, ord, dims, keepdim)`.
+pub fn linalg_vector_norm(t: &Tensor, ord: f64, dims: &[i64], keepdim: bool) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: a live handle and a dims slice valid for the call; `out` is owned by the result.
+    check("linalg_vector_norm", unsafe { norm_linalg_vector_norm(&mut out, t.as_ptr(), ord, dims.as_ptr(), dims.len() as c_int, keepdim as c_int) })?;
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// `t.clone(memory_format=torch.contiguous_format)`.
+pub fn clone_contiguous(t: &Tensor) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: a live handle; `out` is owned by the result.
+    check("clone", unsafe { norm_clone_contiguous(&mut out, t.as_ptr()) })?;
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
 /// `t.addcmul_(t1, t2, value=value)`.
 pub fn addcmul_(t: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) -> Result<()> {
     // SAFETY: live handles; the op mutates `t`'s storage in place.
@@ -58,6 +77,12 @@ pub fn addcdiv_(t: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) -> Result<
 pub fn set_grad(t: &Tensor, grad: &Tensor) -> Result<()> {
     // SAFETY: live handles; only the autograd metadata of `t` changes.
     check("set_grad", unsafe { norm_set_grad(t.as_ptr(), grad.as_ptr()) })
+}
+
+/// `t.backward(gradient)`.
+pub fn backward_with_grad(t: &Tensor, gradient: &Tensor) -> Result<()> {
+    // SAFETY: live handles; runs the autograd engine from `t`.
+    check("backward", unsafe { norm_backward_with_grad(t.as_ptr(), gradient.as_ptr()) })
 }
 
 /// `t.grad = None`.

@@ -50,3 +50,26 @@ pub fn bias_uniform(size: i64, fan_in: i64) -> Result<Tensor> {
     let bound = if fan_in > 0 { 1.0 / (fan_in as f64).sqrt() } else { 0.0 };
     uniform(&[size], bound)
 }
+
+/// The bias init of `_ConvNd.reset_parameters`: `uniform_(-1/sqrt(fan_in), 1/sqrt(fan_in))`
+/// only if `fan_in != 0`. Unlike Linear's, a conv with `fan_in == 0` draws nothing; PyTorch
+/// then leaves the bias as `torch.empty` left it (unspecified memory), this returns zeros.
+pub fn conv_bias_uniform(size: i64, fan_in: i64) -> Result<Tensor> {
+    if fan_in != 0 {
+        return uniform(&[size], 1.0 / (fan_in as f64).sqrt());
+    }
+    Tensor::f_zeros([size], (Kind::Float, Device::Cpu)).map_err(tch_err("zeros"))
+}
+
+/// `init.normal_(w, mean, std)` (`w.normal_(mean, std)`) on a CPU float32 tensor of `shape`,
+/// the weight init of `nn.Embedding` (`mean = 0`, `std = 1`). A zero-element tensor draws nothing.
+pub fn normal(shape: &[i64], mean: f64, std: f64) -> Result<Tensor> {
+    if std < 0.0 || std.is_nan() {
+        return Err(Error::invalid("std", std, "a standard deviation >= 0"));
+    }
+    let mut t = Tensor::f_empty(shape, (Kind::Float, Device::Cpu)).map_err(tch_err("empty"))?;
+    if shape.iter().product::<i64>() > 0 {
+        drop(tch::no_grad(|| t.f_normal_(mean, std)).map_err(tch_err("normal_"))?);
+    }
+    Ok(t)
+}

@@ -56,13 +56,39 @@ impl ModulePath {
     /// Registers a detached copy of `value` as trainable variable `name` (an
     /// `nn.Parameter`) on the VarStore's device. Errors if the name is taken.
     pub fn add_parameter(&self, vs: &VarStore, name: &str, value: &Tensor) -> Result<Tensor> {
+        self.add(vs, name, value, true)
+    }
+
+    fn add(&self, vs: &VarStore, name: &str, value: &Tensor, trainable: bool) -> Result<Tensor> {
         let full = self.full_name(name);
         if lock(vs).named_variables.contains_key(&full) {
             return Err(Error::invalid("name", &full, "a parameter name not yet registered in the VarStore"));
         }
         let copy = detached_copy(&value.f_to_device(vs.device()).map_err(tch_err("to_device"))?)?;
-        let path = self.prefix.split('.').filter(|c| !c.is_empty()).fold(vs.root(), |p, c| p.sub(c));
-        Ok(path.add(name, copy, true))
+        // tch paths take one component at a time: descend through every dot of the full name.
+        let mut components: Vec<&str> = full.split('.').collect();
+        let leaf = components.pop().unwrap_or_default();
+        let path = components.into_iter().fold(vs.root(), |p, c| p.sub(c));
+        Ok(path.add(leaf, copy, trainable))
+    }
+
+    /// Registers a detached copy of `value` as non-trainable variable `name` (a buffer,
+    /// like `module.register_buffer`). Errors if the name is taken.
+    pub fn add_buffer(&self, vs: &VarStore, name: &str, value: &Tensor) -> Result<Tensor> {
+        self.add(vs, name, value, false)
+    }
+
+    /// Moves variable `from` to the name `to`, keeping the same tensor (and so the
+    /// identity an optimizer holds). Errors if `from` is absent or `to` is taken.
+    pub fn rename(&self, vs: &VarStore, from: &str, to: &str) -> Result<Tensor> {
+        let (from, to) = (self.full_name(from), self.full_name(to));
+        let mut vars = lock(vs);
+        if vars.named_variables.contains_key(&to) {
+            return Err(Error::invalid("name", &to, "a parameter name not yet registered in the VarStore"));
+        }
+        let tensor = vars.named_variables.remove(&from).ok_or_else(|| Error::MissingParameter { name: from.clone(), module: format!("module `{}`", self.prefix) })?;
+        vars.named_variables.insert(to, tensor.shallow_clone());
+        Ok(tensor)
     }
 
     /// Removes variable `name` and returns it; errors naming the module if it is absent.

@@ -2,18 +2,29 @@
 //!
 //! - [`linear`]: a `tch::nn::Linear` initialized as `torch.nn.Linear` (same draws).
 //! - [`WeightNorm`]: `torch.nn.utils.weight_norm` around any [`WeightedLayer`].
+//! - [`SpectralNorm`]: `torch.nn.utils.spectral_norm` (hooks).
+//! - [`Parametrized`]: `torch.nn.utils.parametrizations.weight_norm` / `.spectral_norm`.
 
+mod conv;
+mod embedding;
 mod linear;
 mod weight_norm;
+mod spectral_norm;
+mod parametrizations;
 
+pub use conv::{conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, ConvOptions, ConvTransposeOptions};
+pub use embedding::{embedding, EmbeddingOptions};
 pub use linear::{linear, LinearConfig};
 pub use weight_norm::WeightNorm;
+pub use spectral_norm::{SpectralNorm, SpectralNormOptions};
+pub use parametrizations::Parametrized;
 
 use norm_core::Result;
 use tch::Tensor;
 
 /// A layer whose `weight` a reparametrization can replace: it runs its forward with a
-/// weight given from outside. Implemented for `tch::nn::Linear`; convolutions follow.
+/// weight given from outside (the way PyTorch's forward reads `self.weight`, which a
+/// hook or parametrization has replaced).
 pub trait WeightedLayer {
     /// The layer's own `weight` parameter.
     fn weight(&self) -> &Tensor;
@@ -21,6 +32,11 @@ pub trait WeightedLayer {
     fn set_weight(&mut self, weight: Tensor);
     /// The layer's forward pass with `weight` in place of its own.
     fn forward_with_weight(&self, xs: &Tensor, weight: &Tensor) -> Result<Tensor>;
+    /// The `dim` PyTorch's `spectral_norm` uses when none is given: 1 for ConvTranspose
+    /// (whose weight is `[in, out/groups, ...]`), 0 for every other layer.
+    fn default_spectral_norm_dim(&self) -> i64 {
+        0
+    }
 }
 
 impl WeightedLayer for tch::nn::Linear {

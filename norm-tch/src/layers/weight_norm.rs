@@ -38,10 +38,7 @@ impl<L: WeightedLayer> WeightNorm<L> {
         if path.get(vs, "weight_g").is_some() || path.get(vs, "weight_v").is_some() {
             return Err(Error::AlreadyRegistered { norm: "weight_norm", name: path.full_name("weight") });
         }
-        let weight = path.get(vs, "weight").ok_or_else(|| Error::MissingParameter { name: path.full_name("weight"), module: format!("the VarStore (module `{prefix}`)") })?;
-        if weight.data_ptr() != layer.weight().data_ptr() {
-            return Err(Error::invalid("layer", format!("a layer whose weight is not `{}`", path.full_name("weight")), "the layer registered at that prefix"));
-        }
+        let weight = layer_weight(vs, &path, &layer)?;
         let rank = weight.dim();
         dim.resolve(rank)?;
         let g = tch::no_grad(|| initial_g::<TchBackend>(&weight, dim))?;
@@ -93,6 +90,15 @@ impl<L: WeightedLayer> WeightNorm<L> {
         self.layer.set_weight(weight);
         Ok(self.layer)
     }
+}
+
+/// The variable `<prefix>.weight`, checked to be `layer`'s weight.
+pub(crate) fn layer_weight<L: WeightedLayer>(vs: &VarStore, path: &ModulePath, layer: &L) -> Result<Tensor> {
+    let weight = path.get(vs, "weight").ok_or_else(|| Error::MissingParameter { name: path.full_name("weight"), module: format!("the VarStore (module `{}`)", path.prefix()) })?;
+    if weight.data_ptr() != layer.weight().data_ptr() {
+        return Err(Error::invalid("layer", format!("a layer whose weight is not `{}`", path.full_name("weight")), "the layer registered at that prefix"));
+    }
+    Ok(weight)
 }
 
 impl<L: WeightedLayer + std::fmt::Debug + Send> tch::nn::Module for WeightNorm<L> {

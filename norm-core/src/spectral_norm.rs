@@ -1,0 +1,214 @@
+//! Spectral normalization: `weight / σ(W_mat)`, σ the largest singular value of the
+//! weight reshaped to a matrix, estimated by power iteration — mirroring both PyTorch APIs.
+//!
+//! `W_mat` is the weight with axis `dim` moved to the front and the rest flattened
+//! (`h = size(dim)` rows). With unit vectors `u` (length h) and `v` (length w):
+//!
+//! **Hook API** (`torch.nn.utils.spectral_norm`, [`hooks`]): buffers `weight_u`, `weight_v`
+//! drawn at registration as `normalize(normal_(0, 1))`, u then v, with no iteration. Each
+//! training forward runs `n_power_iterations` of
+//! `v = normalize(W_matᵀ u, out=v); u = normalize(W_mat v, out=u)` in place, then clones;
+//! `σ = dot(u, W_mat v)`; `weight = weight_orig / σ`. Eval uses the stored u, v unchanged.
+//!
+//! **Parametrization API** (`torch.nn.utils.parametrizations.spectral_norm`,
+//! [`parametrizations`]): the reversed order, u first:
+//! `u = normalize(W_mat v, out=u); v = normalize(W_matᴴ u, out=v)`, and `σ = vdot(u, W_mat v)`.
+//! Registration draws u, v and runs 15 iterations; `register_parametrization` then
+//! evaluates the weight once more, which in training mode iterates `n_power_iterations`
+//! times again. Every access of the weight in training mode iterates. A 1-D weight is
+//! simply `normalize(weight, dim=0, eps)`, with no u or v.
+//!
+//! `normalize` is [`crate::functional::normalize`] (eps clamps the norm from below).
+
+use crate::backend::AutodiffBackend;
+use crate::error::{Error, Result};
+use crate::functional::normalize;
+
+/// Checks `n_power_iterations` (PyTorch raises `ValueError` for <= 0).
+pub fn check_n_power_iterations(n_power_iterations: i64) -> Result<usize> {
+    if n_power_iterations <= 0 {
+        return Err(Error::invalid("n_power_iterations", n_power_iterations, "a positive number of power iterations"));
+    }
+    Ok(n_power_iterations as usize)
+}
+
+/// `W_mat`: `weight` with axis `dim` moved first (`permute(dim, *others)` when `dim != 0`).
+fn permuted<B: AutodiffBackend>(weight: &B::Tensor, dim: usize) -> Result<B::Tensor> {
+    if dim == 0 {
+        return Ok(B::shallow_clone(weight));
+    }
+    let rank = B::shape(weight).len();
+    let order: Vec<i64> = std::iter::once(dim).chain((0..rank).filter(|&d| d != dim)).map(|d| d as i64).collect();
+    B::permute(weight, &order)
+}
+
+/// The hook API, `torch.nn.utils.spectral_norm` (`SpectralNorm` in spectral_norm.py).
+pub mod hooks {
+    use super::*;
+
+    /// PyTorch's default `dim`: 1 for ConvTranspose layers, else 0.
+    pub fn default_dim(is_conv_transpose: bool) -> i64 {
+        if is_conv_transpose { 1 } else { 0 }
+    }
+
+    /// Checks `dim` for a weight of rank `rank`. The hook API does not normalize negative
+    /// dims: `permute(dim, *[d for d in range(ndim) if d != dim])` then names one axis
+    /// twice, which PyTorch rejects (`RuntimeError`); a dim past the rank is an `IndexError`.
+    pub fn check_dim(dim: i64, rank: usize) -> Result<usize> {
+        let r = rank as i64;
+        if (0..r).contains(&dim) {
+            Ok(dim as usize)
+        } else if dim < 0 && dim >= -r {
+            Err(Error::Unsupported {
+                what: format!("dim {dim} in the hook API's spectral_norm"),
+                reason: format!("its permute(dim, *others) names the axis of a negative dim twice (PyTorch raises RuntimeError: duplicate dims); pass {} instead", dim + r),
+            })
+        } else {
+            Err(Error::DimOutOfRange { dim, rank, expected: format!("a dim in [0, {}]", r - 1) })
+        }
+    }
+
+    /// `reshape_weight_to_matrix`: `permute` then `reshape(height, -1)`.
+    pub fn weight_to_matrix<B: AutodiffBackend>(weight: &B::Tensor, dim: usize) -> Result<B::Tensor> {
+        let mat = permuted::<B>(weight, dim)?;
+        let height = B::shape(&mat)[0] as i64;
+        B::reshape(&mat, &[height, -1])
+    }
+
+    /// Registration (`SpectralNorm.apply`): `(u, v)` drawn from the generator, u first,
+    /// each `normalize(new_empty(n).normal_(0, 1), dim=0, eps)`; no power iteration.
+    pub fn initial_u_v<B: AutodiffBackend>(weight: &B::Tensor, dim: usize, eps: f64) -> Result<(B::Tensor, B::Tensor)> {
+        B::no_grad(|| {
+            let mat = weight_to_matrix::<B>(weight, dim)?;
+            let shape = B::shape(&mat);
+            let u = normalize::<B>(&B::normal(weight, &[shape[0]], 0.0, 1.0)?, 0, eps, None)?;
+            let v = normalize::<B>(&B::normal(weight, &[shape[1]], 0.0, 1.0)?, 0, eps, None)?;
+            Ok((u, v))
+        })
+    }
+
+    /// `SpectralNorm.compute_weight`: updates the buffers `u`, `v` in place when
+    /// `do_power_iteration` (PyTorch passes `module.training`), returns `weight_orig / σ`.
+    pub fn compute_weight<B: AutodiffBackend>(
+        weight_orig: &B::Tensor,
+        u: &mut B::Tensor,
+        v: &mut B::Tensor,
+        dim: usize,
+        n_power_iterations: usize,
+        eps: f64,
+        do_power_iteration: bool,
+    ) -> Result<B::Tensor> {
+        let w_mat = weight_to_matrix::<B>(weight_orig, dim)?;
+        let (u_used, v_used) = if do_power_iteration {
+            B::no_grad(|| -> Result<_> {
+                let w_mat_t = B::t(&w_mat)?;
+                for _ in 0..n_power_iterations {
+                    normalize::<B>(&B::mv(&w_mat_t, u)?, 0, eps, Some(&mut *v))?;
+                    normalize::<B>(&B::mv(&w_mat, v)?, 0, eps, Some(&mut *u))?;
+                }
+                Ok((B::clone_contiguous(u)?, B::clone_contiguous(v)?))
+            })?
+        } else {
+            (B::shallow_clone(u), B::shallow_clone(v))
+        };
+        let sigma = B::dot(&u_used, &B::mv(&w_mat, &v_used)?)?;
+        B::div(weight_orig, &sigma)
+    }
+}
+
+/// The parametrization API, `torch.nn.utils.parametrizations.spectral_norm`
+/// (`_SpectralNorm` in parametrizations.py).
+pub mod parametrizations {
+    use super::*;
+
+    /// Power iterations `_SpectralNorm.__init__` runs at registration.
+    pub const REGISTRATION_ITERATIONS: usize = 15;
+
+    /// Normalizes `dim` like `_SpectralNorm.__init__`: `[-ndim, ndim)` is accepted,
+    /// negative counted from the end; anything else is PyTorch's `IndexError`.
+    pub fn check_dim(dim: i64, rank: usize) -> Result<usize> {
+        let r = rank as i64;
+        if dim >= r || dim < -r {
+            return Err(Error::DimOutOfRange { dim, rank, expected: format!("a dim in [{}, {}]", -r, r - 1) });
+        }
+        Ok(if dim < 0 { (dim + r) as usize } else { dim as usize })
+    }
+
+    /// `_reshape_weight_to_matrix`: `permute` then `flatten(1)`.
+    pub fn weight_to_matrix<B: AutodiffBackend>(weight: &B::Tensor, dim: usize) -> Result<B::Tensor> {
+        B::flatten(&permuted::<B>(weight, dim)?, 1, -1)
+    }
+
+    /// The state of one `_SpectralNorm` parametrization: its settings and its `_u`, `_v`
+    /// buffers (absent for a 1-D weight, as in PyTorch).
+    #[derive(Debug)]
+    pub struct SpectralNormState<B: AutodiffBackend> {
+        /// The normalized dim (non-negative).
+        pub dim: usize,
+        /// `eps` of `normalize`.
+        pub eps: f64,
+        /// Iterations per training-mode evaluation.
+        pub n_power_iterations: usize,
+        /// `_u` (length `h`), `None` for a 1-D weight.
+        pub u: Option<B::Tensor>,
+        /// `_v` (length `w`), `None` for a 1-D weight.
+        pub v: Option<B::Tensor>,
+    }
+
+    impl<B: AutodiffBackend> SpectralNormState<B> {
+        /// `_SpectralNorm(weight, n_power_iterations, dim, eps)`: checks dim (IndexError)
+        /// then `n_power_iterations` (ValueError); for `ndim > 1` draws u then v and runs 15
+        /// power iterations. `register_parametrization`'s extra evaluation is the caller's
+        /// ([`SpectralNormState::forward`] once, in the module's mode).
+        pub fn new(weight: &B::Tensor, n_power_iterations: i64, dim: i64, eps: f64) -> Result<Self> {
+            let rank = B::shape(weight).len();
+            let dim = check_dim(dim, rank)?;
+            let n_power_iterations = check_n_power_iterations(n_power_iterations)?;
+            let mut state = SpectralNormState { dim, eps, n_power_iterations, u: None, v: None };
+            if rank > 1 {
+                let w_mat = weight_to_matrix::<B>(weight, dim)?;
+                let shape = B::shape(&w_mat);
+                B::no_grad(|| -> Result<()> {
+                    let u = B::normal(&w_mat, &[shape[0]], 0.0, 1.0)?;
+                    let v = B::normal(&w_mat, &[shape[1]], 0.0, 1.0)?;
+                    state.u = Some(normalize::<B>(&u, 0, eps, None)?);
+                    state.v = Some(normalize::<B>(&v, 0, eps, None)?);
+                    Ok(())
+                })?;
+                state.power_method(&w_mat, REGISTRATION_ITERATIONS)?;
+            }
+            Ok(state)
+        }
+
+        /// `_power_method`: `n` rounds of `u = normalize(W v, out=u); v = normalize(Wᴴ u, out=v)`.
+        pub fn power_method(&mut self, w_mat: &B::Tensor, n: usize) -> Result<()> {
+            let (Some(u), Some(v)) = (self.u.as_mut(), self.v.as_mut()) else { return Ok(()) };
+            let eps = self.eps;
+            B::no_grad(|| -> Result<()> {
+                let w_mat_h = B::t(w_mat)?;
+                for _ in 0..n {
+                    normalize::<B>(&B::mv(w_mat, v)?, 0, eps, Some(&mut *u))?;
+                    normalize::<B>(&B::mv(&w_mat_h, u)?, 0, eps, Some(&mut *v))?;
+                }
+                Ok(())
+            })
+        }
+
+        /// `_SpectralNorm.forward(weight)`: one evaluation of the parametrized weight
+        /// (iterating first in training mode).
+        pub fn forward(&mut self, weight: &B::Tensor, training: bool) -> Result<B::Tensor> {
+            if self.u.is_none() {
+                return normalize::<B>(weight, 0, self.eps, None);
+            }
+            let w_mat = weight_to_matrix::<B>(weight, self.dim)?;
+            if training {
+                self.power_method(&w_mat, self.n_power_iterations)?;
+            }
+            let (Some(u), Some(v)) = (self.u.as_ref(), self.v.as_ref()) else { unreachable!("checked above") };
+            let u = B::clone_contiguous(u)?;
+            let v = B::clone_contiguous(v)?;
+            let sigma = B::vdot(&u, &B::mv(&w_mat, &v)?)?;
+            B::div(weight, &sigma)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+"""PyTorch's side of norm-tch/tests/layer_init.rs: builds nn.Conv{1,2,3}d,
+nn.ConvTranspose{1,2,3}d and nn.Embedding right after torch.manual_seed(seed) and prints
+their init draws, one following torch.randn(4) (the generator state construction leaves
+behind) and the layer's forward on an input given as float32 bits (or int64 indices).
+
+Reads a JSON list of cases on stdin, prints one JSON list of results on stdout. Bits are
+unsigned 32-bit integers of the float32 values, row-major.
+"""
+import json
+import sys
+import warnings
+
+import torch
+import torch.nn as nn
+
+warnings.filterwarnings("ignore")  # kaiming_uniform_ on zero-element tensors etc.
+torch.set_num_threads(1)
+
+CONV = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}
+CONV_T = {"conv_transpose1d": nn.ConvTranspose1d, "conv_transpose2d": nn.ConvTranspose2d, "conv_transpose3d": nn.ConvTranspose3d}
+
+
+def bits(t):
+    t = t.detach().contiguous()
+    flat = t.reshape(-1).view(torch.int32).tolist()
+    return {"shape": list(t.shape), "bits": [b & 0xFFFFFFFF for b in flat]}
+
+
+def from_bits(shape, values):
+    signed = [b - (1 << 32) if b >= (1 << 31) else b for b in values]
+    return torch.tensor(signed, dtype=torch.int32).view(torch.float32).reshape(shape)
+
+
+def build(c):
+    kind = c["kind"]
+    if kind == "embedding":
+        return nn.Embedding(c["num_embeddings"], c["embedding_dim"], padding_idx=c["padding_idx"])
+    common = dict(
+        stride=tuple(c["stride"]),
+        padding=tuple(c["padding"]),
+        dilation=tuple(c["dilation"]),
+        groups=c["groups"],
+        bias=c["bias"],
+    )
+    if kind in CONV:
+        return CONV[kind](c["in_channels"], c["out_channels"], tuple(c["kernel_size"]), padding_mode=c["padding_mode"], **common)
+    return CONV_T[kind](c["in_channels"], c["out_channels"], tuple(c["kernel_size"]), output_padding=tuple(c["output_padding"]), **common)
+
+
+def run(c):
+    torch.manual_seed(c["seed"])
+    layer = build(c)
+    next_randn = torch.randn(4)
+    if c["kind"] == "embedding":
+        x = torch.tensor(c["indices"], dtype=torch.int64).reshape(c["input_shape"])
+    else:
+        x = from_bits(c["input_shape"], c["input_bits"])
+    with torch.no_grad():
+        y = layer(x)
+    bias = getattr(layer, "bias", None)
+    return {
+        "weight": bits(layer.weight),
+        "bias": None if bias is None else bits(bias),
+        "next_randn": bits(next_randn),
+        "forward": bits(y),
+    }
+
+
+def main():
+    cases = json.load(sys.stdin)
+    json.dump({"torch": torch.__version__, "results": [run(c) for c in cases]}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

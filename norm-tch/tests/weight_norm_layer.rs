@@ -1,0 +1,119 @@
+//! `WeightNorm` as a tch layer: PyTorch's names in the VarStore, registration values,
+//! forward, `remove`, and errors for bad input.
+
+use norm_core::Error;
+use norm_tch::layers::{linear, LinearConfig, WeightNorm};
+use norm_tch::optim::Adam;
+use norm_core::optim::AdamConfig;
+use tch::nn::{Module, VarStore};
+use tch::{Device, Kind, Tensor};
+
+fn names(vs: &VarStore) -> Vec<String> {
+    let mut names: Vec<String> = vs.variables().into_keys().collect();
+    names.sort();
+    names
+}
+
+fn layer(vs: &VarStore, prefix: &str, i: i64, o: i64) -> tch::nn::Linear {
+    let _g = norm_tch::backend::lock_global_generator();
+    tch::manual_seed(11);
+    linear(vs, prefix, i, o, LinearConfig::default()).unwrap()
+}
+
+#[test]
+fn registers_weight_g_and_weight_v_under_pytorch_names() {
+    let vs = VarStore::new(Device::Cpu);
+    let lin = layer(&vs, "encoder.0", 4, 3);
+    let w = lin.ws.detach().copy();
+    assert_eq!(names(&vs), ["encoder.0.bias", "encoder.0.weight"]);
+    let wn = WeightNorm::new(&vs, "encoder.0", lin, Some(0)).unwrap();
+    assert_eq!(names(&vs), ["encoder.0.bias", "encoder.0.weight_g", "encoder.0.weight_v"]);
+    assert_eq!(vs.trainable_variables().len(), 3, "weight is no longer trainable; g and v are");
+    assert_eq!(wn.weight_g().size(), [3, 1]);
+    assert_eq!(wn.weight_v().size(), [3, 4]);
+    // v = w exactly; g = per-row 2-norm.
+    assert!(wn.weight_v().equal(&w));
+    let row_norms = w.norm_scalaropt_dim(2, [1], true, );
+    assert!(wn.weight_g().allclose(&row_norms, 1e-6, 1e-7, false));
+    let x = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
+    let y = wn.forward(&x);
+    assert_eq!(y.size(), [5, 3]);
+    assert!(y.allclose(&x.linear(&w, wn.layer().bs.as_ref()), 1e-5, 1e-6, false));
+}
+
+#[test]
+fn dim_none_is_the_whole_tensor_norm_not_the_last_axis() {
+    let vs = VarStore::new(Device::Cpu);
+    let lin = layer(&vs, "fc", 4, 3);
+    let whole = lin.ws.detach().norm();
+    let wn = WeightNorm::new(&vs, "fc", lin, None).unwrap();
+    assert_eq!(wn.dim().value(), -1);
+    assert_eq!(wn.weight_g().size(), Vec::<i64>::new(), "g is 0-dim");
+    assert!(wn.weight_g().equal(&whole));
+}
+
+#[test]
+fn remove_folds_back_to_a_plain_weight() {
+    let vs = VarStore::new(Device::Cpu);
+    let lin = layer(&vs, "fc", 4, 3);
+    let wn = WeightNorm::new(&vs, "fc", lin, Some(0)).unwrap();
+    tch::no_grad(|| {
+        let _ = wn.weight_g().shallow_clone().fill_(2.0);
+    });
+    let folded = wn.weight().unwrap().detach();
+    let lin = wn.remove(&vs).unwrap();
+    assert_eq!(names(&vs), ["fc.bias", "fc.weight"]);
+    assert!(lin.ws.equal(&folded));
+    assert!(lin.ws.requires_grad());
+    let rows = lin.ws.norm_scalaropt_dim(2, [1], false);
+    assert!(rows.allclose(&Tensor::from_slice(&[2.0f32, 2.0, 2.0]), 1e-6, 1e-6, false));
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let vs = VarStore::new(Device::Cpu);
+    let lin = layer(&vs, "fc", 4, 3);
+    match WeightNorm::new(&vs, "fc", lin, Some(2)) {
+        Err(Error::DimOutOfRange { dim: 2, rank: 2, .. }) => {}
+        other => panic!("expected DimOutOfRange, got {other:?}"),
+    }
+    assert_eq!(names(&vs), ["fc.bias", "fc.weight"], "a failed registration leaves the store unchanged");
+
+    let lin = tch::nn::Linear { ws: vs.variables()["fc.weight"].shallow_clone(), bs: None };
+    let _wn = WeightNorm::new(&vs, "fc", lin, Some(0)).unwrap();
+    let again = tch::nn::Linear { ws: Tensor::zeros([3, 4], (Kind::Float, Device::Cpu)), bs: None };
+    match WeightNorm::new(&vs, "fc", again, Some(0)) {
+        Err(Error::AlreadyRegistered { norm: "weight_norm", name }) => assert_eq!(name, "fc.weight"),
+        other => panic!("expected AlreadyRegistered, got {other:?}"),
+    }
+
+    let other = tch::nn::Linear { ws: Tensor::zeros([3, 4], (Kind::Float, Device::Cpu)), bs: None };
+    match WeightNorm::new(&vs, "nowhere", other, Some(0)) {
+        Err(Error::MissingParameter { name, .. }) => assert_eq!(name, "nowhere.weight"),
+        other => panic!("expected MissingParameter, got {other:?}"),
+    }
+    let message = Error::DimOutOfRange { dim: 2, rank: 2, expected: "x".into() }.to_string();
+    assert!(message.contains("dim 2") && message.contains("rank 2"), "{message}");
+}
+
+#[test]
+fn adam_zero_grad_sets_none_and_trains_g_and_v() {
+    let vs = VarStore::new(Device::Cpu);
+    let lin = layer(&vs, "fc", 2, 3);
+    let wn = WeightNorm::new(&vs, "fc", lin, Some(0)).unwrap();
+    let mut adam = Adam::new(&vs, AdamConfig::with_lr(1e-2)).unwrap();
+    let before = wn.weight_v().detach().copy();
+    let x = Tensor::ones([4, 2], (Kind::Float, Device::Cpu));
+    wn.forward(&x).sum(None).backward();
+    assert!(wn.weight_v().grad().defined());
+    adam.step().unwrap();
+    assert!(!wn.weight_v().equal(&before), "v was updated in place");
+    adam.zero_grad().unwrap();
+    assert!(!wn.weight_v().grad().defined(), "zero_grad sets grads to None");
+    assert!(!wn.weight_g().grad().defined());
+    assert_eq!(adam.state(0).map(|s| s.step), Some(1.0));
+    match Adam::new(&vs, AdamConfig::with_lr(-1.0)) {
+        Err(Error::InvalidArgument { name: "lr", value, .. }) => assert_eq!(value, "-1"),
+        other => panic!("expected InvalidArgument lr, got {other:?}"),
+    }
+}
