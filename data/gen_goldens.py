@@ -15,6 +15,9 @@ Contents of data/golden/:
 - linear_init.json: `nn.Linear(in, out, bias)` built right after `torch.manual_seed(seed)`
   (its kaiming-uniform weight and uniform bias draws), then one `torch.randn(4)` to pin
   the generator state the construction leaves behind.
+- parity_output.json: data/parity.py's output for the shipped spec data/parity_spec.json
+  (every layer x norm x API x dim form, train and eval, with and without Adam, and
+  PyTorch's error cases), which `norm-bench parity` must reproduce bit for bit.
 - weight_norm.json: `torch._weight_norm(v, g, dim)` forward and the gradients of v and g
   for several shapes and every dim form (0, 1, last, -1, None, another negative), plus
   the registration value `norm_except_dim(v, 2, dim)`.
@@ -28,6 +31,7 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import parity  # noqa: E402  (the PyTorch side of norm-bench parity)
 import seed_loop  # noqa: E402  (the same programs norm-bench replays)
 
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -107,6 +111,7 @@ def generate():
                 files[f"seed_loop/{example}_seed{seed}_steps{steps}.json"] = seed_loop.run(example, seed, steps)
     files["weight_norm.json"] = {"cases": weight_norm_cases()}
     files["linear_init.json"] = {"cases": linear_init_cases()}
+    files["parity_output.json"] = parity.run_spec(parity.load_spec(os.path.join(HERE, "parity_spec.json")))
     files["manifest.json"] = {
         "generator": "data/gen_goldens.py",
         "torch": torch.__version__,

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod golden;
+pub mod parity;
 pub mod seed_loop;
 pub mod snapshot;
 pub mod format;

@@ -57,6 +57,68 @@ enum Command {
         #[arg(long)]
         no_pytorch: bool,
     },
+    /// Run a parity spec in Rust; print its output, or compare it bit for bit with PyTorch's.
+    Parity {
+        /// The spec file (docs/parity.md).
+        #[arg(long)]
+        spec: PathBuf,
+        /// Print Rust's output JSON (the format data/parity.py writes).
+        #[arg(long, conflicts_with_all = ["reference", "live"])]
+        json: bool,
+        /// Compare with a PyTorch output file written by data/parity.py.
+        #[arg(long, conflicts_with = "live")]
+        reference: Option<PathBuf>,
+        /// Run data/parity.py on the spec with PyTorch now, and compare.
+        #[arg(long)]
+        live: bool,
+        /// Python with torch for --live [default: <exe dir>/../../.venv/bin/python, else python3].
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Print only the rows that differ (the summary line is always printed).
+        #[arg(long)]
+        differences_only: bool,
+    },
+}
+
+/// `norm-bench parity`: exit 0 when bit-equal (or with --json), 1 on any difference,
+/// 2 for a malformed spec.
+fn parity(spec_path: PathBuf, json: bool, reference: Option<PathBuf>, live: bool, python: Option<PathBuf>, differences_only: bool) -> Result<ExitCode> {
+    use norm_bench::parity::{compare, run, spec};
+    let text = std::fs::read_to_string(&spec_path).map_err(|e| anyhow::anyhow!("reading {}: {e}", spec_path.display()))?;
+    let spec = match spec::parse_spec(&text) {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("error: {}: {e:#}", spec_path.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if !json && reference.is_none() && !live {
+        anyhow::bail!("nothing to do: pass --json, --reference FILE or --live");
+    }
+    let total = spec.cases.len();
+    let ours = run::run_spec(&spec, |i, case| {
+        let status = match &case.error {
+            Some(e) => format!("raised {}", e.kind),
+            None => format!("{} steps", case.steps.as_ref().map_or(0, Vec::len)),
+        };
+        eprintln!("[{}/{total}] {} {status}", i + 1, case.name);
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        writeln!(stdout, "{}", serde_json::to_string(&ours)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let theirs: run::ParityOutput = match reference {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not a parity output: {e}", path.display()))?
+        }
+        None => norm_bench::parity::run_pytorch(&python.unwrap_or_else(report::pytorch::default_python), &spec_path)?,
+    };
+    let rows = compare::compare(&ours, &theirs);
+    write!(stdout, "{}", compare::render(&rows, differences_only))?;
+    writeln!(stdout, "PyTorch side: {}", theirs.torch)?;
+    Ok(if rows.iter().all(|r| r.equal) { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// A seed as `torch.manual_seed` and `random.seed` both take it here: an integer in [0, 2^64).
@@ -102,6 +164,10 @@ fn main() -> ExitCode {
             let options = ReportOptions { out, sizes: sizes.0, warmup, samples, threads: threads as usize, python, pytorch: !no_pytorch };
             report::run(&options).map(drop)
         }
+        Command::Parity { spec, json, reference, live, python, differences_only } => match parity(spec, json, reference, live, python, differences_only) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -132,4 +132,21 @@ pub trait AutodiffBackend: Backend {
     fn clear_grad(t: &mut Self::Tensor) -> Result<()>;
     /// Runs `f` with gradient recording disabled (`with torch.no_grad():`).
     fn no_grad<R>(f: impl FnOnce() -> R) -> R;
+
+    /// One parameter's Adam update, `_single_tensor_adam`'s loop body, with `step` the
+    /// already incremented float32 counter. The default is
+    /// [`crate::optim::single_tensor_update`], composed from the primitives above; a
+    /// backend may run the very same ops in one call to save per-op overhead.
+    #[allow(clippy::too_many_arguments)]
+    fn adam_update(
+        config: &crate::optim::AdamConfig,
+        step: f32,
+        param: &mut Self::Tensor,
+        grad: Self::Tensor,
+        exp_avg: &mut Self::Tensor,
+        exp_avg_sq: &mut Self::Tensor,
+        max_exp_avg_sq: Option<&mut Self::Tensor>,
+    ) -> Result<()> {
+        crate::optim::single_tensor_update::<Self>(config, step, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq)
+    }
 }

@@ -51,21 +51,22 @@ pub mod hooks {
         if is_conv_transpose { 1 } else { 0 }
     }
 
-    /// Checks `dim` for a weight of rank `rank`. The hook API does not normalize negative
-    /// dims: `permute(dim, *[d for d in range(ndim) if d != dim])` then names one axis
-    /// twice, which PyTorch rejects (`RuntimeError`); a dim past the rank is an `IndexError`.
+    /// Checks `dim` for a weight of rank `rank`: only `0 <= dim < rank` works. The hook
+    /// API does not normalize dims: `permute(dim, *[d for d in range(ndim) if d != dim])`
+    /// names a negative dim's axis twice, and a dim past the rank makes the permutation
+    /// one entry too long; PyTorch raises `RuntimeError` for both, from inside `permute`.
+    /// norm reports them up front as [`Error::Unsupported`].
     pub fn check_dim(dim: i64, rank: usize) -> Result<usize> {
         let r = rank as i64;
         if (0..r).contains(&dim) {
-            Ok(dim as usize)
-        } else if dim < 0 && dim >= -r {
-            Err(Error::Unsupported {
-                what: format!("dim {dim} in the hook API's spectral_norm"),
-                reason: format!("its permute(dim, *others) names the axis of a negative dim twice (PyTorch raises RuntimeError: duplicate dims); pass {} instead", dim + r),
-            })
-        } else {
-            Err(Error::DimOutOfRange { dim, rank, expected: format!("a dim in [0, {}]", r - 1) })
+            return Ok(dim as usize);
         }
+        let reason = if dim < 0 && dim >= -r {
+            format!("the hook API's permute(dim, *others) names the axis of a negative dim twice (PyTorch raises RuntimeError: duplicate dims); pass {} instead", dim + r)
+        } else {
+            format!("it is out of range for a weight of rank {rank}: expected a dim in [0, {}] (PyTorch's permute raises RuntimeError)", r - 1)
+        };
+        Err(Error::Unsupported { what: format!("dim {dim} in the hook API's spectral_norm"), reason })
     }
 
     /// `reshape_weight_to_matrix`: `permute` then `reshape(height, -1)`.

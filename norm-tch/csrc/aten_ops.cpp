@@ -6,6 +6,8 @@
 // Tensors are tch's handles (`at::Tensor*`). Every function returns 0 on success and 1
 // on a C++ exception, whose message `norm_last_error()` then returns.
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <cmath>
 #include <exception>
 #include <string>
 
@@ -55,6 +57,40 @@ int norm_addcmul_(at::Tensor* self, const at::Tensor* tensor1, const at::Tensor*
 // self.addcdiv_(tensor1, tensor2, value=value)
 int norm_addcdiv_(at::Tensor* self, const at::Tensor* tensor1, const at::Tensor* tensor2, double value) {
   return guarded([&] { self->addcdiv_(*tensor1, *tensor2, value); });
+}
+
+// One parameter's update of torch.optim.Adam's _single_tensor_adam (CPU default), the
+// same ATen calls in the same order as norm-core's single_tensor_update and PyTorch's
+// Python loop, without a round trip through Rust per op. `step` is the incremented
+// float32 counter as a double; bias corrections use C pow as Python's `**` does.
+// max_exp_avg_sq may be null (no AMSGrad).
+int norm_adam_update(at::Tensor* param, const at::Tensor* grad_in, at::Tensor* exp_avg, at::Tensor* exp_avg_sq,
+                     at::Tensor* max_exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                     double weight_decay, int decoupled_weight_decay, int maximize, double step) {
+  return guarded([&] {
+    c10::NoGradGuard no_grad;
+    at::Tensor grad = maximize ? grad_in->neg() : *grad_in;
+    if (weight_decay != 0) {
+      if (decoupled_weight_decay) {
+        param->mul_(1 - lr * weight_decay);
+      } else {
+        grad = at::add(grad, *param, weight_decay);
+      }
+    }
+    exp_avg->lerp_(grad, 1 - beta1);
+    exp_avg_sq->mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+    const double bias_correction1 = 1 - std::pow(beta1, step);
+    const double bias_correction2 = 1 - std::pow(beta2, step);
+    const double step_size = lr / bias_correction1;
+    const double bias_correction2_sqrt = std::pow(bias_correction2, 0.5);
+    const at::Tensor* second_moment = exp_avg_sq;
+    if (max_exp_avg_sq != nullptr) {
+      at::maximum_out(*max_exp_avg_sq, *max_exp_avg_sq, *exp_avg_sq);
+      second_moment = max_exp_avg_sq;
+    }
+    at::Tensor denom = at::div(second_moment->sqrt(), bias_correction2_sqrt).add_(eps);
+    param->addcdiv_(*exp_avg, denom, -step_size);
+  });
 }
 
 // self.grad = grad

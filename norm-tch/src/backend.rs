@@ -205,4 +205,17 @@ impl AutodiffBackend for TchBackend {
     fn no_grad<R>(f: impl FnOnce() -> R) -> R {
         tch::no_grad(f)
     }
+    /// The same ATen calls as the default composition, made from C++ in one call
+    /// (bit-identical; `tests/adam_fused.rs` checks it against the composition).
+    fn adam_update(
+        config: &norm_core::optim::AdamConfig,
+        step: f32,
+        param: &mut Tensor,
+        grad: Tensor,
+        exp_avg: &mut Tensor,
+        exp_avg_sq: &mut Tensor,
+        max_exp_avg_sq: Option<&mut Tensor>,
+    ) -> Result<()> {
+        ffi::adam_update(config, step, param, &grad, exp_avg, exp_avg_sq, max_exp_avg_sq)
+    }
 }

@@ -14,6 +14,21 @@ extern "C" {
     fn norm_clone_contiguous(out: *mut *mut C_tensor, t: *const C_tensor) -> c_int;
     fn norm_addcmul_(t: *mut C_tensor, t1: *const C_tensor, t2: *const C_tensor, value: f64) -> c_int;
     fn norm_addcdiv_(t: *mut C_tensor, t1: *const C_tensor, t2: *const C_tensor, value: f64) -> c_int;
+    fn norm_adam_update(
+        param: *mut C_tensor,
+        grad: *const C_tensor,
+        exp_avg: *mut C_tensor,
+        exp_avg_sq: *mut C_tensor,
+        max_exp_avg_sq: *mut C_tensor,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+        decoupled_weight_decay: c_int,
+        maximize: c_int,
+        step: f64,
+    ) -> c_int;
     fn norm_set_grad(t: *const C_tensor, grad: *const C_tensor) -> c_int;
     fn norm_clear_grad(t: *const C_tensor) -> c_int;
     fn norm_backward_with_grad(t: *const C_tensor, gradient: *const C_tensor) -> c_int;
@@ -71,6 +86,40 @@ pub fn addcmul_(t: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) -> Result<
 pub fn addcdiv_(t: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) -> Result<()> {
     // SAFETY: live handles; the op mutates `t`'s storage in place.
     check("addcdiv_", unsafe { norm_addcdiv_(t.as_mut_ptr(), t1.as_ptr(), t2.as_ptr(), value) })
+}
+
+/// One fused Adam parameter update: the ATen calls of `_single_tensor_adam`'s loop body.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_update(
+    config: &norm_core::optim::AdamConfig,
+    step: f32,
+    param: &mut Tensor,
+    grad: &Tensor,
+    exp_avg: &mut Tensor,
+    exp_avg_sq: &mut Tensor,
+    max_exp_avg_sq: Option<&mut Tensor>,
+) -> Result<()> {
+    let max_ptr = max_exp_avg_sq.map_or(std::ptr::null_mut(), |t| t.as_mut_ptr());
+    let (beta1, beta2) = config.betas;
+    // SAFETY: live handles (the optional one null when absent); the call updates param and
+    // the state tensors in place.
+    check("adam_update", unsafe {
+        norm_adam_update(
+            param.as_mut_ptr(),
+            grad.as_ptr(),
+            exp_avg.as_mut_ptr(),
+            exp_avg_sq.as_mut_ptr(),
+            max_ptr,
+            config.lr,
+            beta1,
+            beta2,
+            config.eps,
+            config.weight_decay,
+            config.decoupled_weight_decay as c_int,
+            config.maximize as c_int,
+            step as f64,
+        )
+    })
 }
 
 /// `t.grad = grad`.

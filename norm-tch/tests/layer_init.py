@@ -3,6 +3,9 @@ nn.ConvTranspose{1,2,3}d and nn.Embedding right after torch.manual_seed(seed) an
 their init draws, one following torch.randn(4) (the generator state construction leaves
 behind) and the layer's forward on an input given as float32 bits (or int64 indices).
 
+A case PyTorch rejects reports where ("construct" or "forward") and what it raised
+(`error_stage`, `error_type`); its `next_randn` then shows what the failed construction drew.
+
 Reads a JSON list of cases on stdin, prints one JSON list of results on stdout. Bits are
 unsigned 32-bit integers of the float32 values, row-major.
 """
@@ -49,21 +52,27 @@ def build(c):
 
 def run(c):
     torch.manual_seed(c["seed"])
-    layer = build(c)
+    try:
+        layer = build(c)
+    except Exception as e:  # noqa: BLE001 -- the type is the result
+        return {"error_stage": "construct", "error_type": type(e).__name__, "next_randn": bits(torch.randn(4))}
     next_randn = torch.randn(4)
     if c["kind"] == "embedding":
         x = torch.tensor(c["indices"], dtype=torch.int64).reshape(c["input_shape"])
     else:
         x = from_bits(c["input_shape"], c["input_bits"])
-    with torch.no_grad():
-        y = layer(x)
     bias = getattr(layer, "bias", None)
-    return {
+    out = {
         "weight": bits(layer.weight),
         "bias": None if bias is None else bits(bias),
         "next_randn": bits(next_randn),
-        "forward": bits(y),
     }
+    try:
+        with torch.no_grad():
+            out["forward"] = bits(layer(x))
+    except Exception as e:  # noqa: BLE001
+        out.update(error_stage="forward", error_type=type(e).__name__)
+    return out
 
 
 def main():

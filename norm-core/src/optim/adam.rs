@@ -154,18 +154,29 @@ impl<B: AutodiffBackend> Adam<B> {
                     });
                 }
                 let state = state.as_mut().expect("initialized above");
-                update_param::<B>(&config, param, grad, state)?;
+                // `step_t += 1` on a float32 tensor, as PyTorch keeps it.
+                state.step += 1.0;
+                B::adam_update(&config, state.step, param, grad, &mut state.exp_avg, &mut state.exp_avg_sq, state.max_exp_avg_sq.as_mut())?;
             }
             Ok(())
         })
     }
 }
 
-/// One parameter's update, the body of `_single_tensor_adam`'s loop.
-fn update_param<B: AutodiffBackend>(config: &AdamConfig, param: &mut B::Tensor, grad: B::Tensor, state: &mut AdamState<B>) -> Result<()> {
+/// One parameter's update, the body of `_single_tensor_adam`'s loop, composed from the
+/// backend's primitives; `step` is the already incremented float32 counter. This is
+/// [`AutodiffBackend::adam_update`]'s default; a backend may run the same ops in one call.
+pub fn single_tensor_update<B: AutodiffBackend>(
+    config: &AdamConfig,
+    step: f32,
+    param: &mut B::Tensor,
+    grad: B::Tensor,
+    exp_avg: &mut B::Tensor,
+    exp_avg_sq: &mut B::Tensor,
+    max_exp_avg_sq: Option<&mut B::Tensor>,
+) -> Result<()> {
     let AdamConfig { lr, betas: (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled_weight_decay } = *config;
     let mut grad = if maximize { B::neg(&grad)? } else { grad };
-    state.step += 1.0;
     if weight_decay != 0.0 {
         if decoupled_weight_decay {
             B::mul_scalar_(param, 1.0 - lr * weight_decay)?;
@@ -173,25 +184,29 @@ fn update_param<B: AutodiffBackend>(config: &AdamConfig, param: &mut B::Tensor, 
             grad = B::add_scaled(&grad, param, weight_decay)?;
         }
     }
-    B::lerp_(&mut state.exp_avg, &grad, 1.0 - beta1)?;
-    B::mul_scalar_(&mut state.exp_avg_sq, beta2)?;
-    B::addcmul_(&mut state.exp_avg_sq, &grad, &grad, 1.0 - beta2)?;
+    B::lerp_(exp_avg, &grad, 1.0 - beta1)?;
+    B::mul_scalar_(exp_avg_sq, beta2)?;
+    B::addcmul_(exp_avg_sq, &grad, &grad, 1.0 - beta2)?;
 
     // Python: `step = _get_value(step_t)`, a float32 tensor's item() as a Python float.
-    let step = state.step as f64;
-    let bias_correction1 = 1.0 - beta1.powf(step);
-    let bias_correction2 = 1.0 - beta2.powf(step);
+    let (bias_correction1, bias_correction2) = bias_corrections(beta1, beta2, step);
     let step_size = lr / bias_correction1;
     let bias_correction2_sqrt = bias_correction2.powf(0.5);
 
-    let second_moment = match (amsgrad, state.max_exp_avg_sq.as_mut()) {
+    let second_moment = match (amsgrad, max_exp_avg_sq) {
         (true, Some(max_sq)) => {
-            B::maximum_(max_sq, &state.exp_avg_sq)?;
+            B::maximum_(max_sq, exp_avg_sq)?;
             &*max_sq
         }
-        _ => &state.exp_avg_sq,
+        _ => &*exp_avg_sq,
     };
     let mut denom = B::div_scalar(&B::sqrt(second_moment)?, bias_correction2_sqrt)?;
     B::add_scalar_(&mut denom, eps)?;
-    B::addcdiv_(param, &state.exp_avg, &denom, -step_size)
+    B::addcdiv_(param, exp_avg, &denom, -step_size)
+}
+
+/// `(1 - beta1 ** step, 1 - beta2 ** step)` in f64 with C `pow`, as Python computes them.
+pub fn bias_corrections(beta1: f64, beta2: f64, step: f32) -> (f64, f64) {
+    let step = step as f64;
+    (1.0 - beta1.powf(step), 1.0 - beta2.powf(step))
 }

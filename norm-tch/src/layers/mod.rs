@@ -1,6 +1,9 @@
 //! Layers that drop into `tch::nn`, under PyTorch's parameter names.
 //!
 //! - [`linear`]: a `tch::nn::Linear` initialized as `torch.nn.Linear` (same draws).
+//! - [`Conv`] ([`conv1d`], ...): `torch.nn.Conv1d`/`2d`/`3d`, per-dimension settings, PyTorch's forward.
+//! - [`ConvTranspose`] ([`conv_transpose1d`], ...): `torch.nn.ConvTranspose1d`/`2d`/`3d`.
+//! - [`Embedding`] ([`embedding`]): `torch.nn.Embedding`.
 //! - [`WeightNorm`]: `torch.nn.utils.weight_norm` around any [`WeightedLayer`].
 //! - [`SpectralNorm`]: `torch.nn.utils.spectral_norm` (hooks).
 //! - [`Parametrized`]: `torch.nn.utils.parametrizations.weight_norm` / `.spectral_norm`.
@@ -12,8 +15,11 @@ mod weight_norm;
 mod spectral_norm;
 mod parametrizations;
 
-pub use conv::{conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, ConvOptions, ConvTransposeOptions};
-pub use embedding::{embedding, EmbeddingOptions};
+pub use conv::{
+    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, Conv, Conv1d, Conv2d, Conv3d, ConvOptions, ConvTranspose, ConvTranspose1d,
+    ConvTranspose2d, ConvTranspose3d, ConvTransposeOptions,
+};
+pub use embedding::{embedding, Embedding, EmbeddingOptions};
 pub use linear::{linear, LinearConfig};
 pub use weight_norm::WeightNorm;
 pub use spectral_norm::{SpectralNorm, SpectralNormOptions};
