@@ -1,12 +1,15 @@
 //! Criterion bench of norm-tch's weight norm on a 256x256 `nn.Linear` weight, one
-//! intra-op thread: the forward (`WeightNorm::weight()` without autograd, the work of the
-//! report's `weight_norm_forward`) and forward+backward (`weight().sum().backward()` with
-//! the gradients set to `None` before each iteration, as `weight_norm_forward_backward`).
+//! intra-op thread, on the CPU and (where libtorch sees one) on CUDA device 0: the forward
+//! (`WeightNorm::weight()` without autograd, the work of the report's
+//! `weight_norm_forward`) and forward+backward (`weight().sum().backward()` with the
+//! gradients set to `None` before each iteration, as `weight_norm_forward_backward`).
+//! CUDA iterations end with `torch.cuda.synchronize()`.
 //!
 //! `cargo bench -p norm-bench --bench weight_norm`; `norm-bench report` is the comparison
-//! with PyTorch eager.
+//! with PyTorch eager. `benches/spectral_norm.rs` and `benches/adam.rs` cover the other hot paths.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use norm_tch::backend::{cuda_device, synchronize};
 use norm_tch::layers::{linear, LinearConfig, WeightNorm};
 use norm_tch::norm_core::AutodiffBackend;
 use norm_tch::TchBackend;
@@ -18,30 +21,42 @@ const SIZE: i64 = 256;
 
 fn weight_norm_256(c: &mut Criterion) {
     norm_tch::backend::set_num_threads(1).expect("one thread");
-    tch::manual_seed(0);
-    let vs = VarStore::new(Device::Cpu);
-    let layer = linear(&vs, "", SIZE, SIZE, LinearConfig::default()).expect("nn.Linear(256, 256)");
-    let weight_norm = WeightNorm::new(&vs, "", layer, Some(0)).expect("weight_norm(dim=0)");
-    // Handles on the same parameters (shallow clones share their gradients), for clearing.
-    let mut params = [weight_norm.weight_v().shallow_clone(), weight_norm.weight_g().shallow_clone()];
+    let mut devices = vec![(Device::Cpu, "")];
+    if let Some(cuda) = cuda_device(0) {
+        devices.push((cuda, "_cuda"));
+    }
+    for (device, suffix) in devices {
+        tch::manual_seed(0);
+        let vs = VarStore::new(device);
+        let layer = linear(&vs, "", SIZE, SIZE, LinearConfig::default()).expect("nn.Linear(256, 256)");
+        let weight_norm = WeightNorm::new(&vs, "", layer, Some(0)).expect("weight_norm(dim=0)");
+        // Handles on the same parameters (shallow clones share their gradients), for clearing.
+        let mut params = [weight_norm.weight_v().shallow_clone(), weight_norm.weight_g().shallow_clone()];
 
-    let mut group = c.benchmark_group(format!("weight_norm_{SIZE}x{SIZE}"));
-    group.bench_function("forward", |b| b.iter(|| tch::no_grad(|| weight_norm.weight().expect("weight"))));
-    group.bench_function("forward_backward", |b| {
-        b.iter_batched(
-            || {
-                for p in params.iter_mut() {
-                    TchBackend::clear_grad(p).expect("grad = None");
-                }
-            },
-            |()| {
-                let weight = weight_norm.weight().expect("weight");
-                weight.f_sum(None::<Kind>).and_then(|s| s.f_backward()).expect("backward");
-            },
-            BatchSize::PerIteration,
-        )
-    });
-    group.finish();
+        let mut group = c.benchmark_group(format!("weight_norm_{SIZE}x{SIZE}{suffix}"));
+        group.bench_function("forward", |b| {
+            b.iter(|| {
+                drop(tch::no_grad(|| weight_norm.weight().expect("weight")));
+                synchronize(device);
+            })
+        });
+        group.bench_function("forward_backward", |b| {
+            b.iter_batched(
+                || {
+                    for p in params.iter_mut() {
+                        TchBackend::clear_grad(p).expect("grad = None");
+                    }
+                },
+                |()| {
+                    let weight = weight_norm.weight().expect("weight");
+                    weight.f_sum(None::<Kind>).and_then(|s| s.f_backward()).expect("backward");
+                    synchronize(device);
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(benches, weight_norm_256);

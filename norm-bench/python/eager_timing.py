@@ -1,31 +1,29 @@
-"""PyTorch eager timings for `norm-bench report` (the pytorch_* columns of timing.csv).
+"""The PyTorch eager side of `norm-bench report`: timings, σ estimates and loss curves.
 
-    echo '{"threads":1,"warmup":20,"samples":200,"cases":[{"op":"weight_norm_forward","rows":64,"cols":64}]}' \
+    echo '{"kind":"time","threads":1,"sampling":{"warmup_min":1,"warmup_ms":50,"min_samples":3,"max_samples":200,"budget_ms":400},
+           "case":{"op":"weight_norm_forward","rows":64,"cols":64,"dtype":"f32","device":"cpu","n_power_iterations":null}}' \
         | python norm-bench/python/eager_timing.py
 
-Reads JSON requests from stdin (one per line, or one document spread over lines), each
-`{"threads": int, "warmup": int, "samples": int, "cases": [{"op": str, "rows": int, "cols": int}, ...]}`,
-and prints ONE JSON line per finished case to stdout:
-`{"op", "rows", "cols", "threads", "warmup", "samples", "torch_version", "samples_ns": [int, ...]}`,
-or the same keys with `"error": str` instead of `samples_ns` for a case it cannot time.
+Reads JSON requests from stdin (one per line, or one document spread over lines) and
+prints ONE JSON line per request to stdout, with the request's "kind":
+
+- {"kind":"env","threads":N} -> torch/Python versions, CPU capability, CUDA device, ...
+- {"kind":"time","threads":N,"sampling":{...},"case":{...}} -> {"kind":"time","case":{...},"threads":N,"warmup":W,"samples_ns":[...]}
+- {"kind":"sigma","threads":N,"matrix":"random"|"ill_conditioned","rows":R,"cols":C,"seed":S,"spectrum":[...]|null,"iterations":[k,...]}
+  -> {"kind":"sigma",...,"sigma":[...]}: the hook API's σ = dot(u, W v) after k iterations from fresh u, v
+- {"kind":"loss","threads":N,"run":"seed_weight_norm"|"spectral_norm_linear64","steps":K} -> {"kind":"loss",...,"losses":[...]}
+
+An answer carries "error": "Type: message" instead of its result when PyTorch raises
+(e.g. an op without a kernel for a dtype); the script goes on with the next request.
 Progress (unless --quiet) and warnings go to stderr; nothing else is written to stdout.
 It exits at the end of stdin; if torch cannot be imported it says so on stderr and exits 3.
 
-Each case runs `warmup` untimed iterations, then `samples` iterations each timed alone
-with time.perf_counter_ns; whatever an iteration allocates is freed before its clock
-stops. The programs mirror norm-bench/src/report/cases.rs:
-
-- weight_norm_forward: torch._weight_norm(v, g, 0), v = randn(rows, cols),
-  g = norm_except_dim(v, 2, 0), no autograd.
-- weight_norm_forward_backward: the same with v and g requiring grad, then
-  weight.sum().backward(); v.grad and g.grad are set to None between samples (untimed).
-- seed_loop_step: one iteration of data/seed_loop.py's first weight-norm loop:
-  step(torch.randn(10, 2) * random.random() * 10) on weight_norm(nn.Linear(2, 3)) with Adam(lr=2e-3).
-
-Every case starts with torch.manual_seed(0) (and random.seed(0)).
+The programs mirror norm-bench/src/report/cases.rs and convergence.rs op for op; the
+sampling rule mirrors norm-bench/src/report/sampling.rs. docs/reports.md describes both.
 """
 import argparse
 import json
+import platform
 import random
 import sys
 import time
@@ -34,6 +32,9 @@ import warnings
 PROTOCOL_OUT = sys.stdout
 sys.stdout = sys.stderr  # anything printed by accident must not corrupt the protocol
 CASE_SEED = 0
+TRAIN_STEP_BATCH = 32
+TRAIN_STEP_LR = 1e-3
+SPECTRAL_EPS = 1e-12
 
 
 def log(message):
@@ -43,70 +44,192 @@ def log(message):
 try:
     import torch
     import torch.nn as nn
+    import torch.nn.functional as F
     import torch.optim as optim
+    from torch.nn.utils.parametrizations import _SpectralNorm
+    from torch.nn.utils.spectral_norm import SpectralNorm
 except ImportError as e:  # the caller leaves the pytorch columns empty
-    log(f"cannot import torch ({e}); no PyTorch timings")
+    log(f"cannot import torch ({e}); no PyTorch side")
     sys.exit(3)
 
 warnings.filterwarnings("ignore", category=FutureWarning)  # weight_norm is deprecated upstream
+warnings.filterwarnings("ignore", category=UserWarning)
+
+DTYPES = {"f32": torch.float32, "f64": torch.float64, "bf16": torch.bfloat16, "f16": torch.float16}
 
 
-def time_iterations(warmup, samples, body, between=None):
-    """`warmup` untimed then `samples` timed calls of body(); durations in ns."""
-    for _ in range(warmup):
-        if between is not None:
-            between()
-        body()
+def device_of(name):
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        return torch.device("cuda", 0)
+    raise ValueError(f"unknown device {name!r}")
+
+
+def synchronizer(device):
+    if device.type == "cuda":
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def time_iterations(sampling, device, body, between=None):
+    """The sampling rule of sampling.rs: returns (warm-up iterations, [durations in ns])."""
+    sync = synchronizer(device)
     clock = time.perf_counter_ns
-    nanos = []
-    for _ in range(samples):
+    warmup_min, warmup_ns = int(sampling["warmup_min"]), int(sampling["warmup_ms"]) * 1_000_000
+    min_samples, max_samples = int(sampling["min_samples"]), int(sampling["max_samples"])
+    budget_ns = int(sampling["budget_ms"]) * 1_000_000
+    start, warmup = clock(), 0
+    while warmup < warmup_min or (clock() - start < warmup_ns and warmup < max_samples):
         if between is not None:
             between()
-        start = clock()
         body()
-        nanos.append(clock() - start)
-    return nanos
+        sync()
+        warmup += 1
+    nanos = []
+    start = clock()
+    while len(nanos) < min_samples or (clock() - start < budget_ns and len(nanos) < max_samples):
+        if between is not None:
+            between()
+        sync()
+        t0 = clock()
+        body()
+        sync()
+        nanos.append(clock() - t0)
+    return warmup, nanos
 
 
-def weight_norm_leaves(rows, cols, requires_grad):
-    v = torch.randn(rows, cols)
+def randn(case, rows, cols):
+    """randn drawn as float32 on the CPU, then converted to the case's dtype and device."""
+    return torch.randn(rows, cols).to(dtype=DTYPES[case["dtype"]], device=device_of(case["device"]))
+
+
+def spectral_linear(case, k):
+    """spectral_norm(nn.Linear(cols, rows).to(dtype, device), n_power_iterations=k) and its hook."""
+    rows, cols = case["rows"], case["cols"]
+    m = nn.Linear(cols, rows).to(dtype=DTYPES[case["dtype"]], device=device_of(case["device"]))
+    m = torch.nn.utils.spectral_norm(m, n_power_iterations=k, eps=SPECTRAL_EPS)
+    hook = next(h for h in m._forward_pre_hooks.values() if isinstance(h, SpectralNorm))
+    return m, hook
+
+
+def need_k(case):
+    k = case.get("n_power_iterations")
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"{case['op']} needs n_power_iterations >= 1")
+    return k
+
+
+def op_copy(case, sampling):
+    src = randn(case, case["rows"], case["cols"])
+    dst = torch.empty_like(src)
+
+    def body():
+        dst.copy_(src)
+
+    return time_iterations(sampling, src.device, body)
+
+
+def weight_norm_leaves(case, requires_grad):
+    v = randn(case, case["rows"], case["cols"])
     g = torch.norm_except_dim(v, 2, 0)
     return v.requires_grad_(requires_grad), g.requires_grad_(requires_grad)
 
 
-def weight_norm_forward(rows, cols, warmup, samples):
-    v, g = weight_norm_leaves(rows, cols, False)
+def op_weight_norm_forward(case, sampling):
+    v, g = weight_norm_leaves(case, False)
 
     def body():
         torch._weight_norm(v, g, 0)
 
-    return time_iterations(warmup, samples, body)
+    return time_iterations(sampling, v.device, body)
 
 
-def weight_norm_forward_backward(rows, cols, warmup, samples):
-    v, g = weight_norm_leaves(rows, cols, True)
+def op_weight_norm_forward_backward(case, sampling):
+    v, g = weight_norm_leaves(case, True)
 
     def between():
         v.grad = None
         g.grad = None
 
     def body():
-        weight = torch._weight_norm(v, g, 0)
-        weight.sum().backward()
+        torch._weight_norm(v, g, 0).sum().backward()
 
-    return time_iterations(warmup, samples, body, between)
+    return time_iterations(sampling, v.device, body, between)
 
 
-def seed_loop_step(rows, cols, warmup, samples):
-    if (rows, cols) != (3, 2):
-        raise ValueError(f"seed_loop_step is a 3x2 weight, got {rows}x{cols}")
-    random.seed(CASE_SEED)
-    # data/seed_loop.py's weight-norm program (run(), example "weight-norm").
+def op_spectral_norm_forward_train(case, sampling):
+    m, hook = spectral_linear(case, need_k(case))
+
+    def body():
+        hook.compute_weight(m, do_power_iteration=True)
+
+    return time_iterations(sampling, m.weight_orig.device, body)
+
+
+def op_spectral_norm_forward_eval(case, sampling):
+    m, hook = spectral_linear(case, 1)
+
+    def body():
+        with torch.no_grad():
+            hook.compute_weight(m, do_power_iteration=False)
+
+    return time_iterations(sampling, m.weight_orig.device, body)
+
+
+def op_spectral_norm_forward_backward(case, sampling):
+    m, hook = spectral_linear(case, need_k(case))
+
+    def between():
+        m.weight_orig.grad = None
+
+    def body():
+        hook.compute_weight(m, do_power_iteration=True).sum().backward()
+
+    return time_iterations(sampling, m.weight_orig.device, body, between)
+
+
+def op_power_iteration(case, sampling):
+    k = need_k(case)
+    weight = randn(case, case["rows"], case["cols"])
+    sn = _SpectralNorm(weight, n_power_iterations=k, dim=0, eps=SPECTRAL_EPS)
+    w_mat = sn._reshape_weight_to_matrix(weight)
+
+    def body():
+        sn._power_method(w_mat, k)
+
+    return time_iterations(sampling, weight.device, body)
+
+
+def op_spectral_norm_train_step(case, sampling):
+    m, _ = spectral_linear(case, need_k(case))
+    x = randn(case, TRAIN_STEP_BATCH, case["cols"])
+    optimizer = optim.Adam(m.parameters(), lr=TRAIN_STEP_LR, foreach=False)
+
+    def body():
+        loss = m(x).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return time_iterations(sampling, x.device, body)
+
+
+def seed_weight_norm_model():
+    """data/seed_loop.py's weight-norm program: the layer and its optimizer."""
     linear_layer = nn.Linear(2, 3)
     linear_layer.weight.data = torch.tensor([[0, -2e-2], [0.3, 1.0], [1e-2, 0]], dtype=torch.float32)
     linear_layer.bias.data = torch.tensor([-0.3, 0, -2e-2], dtype=torch.float32)
     linear_layer = torch.nn.utils.weight_norm(linear_layer, name="weight")
     optimizer = optim.Adam(linear_layer.parameters(), lr=2e-3)
+    return linear_layer, optimizer
+
+
+def op_seed_loop_step(case, sampling):
+    if (case["rows"], case["cols"], case["dtype"], case["device"]) != (3, 2, "f32", "cpu"):
+        raise ValueError(f"seed_loop_step is a 3x2 float32 weight on the CPU, got {case}")
+    random.seed(CASE_SEED)
+    linear_layer, optimizer = seed_weight_norm_model()
 
     def step(x):
         output = linear_layer(x)
@@ -118,37 +241,166 @@ def seed_loop_step(rows, cols, warmup, samples):
     def body():
         step(torch.randn(10, 2) * random.random() * 10)
 
-    return time_iterations(warmup, samples, body)
+    return time_iterations(sampling, torch.device("cpu"), body)
 
 
 OPS = {
-    "weight_norm_forward": weight_norm_forward,
-    "weight_norm_forward_backward": weight_norm_forward_backward,
-    "seed_loop_step": seed_loop_step,
+    "copy": op_copy,
+    "weight_norm_forward": op_weight_norm_forward,
+    "weight_norm_forward_backward": op_weight_norm_forward_backward,
+    "spectral_norm_forward_train": op_spectral_norm_forward_train,
+    "spectral_norm_forward_eval": op_spectral_norm_forward_eval,
+    "spectral_norm_forward_backward": op_spectral_norm_forward_backward,
+    "power_iteration": op_power_iteration,
+    "spectral_norm_train_step": op_spectral_norm_train_step,
+    "seed_loop_step": op_seed_loop_step,
 }
 
 
-def run_request(request, quiet):
-    threads, warmup, samples = int(request["threads"]), int(request["warmup"]), int(request["samples"])
-    if threads < 1 or warmup < 0 or samples < 1:
-        raise ValueError(f"need threads >= 1, warmup >= 0, samples >= 1; got {threads}, {warmup}, {samples}")
+def make_matrix(matrix, rows, cols, seed, spectrum):
+    """convergence.rs's make_matrix: the study's float32 CPU matrix."""
+    torch.manual_seed(seed)
+    if matrix == "random":
+        return torch.randn(rows, cols)
+    if matrix == "ill_conditioned":
+        k = min(rows, cols)
+        if spectrum is None or len(spectrum) != k:
+            raise ValueError(f"ill_conditioned needs a spectrum of {k} values")
+        a = torch.randn(rows, k, dtype=torch.float64)
+        b = torch.randn(cols, k, dtype=torch.float64)
+        u, _ = torch.linalg.qr(a, mode="reduced")
+        v, _ = torch.linalg.qr(b, mode="reduced")
+        s = torch.tensor(spectrum, dtype=torch.float64)
+        return torch.matmul(u.mul(s), v.t()).to(torch.float32)
+    raise ValueError(f"unknown matrix kind {matrix!r}")
+
+
+def sigma_estimates(request):
+    """σ = dot(u, W v) after k iterations of torch.nn.utils.spectral_norm's hook from fresh u, v."""
+    rows, cols, seed = int(request["rows"]), int(request["cols"]), int(request["seed"])
+    w = make_matrix(request["matrix"], rows, cols, seed, request.get("spectrum"))
+    sigmas = []
+    for k in request["iterations"]:
+        m = nn.Linear(cols, rows, bias=False)
+        with torch.no_grad():
+            m.weight.copy_(w)
+        torch.manual_seed(seed + 1)
+        m = torch.nn.utils.spectral_norm(m, n_power_iterations=int(k), eps=SPECTRAL_EPS)
+        hook = next(h for h in m._forward_pre_hooks.values() if isinstance(h, SpectralNorm))
+        with torch.no_grad():
+            hook.compute_weight(m, do_power_iteration=True)
+            w_mat = hook.reshape_weight_to_matrix(m.weight_orig)
+            sigmas.append(torch.dot(m.weight_u, torch.mv(w_mat, m.weight_v)).item())
+    return sigmas
+
+
+def seed_weight_norm_losses(k):
+    """data/seed_loop.py's weight-norm program with K = k: the loss of each of its 3k steps."""
+    torch.manual_seed(0)
+    random.seed(0)
+    linear_layer, optimizer = seed_weight_norm_model()
+    losses = []
+
+    def step(x):
+        output = linear_layer(x)
+        loss = 1 - output.mean()
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(k):
+        step(torch.randn(10, 2) * random.random() * 10)
+    for _ in range(k):
+        x = torch.randn(10, 2) * random.random() * 10
+        step(x)
+        step(x)
+    return losses
+
+
+def spectral_linear_losses(steps):
+    """spectral_norm(nn.Linear(64, 64)) fitting a random target with Adam(lr=1e-2)."""
+    torch.manual_seed(0)
+    m = torch.nn.utils.spectral_norm(nn.Linear(64, 64))
+    x = torch.randn(128, 64)
+    target = torch.randn(128, 64)
+    optimizer = optim.Adam(m.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        loss = F.mse_loss(m(x), target)
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return losses
+
+
+LOSS_RUNS = {"seed_weight_norm": seed_weight_norm_losses, "spectral_norm_linear64": spectral_linear_losses}
+
+
+def environment():
+    env = {
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "num_threads": torch.get_num_threads(),
+        "mkl": torch.backends.mkl.is_available(),
+        "openmp": torch.backends.openmp.is_available(),
+        "cuda_available": torch.cuda.is_available(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cuda_version": torch.version.cuda,
+    }
+    try:
+        import numpy
+
+        env["numpy_version"] = numpy.__version__
+    except ImportError:
+        env["numpy_version"] = None
+    return env
+
+
+def answer_for(request, quiet):
+    kind = request.get("kind")
+    threads = int(request.get("threads", 1))
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
-    for case in request["cases"]:
-        op, rows, cols = case["op"], int(case["rows"]), int(case["cols"])
-        answer = {"op": op, "rows": rows, "cols": cols, "threads": torch.get_num_threads(), "warmup": warmup,
-                  "samples": samples, "torch_version": torch.__version__}
-        try:
-            if op not in OPS:
-                raise ValueError(f"unknown op {op!r} (known: {', '.join(OPS)})")
-            torch.manual_seed(CASE_SEED)
-            answer["samples_ns"] = OPS[op](rows, cols, warmup, samples)
-            if not quiet:
-                median = sorted(answer["samples_ns"])[samples // 2] / 1000
-                log(f"{op} {rows}x{cols}: median {median:.1f} us")
-        except Exception as e:  # noqa: BLE001 - reported to the caller, the next case may work
-            answer["error"] = f"{type(e).__name__}: {e}"
-            log(f"{op} {rows}x{cols} failed: {answer['error']}")
-        print(json.dumps(answer, separators=(",", ":")), file=PROTOCOL_OUT, flush=True)
+    answer = {"kind": kind}
+    if kind == "env":
+        answer.update(environment())
+    elif kind == "time":
+        case = request["case"]
+        answer.update(case=case, threads=torch.get_num_threads())
+        if case["op"] not in OPS:
+            raise ValueError(f"unknown op {case['op']!r} (known: {', '.join(OPS)})")
+        torch.manual_seed(CASE_SEED)
+        random.seed(CASE_SEED)
+        warmup, nanos = OPS[case["op"]](case, request["sampling"])
+        answer.update(warmup=warmup, samples_ns=nanos)
+        if not quiet:
+            log(f"{case['op']} {case['rows']}x{case['cols']} {case['dtype']} {case['device']}: median {sorted(nanos)[len(nanos) // 2] / 1000:.1f} us")
+    elif kind == "sigma":
+        answer.update({k: request[k] for k in ("matrix", "rows", "cols", "seed", "iterations")})
+        answer["sigma"] = sigma_estimates(request)
+    elif kind == "loss":
+        answer.update(run=request["run"], steps=request["steps"])
+        if request["run"] not in LOSS_RUNS:
+            raise ValueError(f"unknown loss run {request['run']!r} (known: {', '.join(LOSS_RUNS)})")
+        answer["losses"] = LOSS_RUNS[request["run"]](int(request["steps"]))
+    else:
+        raise ValueError(f"unknown request kind {kind!r} (known: env, time, sigma, loss)")
+    return answer
+
+
+def serve(request, quiet):
+    try:
+        answer = answer_for(request, quiet)
+    except Exception as e:  # noqa: BLE001 - reported to the caller, the next request may work
+        answer = {"kind": request.get("kind"), "error": f"{type(e).__name__}: {e}".splitlines()[0][:500]}
+        if "case" in request:
+            answer["case"] = request["case"]
+        log(f"{request.get('kind')} request failed: {answer['error']}")
+    print(json.dumps(answer, separators=(",", ":")), file=PROTOCOL_OUT, flush=True)
 
 
 def requests(stream):
@@ -179,7 +431,7 @@ def main():
     args = parser.parse_args()
     try:
         for request in requests(sys.stdin):
-            run_request(request, args.quiet)
+            serve(request, args.quiet)
     except (KeyboardInterrupt, BrokenPipeError):  # the caller was interrupted or went away
         sys.exit(130)
 

@@ -56,6 +56,32 @@ pub fn venv_python() -> Option<PathBuf> {
     python.exists().then_some(python)
 }
 
+/// The venv's Python for tests that compare against live PyTorch: `Ok(None)` (after
+/// printing `SKIPPED: ...`) when the repo has no venv, or an error instead when
+/// `NORM_REQUIRE_PYTORCH=1` (set by `make test`), so a missing setup cannot pass silently.
+pub fn venv_python_for_tests() -> Result<Option<PathBuf>> {
+    match venv_python() {
+        Some(python) => Ok(Some(python)),
+        None if std::env::var("NORM_REQUIRE_PYTORCH").as_deref() == Ok("1") => {
+            anyhow::bail!("NORM_REQUIRE_PYTORCH=1 but the repo has no .venv/bin/python (run `make setup`)")
+        }
+        None => {
+            eprintln!("SKIPPED: no .venv/bin/python; run `make setup` to compare against live PyTorch");
+            Ok(None)
+        }
+    }
+}
+
+/// A seed for randomized parity tests: `NORM_PARITY_SEED` if set (to replay a failure),
+/// else drawn from the clock. Tests print it.
+pub fn parity_test_seed() -> Result<u64> {
+    if let Ok(text) = std::env::var("NORM_PARITY_SEED") {
+        return text.parse().with_context(|| format!("NORM_PARITY_SEED must be an unsigned integer, got {text}"));
+    }
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
+    Ok(nanos.wrapping_mul(6_364_136_223_846_793_005) >> 1)
+}
+
 impl Golden {
     /// Reads `data/golden/manifest.json` and checks it against this machine.
     pub fn open() -> Result<GoldenStatus> {

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use norm_bench::report::{self, ReportOptions, SizeList};
+use norm_bench::report;
 use norm_bench::seed_loop::{self, Example};
 use norm_bench::snapshot::Snapshot;
 use std::io::Write;
@@ -33,30 +33,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Time weight norm in Rust and in PyTorch eager, side by side, into <out>/timing.csv.
-    Report {
-        /// Folder for timing.csv (created if missing).
-        #[arg(long, default_value_os_t = ReportOptions::default().out)]
-        out: PathBuf,
-        /// Sizes n of the square n x n weights, comma-separated (each at least 1).
-        #[arg(long, default_value_t = SizeList(ReportOptions::default().sizes))]
-        sizes: SizeList,
-        /// Untimed iterations per case and side.
-        #[arg(long, default_value_t = ReportOptions::default().warmup)]
-        warmup: u64,
-        /// Timed iterations per case and side (at least 1).
-        #[arg(long, default_value_t = ReportOptions::default().samples, value_parser = clap::value_parser!(u64).range(1..))]
-        samples: u64,
-        /// Intra-op threads for both libtorch and PyTorch (at least 1).
-        #[arg(long, default_value_t = ReportOptions::default().threads as u64, value_parser = clap::value_parser!(u64).range(1..))]
-        threads: u64,
-        /// Python with torch for the PyTorch side [default: <exe dir>/../../.venv/bin/python, else python3].
-        #[arg(long)]
-        python: Option<PathBuf>,
-        /// Skip the PyTorch side (its columns stay empty).
-        #[arg(long)]
-        no_pytorch: bool,
-    },
+    /// The main job: time weight norm and spectral norm in Rust and in PyTorch eager, side by side,
+    /// plus σ convergence and loss curves, into <out>/<run>/ (docs/reports.md).
+    Report(Box<report::ReportArgs>),
     /// Run a parity spec in Rust; print its output, or compare it bit for bit with PyTorch's.
     Parity {
         /// The spec file (docs/parity.md).
@@ -77,6 +56,25 @@ enum Command {
         /// Print only the rows that differ (the summary line is always printed).
         #[arg(long)]
         differences_only: bool,
+    },
+    /// Rewrite a PyTorch checkpoint's normalized layers under one naming scheme (docs/checkpoints.md).
+    Convert {
+        /// The checkpoint to read: .pt/.pth written by torch.save, or .safetensors.
+        input: PathBuf,
+        /// Where to write; the format follows the extension (.safetensors, else .pt/.pth as torch.save writes it).
+        output: PathBuf,
+        /// hooks (weight_g/weight_v; weight_orig/weight_u/weight_v), parametrizations
+        /// (parametrizations.weight.*), or folded (a plain weight, for inference).
+        #[arg(long, value_parser = ["hooks", "parametrizations", "folded"])]
+        to: String,
+        /// Spectral norm's dim where a weight's shape cannot decide it (a square weight):
+        /// N for every such layer, or PREFIX=N; repeatable.
+        #[arg(long = "spectral-dim", allow_negative_numbers = true)]
+        spectral_dim: Vec<String>,
+        /// Weight norm's dim where g's shape cannot decide it (size-1 axes): N for every such
+        /// layer, or PREFIX=N (-1: the whole tensor); repeatable.
+        #[arg(long = "weight-norm-dim", allow_negative_numbers = true)]
+        weight_norm_dim: Vec<String>,
     },
 }
 
@@ -156,18 +154,41 @@ fn seed_loop(example: Example, seed: u64, steps: u64, json: bool) -> Result<()> 
     Ok(())
 }
 
+/// `norm-bench convert`: one stderr line per converted layer (`PREFIX: FROM -> TO`).
+fn convert(input: PathBuf, output: PathBuf, to: &str, spectral_dim: &[String], weight_norm_dim: &[String]) -> Result<()> {
+    use norm_tch::checkpoint::{self, ConvertOptions, Format, StateDict, Target};
+    let target: Target = to.parse()?;
+    let mut options = ConvertOptions::default();
+    for flag in spectral_dim {
+        options.spectral_dim.add_flag(flag)?;
+    }
+    for flag in weight_norm_dim {
+        options.weight_norm_dim.add_flag(flag)?;
+    }
+    Format::from_extension(&output)?;
+    let sd = StateDict::read(&input)?;
+    let (converted, conversions) = checkpoint::convert(&sd, target, &options)?;
+    for c in &conversions {
+        eprintln!("{c}");
+    }
+    converted.write(&output)?;
+    eprintln!("wrote {}: {} entries, {} layers converted", output.display(), converted.len(), conversions.len());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::SeedLoop { example, seed, steps, json } => seed_loop(example, seed, steps, json),
-        Command::Report { out, sizes, warmup, samples, threads, python, no_pytorch } => {
-            let options = ReportOptions { out, sizes: sizes.0, warmup, samples, threads: threads as usize, python, pytorch: !no_pytorch };
-            report::run(&options).map(drop)
-        }
+        Command::Report(args) => match report::run_cli(&args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::Parity { spec, json, reference, live, python, differences_only } => match parity(spec, json, reference, live, python, differences_only) {
             Ok(code) => return code,
             Err(e) => Err(e),
         },
+        Command::Convert { input, output, to, spectral_dim, weight_norm_dim } => convert(input, output, &to, &spectral_dim, &weight_norm_dim),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,8 +6,8 @@
 //! replay it. Without the venv the test skips, unless `NORM_REQUIRE_PYTORCH=1` (set by
 //! `make test`) makes that a failure.
 
-use anyhow::{bail, ensure, Context, Result};
-use norm_bench::golden::{repo_root, venv_python};
+use anyhow::{ensure, Context, Result};
+use norm_bench::golden::{parity_test_seed, repo_root, venv_python_for_tests};
 use norm_bench::seed_loop::{self, Example};
 use norm_bench::snapshot::Snapshot;
 use serde::Deserialize;
@@ -22,24 +22,10 @@ struct PyRun {
     snapshots: Vec<Snapshot>,
 }
 
-fn clock_seed() -> u64 {
-    if let Ok(s) = std::env::var("NORM_PARITY_SEED") {
-        return s.parse().expect("NORM_PARITY_SEED must be an unsigned integer");
-    }
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    (nanos as u64).wrapping_mul(6_364_136_223_846_793_005) >> 1
-}
-
 #[test]
 fn seed_loop_matches_live_pytorch() -> Result<()> {
-    let Some(python) = venv_python() else {
-        if std::env::var("NORM_REQUIRE_PYTORCH").as_deref() == Ok("1") {
-            bail!("NORM_REQUIRE_PYTORCH=1 but the repo has no .venv/bin/python (run `make setup`)");
-        }
-        eprintln!("SKIPPED: no .venv/bin/python; run `make setup` to compare against live PyTorch");
-        return Ok(());
-    };
-    let random_seed = clock_seed();
+    let Some(python) = venv_python_for_tests()? else { return Ok(()) };
+    let random_seed = parity_test_seed()?;
     eprintln!("live parity: clock seed {random_seed} (replay with NORM_PARITY_SEED={random_seed})");
     let runs: Vec<(Example, u64, u64)> = vec![
         (Example::WeightNorm, 3, 2),

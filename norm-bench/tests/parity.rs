@@ -2,21 +2,10 @@
 //! and specs nobody has seen — random cases drawn from a clock seed — against live PyTorch.
 
 use anyhow::{bail, ensure, Context, Result};
-use norm_bench::golden::{repo_root, venv_python, Golden, GoldenStatus};
+use norm_bench::golden::{parity_test_seed, repo_root, venv_python_for_tests, Golden, GoldenStatus};
 use norm_bench::parity::{compare, run, spec};
 use norm_core::random::PyRandom;
 use serde_json::{json, Value};
-
-fn python_or_skip() -> Result<Option<std::path::PathBuf>> {
-    match venv_python() {
-        Some(p) => Ok(Some(p)),
-        None if std::env::var("NORM_REQUIRE_PYTORCH").as_deref() == Ok("1") => bail!("NORM_REQUIRE_PYTORCH=1 but there is no .venv/bin/python (run `make setup`)"),
-        None => {
-            eprintln!("SKIPPED: no .venv/bin/python; run `make setup` to compare against live PyTorch");
-            Ok(None)
-        }
-    }
-}
 
 fn assert_all_equal(rows: &[compare::Row]) -> Result<()> {
     let bad: Vec<&compare::Row> = rows.iter().filter(|r| !r.equal).collect();
@@ -109,11 +98,8 @@ fn random_case(rng: &mut PyRandom, index: usize) -> Value {
 
 #[test]
 fn random_specs_match_live_pytorch() -> Result<()> {
-    let Some(python) = python_or_skip()? else { return Ok(()) };
-    let seed = match std::env::var("NORM_PARITY_SEED") {
-        Ok(s) => s.parse().context("NORM_PARITY_SEED must be an unsigned integer")?,
-        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64,
-    };
+    let Some(python) = venv_python_for_tests()? else { return Ok(()) };
+    let seed = parity_test_seed()?;
     eprintln!("random parity spec from seed {seed} (replay with NORM_PARITY_SEED={seed})");
     let mut rng = PyRandom::new(seed);
     let cases: Vec<Value> = (0..40).map(|i| random_case(&mut rng, i)).collect();

@@ -108,17 +108,23 @@ pub fn weight_norm_rejects_bad_input<B: Backend>(device: &B::Device) -> Outcome 
     }
 }
 
-/// Adam against an f64 model of the same update, over several steps and every option.
-pub fn adam_follows_its_formula<B: AutodiffBackend>(device: &B::Device) -> Outcome {
-    let configs = [
+/// Adam configurations that exercise every option: defaults, other betas/eps, L2 and
+/// decoupled weight decay, AMSGrad, maximize, and all of them at once.
+pub fn adam_test_configs() -> Vec<AdamConfig> {
+    vec![
         AdamConfig::with_lr(1e-2),
         AdamConfig { lr: 3e-3, betas: (0.8, 0.99), eps: 1e-6, ..Default::default() },
         AdamConfig { weight_decay: 0.1, ..AdamConfig::with_lr(1e-2) },
         AdamConfig { weight_decay: 0.1, decoupled_weight_decay: true, ..AdamConfig::with_lr(1e-2) },
         AdamConfig { amsgrad: true, ..AdamConfig::with_lr(1e-2) },
         AdamConfig { maximize: true, ..AdamConfig::with_lr(1e-2) },
-    ];
-    for config in configs {
+        AdamConfig { maximize: true, amsgrad: true, weight_decay: 0.05, ..AdamConfig::with_lr(2e-2) },
+    ]
+}
+
+/// Adam against an f64 model of the same update, over several steps and every option.
+pub fn adam_follows_its_formula<B: AutodiffBackend>(device: &B::Device) -> Outcome {
+    for config in adam_test_configs() {
         let n = 7;
         let p0 = test_values(n, 4);
         let param = B::from_f32(&p0, &[n], device).map_err(fail("from_f32"))?;

@@ -121,3 +121,86 @@ const char* norm_cpu_capability() {
   return capability.c_str();
 }
 }  // extern "C"
+
+#include <c10/core/GradMode.h>
+
+extern "C" {
+// For norm-tch's eval-mode weight cache: for each of the n tensors ts[i], writes three
+// int64 to out[3i..3i+3]: its version counter (ATen bumps it on every in-place op:
+// optimizer steps, copy_, set_), its data pointer, and a hash of its sizes, strides, dtype
+// and device (set_data swaps those without bumping the version). Sets *needs_graph to 1
+// when grad mode is on and some tensor requires grad. Fails for an inference tensor, which
+// has no version counter.
+int norm_tensor_fingerprints(const at::Tensor* const* ts, int n, int64_t* out, int* needs_graph) {
+  return guarded([&] {
+    bool requires_grad = false;
+    for (int i = 0; i < n; ++i) {
+      const at::Tensor& t = *ts[i];
+      uint64_t h = 1469598103934665603ull;
+      auto mix = [&h](uint64_t x) { h = (h ^ x) * 1099511628211ull; };
+      for (int64_t s : t.sizes()) mix(static_cast<uint64_t>(s));
+      mix(0xffffull);
+      for (int64_t s : t.strides()) mix(static_cast<uint64_t>(s));
+      mix(static_cast<uint64_t>(t.scalar_type()));
+      mix(static_cast<uint64_t>(t.device().type()));
+      mix(static_cast<uint64_t>(t.device().index()));
+      out[3 * i] = static_cast<int64_t>(t._version());
+      out[3 * i + 1] = reinterpret_cast<int64_t>(t.const_data_ptr());
+      out[3 * i + 2] = static_cast<int64_t>(h);
+      requires_grad = requires_grad || t.requires_grad();
+    }
+    *needs_graph = (requires_grad && at::GradMode::is_enabled()) ? 1 : 0;
+  });
+}
+}  // extern "C"
+
+// --- Checkpoints (norm-tch/src/checkpoint): the zip container of torch.save/torch.load
+// (caffe2::serialize::PyTorchStreamReader/Writer, the very classes behind Python's
+// torch._C.PyTorchFileReader/Writer), and normal draws from a private seeded CPU generator.
+#include <ATen/CPUGeneratorImpl.h>
+#include <caffe2/serialize/inline_container.h>
+
+extern "C" {
+// Reads every record of the torch.save zip archive at `path` (names relative to the
+// archive folder: "data.pkl", "data/0", "byteorder", ...) and hands each to `sink`,
+// which must not unwind. Fails on a file that is not such an archive, or is truncated.
+int norm_pt_read_records(const char* path, void* ctx, void (*sink)(void* ctx, const char* name, const char* data, size_t len)) {
+  return guarded([&] {
+    caffe2::serialize::PyTorchStreamReader reader{std::string(path)};
+    for (const std::string& name : reader.getAllRecords()) {
+      auto record = reader.getRecord(name);
+      sink(ctx, name.c_str(), static_cast<const char*>(std::get<0>(record).get()), std::get<1>(record));
+    }
+  });
+}
+
+// Writes the n records (names[i], data[i], lens[i]) into a new torch.save zip archive at
+// `path`, 64-byte aligned, with the "version", "byteorder" and ".data/serialization_id"
+// records the writer adds itself, as Python's torch.save does.
+int norm_pt_write_records(const char* path, int n, const char* const* names, const char* const* data, const size_t* lens) {
+  return guarded([&] {
+    caffe2::serialize::PyTorchStreamWriter writer{std::string(path)};
+    for (int i = 0; i < n; ++i) {
+      writer.writeRecord(names[i], data[i], lens[i]);
+    }
+    writer.writeEndOfFile();
+  });
+}
+
+// *gen = a new CPU generator seeded with `seed`: the state torch.manual_seed(seed) gives
+// the default CPU generator, without touching the global one.
+int norm_cpu_generator_new(void** gen, uint64_t seed) {
+  return guarded([&] { *gen = new at::Generator(at::make_generator<at::CPUGeneratorImpl>(seed)); });
+}
+
+void norm_cpu_generator_free(void* gen) { delete static_cast<at::Generator*>(gen); }
+
+// *out = like.new_empty(n).normal_(0, 1, generator=gen) on the CPU (like's dtype).
+int norm_cpu_generator_normal(at::Tensor** out, void* gen, const at::Tensor* like, int64_t n) {
+  return guarded([&] {
+    at::Tensor t = at::empty({n}, like->options().device(at::kCPU));
+    t.normal_(0, 1, *static_cast<at::Generator*>(gen));
+    *out = new at::Tensor(t);
+  });
+}
+}  // extern "C"

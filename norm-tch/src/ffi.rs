@@ -139,3 +139,99 @@ pub fn clear_grad(t: &Tensor) -> Result<()> {
     // SAFETY: a live handle; only the autograd metadata of `t` changes.
     check("clear_grad", unsafe { norm_clear_grad(t.as_ptr()) })
 }
+
+extern "C" {
+    fn norm_tensor_fingerprints(ts: *const *const C_tensor, n: c_int, out: *mut i64, needs_graph: *mut c_int) -> c_int;
+}
+
+/// Fingerprints of the tensors `ts` (at most `out.len()`, at most 4) for the eval-mode
+/// weight cache, written to `out`: per tensor its version counter, data pointer and a hash
+/// of sizes/strides/dtype/device. Returns whether a computation from them would record a
+/// graph (grad mode on and one requires grad). Errors for an inference tensor (no version
+/// counter).
+pub fn tensor_fingerprints(ts: &[&Tensor], out: &mut [[i64; 3]]) -> Result<bool> {
+    const MAX: usize = 4;
+    if ts.len() > MAX || ts.len() > out.len() {
+        return Err(Error::invalid("tensors", ts.len(), format!("at most {} tensors", MAX.min(out.len()))));
+    }
+    let mut ptrs: [*const C_tensor; MAX] = [std::ptr::null(); MAX];
+    for (p, t) in ptrs.iter_mut().zip(ts) {
+        *p = t.as_ptr();
+    }
+    let mut needs_graph: c_int = 0;
+    // SAFETY: ts.len() live handles; `out` has room for 3 * ts.len() values.
+    check("tensor_fingerprints", unsafe { norm_tensor_fingerprints(ptrs.as_ptr(), ts.len() as c_int, out.as_mut_ptr().cast::<i64>(), &mut needs_graph) })?;
+    Ok(needs_graph != 0)
+}
+
+// --- Checkpoints: torch.save's zip container and a private seeded generator.
+
+extern "C" {
+    fn norm_pt_read_records(path: *const c_char, ctx: *mut std::ffi::c_void, sink: extern "C" fn(*mut std::ffi::c_void, *const c_char, *const c_char, usize)) -> c_int;
+    fn norm_pt_write_records(path: *const c_char, n: c_int, names: *const *const c_char, data: *const *const c_char, lens: *const usize) -> c_int;
+    fn norm_cpu_generator_new(gen: *mut *mut std::ffi::c_void, seed: u64) -> c_int;
+    fn norm_cpu_generator_free(gen: *mut std::ffi::c_void);
+    fn norm_cpu_generator_normal(out: *mut *mut C_tensor, gen: *mut std::ffi::c_void, like: *const C_tensor, n: i64) -> c_int;
+}
+
+extern "C" fn collect_record(ctx: *mut std::ffi::c_void, name: *const c_char, data: *const c_char, len: usize) {
+    // SAFETY: ctx is the Vec passed by pt_read_records; name is NUL-terminated and data
+    // holds len bytes, both valid for this call. Nothing here can unwind but an allocation
+    // failure, which aborts.
+    let records = unsafe { &mut *(ctx as *mut Vec<(String, Vec<u8>)>) };
+    let name = unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned();
+    let bytes = if len == 0 { Vec::new() } else { unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec() };
+    records.push((name, bytes));
+}
+
+fn c_string(what: &'static str, s: &str) -> Result<std::ffi::CString> {
+    std::ffi::CString::new(s).map_err(|_| Error::invalid(what, s, "a string without NUL bytes"))
+}
+
+/// Every record of the torch.save zip archive at `path`, names relative to its folder.
+pub fn pt_read_records(path: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    let path = c_string("path", path)?;
+    let mut records: Vec<(String, Vec<u8>)> = Vec::new();
+    // SAFETY: a NUL-terminated path; the sink only appends to `records`, alive for the call.
+    check("read .pt archive", unsafe { norm_pt_read_records(path.as_ptr(), &mut records as *mut _ as *mut std::ffi::c_void, collect_record) })?;
+    Ok(records)
+}
+
+/// Writes `records` into a new torch.save zip archive at `path`.
+pub fn pt_write_records(path: &str, records: &[(String, Vec<u8>)]) -> Result<()> {
+    let path = c_string("path", path)?;
+    let names = records.iter().map(|(n, _)| c_string("record name", n)).collect::<Result<Vec<_>>>()?;
+    let name_ptrs: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
+    let data_ptrs: Vec<*const c_char> = records.iter().map(|(_, d)| d.as_ptr() as *const c_char).collect();
+    let lens: Vec<usize> = records.iter().map(|(_, d)| d.len()).collect();
+    // SAFETY: n entries in each array, each pointer valid for its length for the call.
+    check("write .pt archive", unsafe { norm_pt_write_records(path.as_ptr(), records.len() as c_int, name_ptrs.as_ptr(), data_ptrs.as_ptr(), lens.as_ptr()) })
+}
+
+/// A CPU generator of its own, seeded like `torch.manual_seed(seed)` seeds the global one.
+pub struct CpuGenerator(*mut std::ffi::c_void);
+
+impl CpuGenerator {
+    /// A new generator in the state `torch.manual_seed(seed)` leaves the default one in.
+    pub fn new(seed: u64) -> Result<Self> {
+        let mut gen = std::ptr::null_mut();
+        // SAFETY: on success `gen` is a heap at::Generator owned by the result (freed in Drop).
+        check("cpu generator", unsafe { norm_cpu_generator_new(&mut gen, seed) })?;
+        Ok(CpuGenerator(gen))
+    }
+
+    /// `like.new_empty(n).normal_(0, 1, generator=self)`, on the CPU.
+    pub fn normal(&mut self, like: &Tensor, n: i64) -> Result<Tensor> {
+        let mut out: *mut C_tensor = std::ptr::null_mut();
+        // SAFETY: a live generator and tensor handle; `out` is owned by the result.
+        check("normal_", unsafe { norm_cpu_generator_normal(&mut out, self.0, like.as_ptr(), n) })?;
+        Ok(unsafe { Tensor::from_ptr(out) })
+    }
+}
+
+impl Drop for CpuGenerator {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from norm_cpu_generator_new and is freed once.
+        unsafe { norm_cpu_generator_free(self.0) }
+    }
+}

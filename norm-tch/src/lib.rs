@@ -6,12 +6,14 @@
 //! - [`optim`]: [`optim::Adam`] over a VarStore.
 //! - [`init`]: PyTorch's `reset_parameters` draws.
 //! - [`var_store`]: PyTorch-named variables in a VarStore.
+//! - [`checkpoint`]: PyTorch state dicts (`.pt`, `.safetensors`) in and out, every naming scheme.
 //!
 //! Bit-exactness with PyTorch holds on the same machine with the same thread count
 //! (pin with [`backend::set_num_threads`]); see the README.
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod checkpoint;
 mod ffi;
 pub mod init;
 pub mod layers;

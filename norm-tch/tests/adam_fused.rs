@@ -2,7 +2,7 @@
 //! C++) must be bit-identical to norm-core's composition of the same ops
 //! (`single_tensor_update`), for every option, over several steps.
 
-use norm_core::optim::{single_tensor_update, AdamConfig};
+use norm_core::optim::single_tensor_update;
 use norm_core::AutodiffBackend;
 use norm_tch::TchBackend;
 use tch::{Device, Kind, Tensor};
@@ -13,17 +13,9 @@ fn bits(t: &Tensor) -> Vec<u32> {
 
 #[test]
 fn fused_adam_equals_composed_adam_bit_for_bit() {
-    let configs = [
-        AdamConfig::with_lr(1e-2),
-        AdamConfig { lr: 3e-3, betas: (0.8, 0.99), eps: 1e-6, ..Default::default() },
-        AdamConfig { weight_decay: 0.1, ..AdamConfig::with_lr(1e-2) },
-        AdamConfig { weight_decay: 0.1, decoupled_weight_decay: true, ..AdamConfig::with_lr(1e-2) },
-        AdamConfig { amsgrad: true, ..AdamConfig::with_lr(1e-2) },
-        AdamConfig { maximize: true, amsgrad: true, weight_decay: 0.05, ..AdamConfig::with_lr(2e-2) },
-    ];
     let _generator = norm_tch::backend::lock_global_generator();
     tch::manual_seed(5);
-    for config in configs {
+    for config in norm_core::conformance::adam_test_configs() {
         // 37 elements: both ATen's vectorized body and its scalar tail run.
         let start = Tensor::randn([37], (Kind::Float, Device::Cpu));
         let mut p = [start.copy(), start.copy()];

@@ -1,85 +1,91 @@
-//! Writing the report's table: the [`TimingExporter`] trait and [`CsvExporter`], which
-//! keeps `<out>/timing.csv` up to date.
+//! The report's CSV files and the atomic writes that keep every file of a run current.
 //!
-//! The CSV is rewritten whole after every finished case: the table goes to
-//! `<out>/.timing.csv.tmp`, is flushed to disk, and is renamed over `timing.csv`, so an
-//! interrupted run keeps every case it finished and readers never see a half-written
-//! file. The columns are [`CSV_HEADER`]; `docs/reports.md` describes them.
+//! Every file is rewritten whole after every finished piece of work: the content goes to
+//! `<dir>/.<name>.tmp`, is flushed to disk, and is renamed over `<name>`, so an
+//! interrupted run keeps everything it finished and readers never see a half-written
+//! file. The columns are [`TIMING_HEADER`], [`CONVERGENCE_HEADER`] and [`LOSS_HEADER`];
+//! `docs/reports.md` describes them.
 
+use super::convergence::SigmaRow;
 use super::stats::Summary;
-use super::TimingRow;
+use super::{LossCurve, Side, TimingRow};
 use anyhow::{Context, Result};
 use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
-/// The CSV's header, in column order.
-pub const CSV_HEADER: [&str; 18] = [
+/// `timing.csv`'s header, in column order.
+pub const TIMING_HEADER: [&str; 29] = [
     "op",
     "shape",
+    "rows",
+    "cols",
     "dtype",
     "device",
+    "n_power_iterations",
     "threads",
-    "warmup",
-    "samples",
+    "rust_status",
+    "rust_warmup",
+    "rust_samples",
     "rust_min_us",
     "rust_median_us",
     "rust_mean_us",
     "rust_max_us",
     "rust_stddev_us",
+    "pytorch_status",
+    "pytorch_warmup",
+    "pytorch_samples",
     "pytorch_min_us",
     "pytorch_median_us",
     "pytorch_mean_us",
     "pytorch_max_us",
     "pytorch_stddev_us",
     "ratio_median_rust_over_pytorch",
+    "bytes_moved",
+    "rust_bandwidth_gbps",
+    "pytorch_bandwidth_gbps",
+    "note",
 ];
 
-/// The name of the CSV file inside the output folder.
-pub const CSV_FILE_NAME: &str = "timing.csv";
+/// `convergence.csv`'s header, in column order.
+pub const CONVERGENCE_HEADER: [&str; 12] = [
+    "matrix",
+    "shape",
+    "rows",
+    "cols",
+    "n_power_iterations",
+    "sigma_estimate",
+    "sigma_estimate_pytorch",
+    "sigma_exact",
+    "sigma2_over_sigma1",
+    "rel_error",
+    "rel_error_pytorch",
+    "estimates_bit_equal",
+];
 
-/// A destination for the report's table.
-pub trait TimingExporter {
-    /// Writes the complete table `rows` (every case so far), replacing the previous one.
-    fn export(&mut self, rows: &[TimingRow]) -> Result<()>;
+/// `loss.csv`'s header, in column order.
+pub const LOSS_HEADER: [&str; 4] = ["run", "step", "loss_rust", "loss_pytorch"];
+
+/// Writes `contents` to `path` atomically: `.<name>.tmp` beside it, flushed, renamed over it.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).with_context(|| format!("{} has no file name", path.display()))?;
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()
+    };
+    write().with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
-/// Writes `<dir>/timing.csv` atomically (temporary file, then rename).
-#[derive(Debug)]
-pub struct CsvExporter {
-    path: PathBuf,
-    tmp_path: PathBuf,
-}
-
-impl CsvExporter {
-    /// An exporter into `dir`, which is created if missing.
-    pub fn new(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir).with_context(|| format!("creating the output folder {}", dir.display()))?;
-        Ok(CsvExporter { path: dir.join(CSV_FILE_NAME), tmp_path: dir.join(format!(".{CSV_FILE_NAME}.tmp")) })
+fn csv_text<const N: usize>(header: [&str; N], records: impl IntoIterator<Item = Vec<String>>) -> Result<String> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(header)?;
+    for record in records {
+        writer.write_record(&record)?;
     }
-
-    /// The CSV's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn write_tmp(&self, rows: &[TimingRow]) -> Result<()> {
-        let file = File::create(&self.tmp_path)?;
-        let mut writer = csv::Writer::from_writer(file);
-        writer.write_record(CSV_HEADER)?;
-        for row in rows {
-            writer.write_record(csv_record(row))?;
-        }
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok(())
-    }
-}
-
-impl TimingExporter for CsvExporter {
-    fn export(&mut self, rows: &[TimingRow]) -> Result<()> {
-        self.write_tmp(rows).with_context(|| format!("writing {}", self.tmp_path.display()))?;
-        fs::rename(&self.tmp_path, &self.path).with_context(|| format!("renaming {} to {}", self.tmp_path.display(), self.path.display()))
-    }
+    Ok(String::from_utf8(writer.into_inner().map_err(|e| e.into_error())?)?)
 }
 
 /// Microseconds with nanosecond resolution.
@@ -87,99 +93,185 @@ fn micros(value: f64) -> String {
     format!("{value:.3}")
 }
 
-/// The five statistics columns of one side, empty when that side has no timing.
-fn summary_fields(summary: Option<&Summary>) -> [String; 5] {
-    match summary {
-        Some(s) => [micros(s.min_us), micros(s.median_us), micros(s.mean_us), micros(s.max_us), micros(s.stddev_us)],
-        None => Default::default(),
+/// The status, counts and five statistics of one side; empty cells when it has no timing.
+fn side_fields(side: &Side) -> [String; 8] {
+    match side {
+        Side::Timed { warmup, summary, samples } => {
+            let Summary { min_us, median_us, mean_us, max_us, stddev_us } = *summary;
+            [side.status().into(), warmup.to_string(), samples.to_string(), micros(min_us), micros(median_us), micros(mean_us), micros(max_us), micros(stddev_us)]
+        }
+        _ => [side.status().into(), String::new(), String::new(), String::new(), String::new(), String::new(), String::new(), String::new()],
     }
 }
 
-/// One CSV record, in [`CSV_HEADER`]'s order.
-fn csv_record(row: &TimingRow) -> Vec<String> {
+fn optional(value: Option<f64>, format: impl Fn(f64) -> String) -> String {
+    value.map(format).unwrap_or_default()
+}
+
+/// One `timing.csv` record, in [`TIMING_HEADER`]'s order.
+pub fn timing_record(row: &TimingRow) -> Vec<String> {
+    let case = &row.case;
     let mut record = vec![
-        row.case.op.name().to_string(),
-        row.case.shape(),
-        row.dtype.to_string(),
-        row.device.clone(),
+        case.op.name().to_string(),
+        case.shape().to_string(),
+        case.rows.to_string(),
+        case.cols.to_string(),
+        case.dtype.name().to_string(),
+        case.device.name().to_string(),
+        case.n_power_iterations.map(|k| k.to_string()).unwrap_or_default(),
         row.threads.to_string(),
-        row.warmup.to_string(),
-        row.samples.to_string(),
     ];
-    record.extend(summary_fields(row.rust.as_ref()));
-    record.extend(summary_fields(row.pytorch.as_ref()));
-    record.push(row.ratio_median_rust_over_pytorch().map(|r| format!("{r:.4}")).unwrap_or_default());
+    record.extend(side_fields(&row.rust));
+    record.extend(side_fields(&row.pytorch));
+    record.push(optional(row.ratio(), |r| format!("{r:.4}")));
+    record.push(case.bytes_moved().map(|b| b.to_string()).unwrap_or_default());
+    record.push(optional(row.bandwidth_gbps(&row.rust), |b| format!("{b:.3}")));
+    record.push(optional(row.bandwidth_gbps(&row.pytorch), |b| format!("{b:.3}")));
+    record.push(row.note());
     record
+}
+
+/// `timing.csv`'s content.
+pub fn timing_csv(rows: &[TimingRow]) -> Result<String> {
+    csv_text(TIMING_HEADER, rows.iter().map(timing_record))
+}
+
+/// A float32 value (carried as f64) in its shortest round-trip form.
+fn f32_text(value: f64) -> String {
+    format!("{}", value as f32)
+}
+
+/// `convergence.csv`'s content.
+pub fn convergence_csv(rows: &[SigmaRow]) -> Result<String> {
+    csv_text(
+        CONVERGENCE_HEADER,
+        rows.iter().map(|r| {
+            vec![
+                r.matrix.name().to_string(),
+                format!("{}x{}", r.rows, r.cols),
+                r.rows.to_string(),
+                r.cols.to_string(),
+                r.n_power_iterations.to_string(),
+                f32_text(r.sigma_estimate),
+                optional(r.sigma_estimate_pytorch, f32_text),
+                format!("{}", r.sigma_exact),
+                format!("{:.6}", r.gap),
+                format!("{:.3e}", r.rel_error()),
+                optional(r.sigma_estimate_pytorch, |p| format!("{:.3e}", super::convergence::relative_error(p, r.sigma_exact))),
+                r.sigma_estimate_pytorch.map(|p| (p == r.sigma_estimate).to_string()).unwrap_or_default(),
+            ]
+        }),
+    )
+}
+
+/// `loss.csv`'s content: one record per run and step (1-based), a side's cell empty
+/// where it has no value.
+pub fn loss_csv(curves: &[LossCurve]) -> Result<String> {
+    let mut records = Vec::new();
+    for curve in curves {
+        let rust = curve.rust.as_deref().unwrap_or_default();
+        let pytorch = curve.pytorch.as_deref().unwrap_or_default();
+        for step in 0..rust.len().max(pytorch.len()) {
+            records.push(vec![
+                curve.run.name().to_string(),
+                (step + 1).to_string(),
+                rust.get(step).map(|&l| format!("{l}")).unwrap_or_default(),
+                pytorch.get(step).map(|&l| format!("{l}")).unwrap_or_default(),
+            ]);
+        }
+    }
+    csv_text(LOSS_HEADER, records)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::cases::{Case, Op};
+    use crate::report::cases::{Case, DType, Op, Shape};
+    use crate::report::convergence::{LossRun, MatrixKind};
 
-    fn row(op: Op, n: u64, rust_us: f64, pytorch_us: Option<f64>) -> TimingRow {
-        let summary = |us: f64| Summary::from_micros(&[us, us]).unwrap();
-        TimingRow {
-            case: Case { op, rows: n, cols: n },
-            dtype: "f32",
-            device: "cpu".into(),
-            threads: 1,
-            warmup: 2,
-            samples: 2,
-            rust: Some(summary(rust_us)),
-            pytorch: pytorch_us.map(summary),
-        }
+    fn timed(us: f64) -> Side {
+        Side::Timed { warmup: 2, samples: 2, summary: Summary::from_micros(&[us, us]).unwrap() }
     }
 
-    fn scratch_dir(name: &str) -> PathBuf {
+    fn row(op: Op, n: u64, rust: Side, pytorch: Side) -> TimingRow {
+        TimingRow { case: Case::cpu_f32(op, Shape::square(n)), threads: 1, rust, pytorch }
+    }
+
+    fn scratch_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("norm-bench-export-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
         dir
     }
 
     #[test]
-    fn csv_is_rewritten_whole_and_renamed_into_place() {
-        let dir = scratch_dir("rewrite");
-        let mut exporter = CsvExporter::new(&dir).unwrap();
-        assert_eq!(exporter.path(), dir.join("timing.csv"));
-
-        exporter.export(&[row(Op::WeightNormForward, 64, 2.0, None)]).unwrap();
-        let first = fs::read_to_string(exporter.path()).unwrap();
-        let lines: Vec<&str> = first.lines().collect();
-        assert_eq!(lines[0], CSV_HEADER.join(","));
+    fn timing_csv_schema() {
+        let text = timing_csv(&[
+            row(Op::WeightNormForward, 64, timed(2.0), timed(4.0)),
+            row(Op::SpectralNormForwardEval, 64, timed(3.0), Side::Skipped),
+            row(Op::Copy, 8, Side::Pending, Side::Error("RuntimeError: boom".into())),
+        ])
+        .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "op,shape,dtype,device,threads,warmup,samples,rust_min_us,rust_median_us,rust_mean_us,rust_max_us,rust_stddev_us,\
-             pytorch_min_us,pytorch_median_us,pytorch_mean_us,pytorch_max_us,pytorch_stddev_us,ratio_median_rust_over_pytorch"
+            "op,shape,rows,cols,dtype,device,n_power_iterations,threads,\
+             rust_status,rust_warmup,rust_samples,rust_min_us,rust_median_us,rust_mean_us,rust_max_us,rust_stddev_us,\
+             pytorch_status,pytorch_warmup,pytorch_samples,pytorch_min_us,pytorch_median_us,pytorch_mean_us,pytorch_max_us,pytorch_stddev_us,\
+             ratio_median_rust_over_pytorch,bytes_moved,rust_bandwidth_gbps,pytorch_bandwidth_gbps,note"
         );
-        assert_eq!(lines[1], "weight_norm_forward,64x64,f32,cpu,1,2,2,2.000,2.000,2.000,2.000,0.000,,,,,,");
-        assert_eq!(lines.len(), 2);
-
-        // The second export replaces the file: the first row gains its PyTorch columns.
-        let rows = [row(Op::WeightNormForward, 64, 2.0, Some(4.0)), row(Op::WeightNormForwardBackward, 64, 3.0, Some(3.0))];
-        exporter.export(&rows).unwrap();
-        let second = fs::read_to_string(exporter.path()).unwrap();
-        let lines: Vec<&str> = second.lines().collect();
-        assert_eq!(lines.len(), 3);
-        assert_eq!(lines[1], "weight_norm_forward,64x64,f32,cpu,1,2,2,2.000,2.000,2.000,2.000,0.000,4.000,4.000,4.000,4.000,0.000,0.5000");
-        assert!(lines[2].starts_with("weight_norm_forward_backward,64x64,") && lines[2].ends_with(",1.0000"), "{}", lines[2]);
-
-        // Only timing.csv is left: the temporary file was renamed, not copied.
-        let mut names: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        names.sort();
-        assert_eq!(names, ["timing.csv"]);
-        fs::remove_dir_all(&dir).unwrap();
+        // 64x64 f32: 2 * 4096 * 4 = 32768 bytes; in 2 us that is 16.384 GB/s.
+        assert_eq!(
+            lines[1],
+            "weight_norm_forward,64x64,64,64,f32,cpu,,1,ok,2,2,2.000,2.000,2.000,2.000,0.000,ok,2,2,4.000,4.000,4.000,4.000,0.000,0.5000,32768,16.384,8.192,"
+        );
+        assert_eq!(lines[2], "spectral_norm_forward_eval,64x64,64,64,f32,cpu,,1,ok,2,2,3.000,3.000,3.000,3.000,0.000,skipped,,,,,,,,,,,,");
+        assert_eq!(lines[3], "copy,8x8,8,8,f32,cpu,,1,pending,,,,,,,,error,,,,,,,,,512,,,pytorch: RuntimeError: boom");
+        assert!(lines.iter().all(|l| l.split(',').count() == TIMING_HEADER.len()));
     }
 
     #[test]
-    fn a_stale_temporary_file_is_replaced() {
-        let dir = scratch_dir("stale");
-        fs::create_dir_all(&dir).unwrap();
+    fn non_f32_failures_are_unsupported() {
+        let mut r = row(Op::WeightNormForward, 8, Side::failed(DType::F16, "no kernel".into()), timed(1.0));
+        r.case.dtype = DType::F16;
+        assert_eq!(r.rust.status(), "unsupported");
+        assert_eq!(Side::failed(DType::F32, "x".into()).status(), "error");
+        let line = timing_csv(&[r]).unwrap();
+        assert!(line.lines().nth(1).unwrap().ends_with(",rust: no kernel"), "{line}");
+    }
+
+    #[test]
+    fn convergence_and_loss_csv_schemas() {
+        let sigma = SigmaRow {
+            matrix: MatrixKind::Random,
+            rows: 4,
+            cols: 8,
+            n_power_iterations: 5,
+            sigma_estimate: 2.5f32 as f64,
+            sigma_estimate_pytorch: Some(2.5f32 as f64),
+            sigma_exact: 3.0,
+            gap: 0.5,
+        };
+        let text = convergence_csv(&[sigma]).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "matrix,shape,rows,cols,n_power_iterations,sigma_estimate,sigma_estimate_pytorch,sigma_exact,sigma2_over_sigma1,rel_error,rel_error_pytorch,estimates_bit_equal");
+        assert_eq!(lines[1], "random,4x8,4,8,5,2.5,2.5,3,0.500000,1.667e-1,1.667e-1,true");
+
+        let curves = [LossCurve { run: LossRun::SeedWeightNorm, rust: Some(vec![1.5, 0.25]), pytorch: Some(vec![1.5]) }];
+        let text = loss_csv(&curves).unwrap();
+        assert_eq!(text, "run,step,loss_rust,loss_pytorch\nseed_weight_norm,1,1.5,1.5\nseed_weight_norm,2,0.25,\n");
+    }
+
+    #[test]
+    fn files_are_replaced_atomically() {
+        let dir = scratch_dir("atomic");
+        let path = dir.join("timing.csv");
         fs::write(dir.join(".timing.csv.tmp"), "half a row").unwrap();
-        let mut exporter = CsvExporter::new(&dir).unwrap();
-        exporter.export(&[]).unwrap();
-        assert_eq!(fs::read_to_string(exporter.path()).unwrap(), format!("{}\n", CSV_HEADER.join(",")));
-        assert!(!dir.join(".timing.csv.tmp").exists());
+        write_atomic(&path, b"first\n").unwrap();
+        write_atomic(&path, b"second\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "second\n");
+        let names: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["timing.csv"], "the temporary file was renamed, not copied");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

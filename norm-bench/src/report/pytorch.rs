@@ -1,30 +1,57 @@
 //! The PyTorch eager side of the report: runs `norm-bench/python/eager_timing.py` and
 //! parses its answers.
 //!
-//! Protocol (JSON Lines both ways): for each case Rust writes one request line
-//! `{"threads":1,"warmup":20,"samples":200,"cases":[{"op":"weight_norm_forward","rows":64,"cols":64}]}`
-//! to the script's stdin; the script prints one JSON line per finished case to stdout,
-//! `{"op":...,"rows":...,"cols":...,"threads":...,"warmup":...,"samples":...,"torch_version":"...","samples_ns":[...]}`
-//! (or the same keys with `"error": "..."` instead of `samples_ns`). The raw durations come
-//! back so both columns go through the same [`Summary`](super::stats::Summary) code. The
-//! script sends its progress and warnings to stderr, which is inherited. Closing stdin
-//! ends it.
+//! Protocol (JSON Lines both ways): Rust writes one request object per line to the
+//! script's stdin and waits for its one answer line on stdout before sending the next,
+//! so the two processes never compete for the CPU. Every request has a `"kind"`:
 //!
-//! Requests go one case at a time, and Rust waits for each answer before timing its own
-//! side, so the two processes never compete for the CPU.
+//! - `{"kind":"env","threads":1}` → `{"kind":"env","torch_version":..,"python_version":..,"cpu_capability":..,"num_threads":..,"cuda_available":..,"cuda_device":..,...}`
+//! - `{"kind":"time","threads":1,"sampling":{...},"case":{"op":..,"rows":..,"cols":..,"dtype":..,"device":..,"n_power_iterations":..}}`
+//!   → `{"kind":"time","case":{...},"threads":1,"warmup":N,"samples_ns":[...]}`
+//! - `{"kind":"sigma","threads":1,"matrix":"random","rows":..,"cols":..,"seed":0,"spectrum":[..]|null,"iterations":[1,2,5]}`
+//!   → `{"kind":"sigma",...,"sigma":[...]}`
+//! - `{"kind":"loss","threads":1,"run":"seed_weight_norm","steps":100}` → `{"kind":"loss",...,"losses":[...]}`
+//!
+//! An answer may carry `"error": "..."` instead of its result (a case PyTorch cannot
+//! run, e.g. an op without a kernel for a dtype); the script keeps serving. Raw durations
+//! come back so both columns go through the same [`Summary`](super::stats::Summary) code.
+//! The script sends its warnings to stderr, which is inherited. Closing stdin ends it.
 
 use super::cases::Case;
+use super::convergence::{LossRun, MatrixKind};
+use super::sampling::{Sampling, Timed};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-/// The script's source, compiled in so the binary works away from the repository.
-pub const SCRIPT_SOURCE: &str = include_str!("../../python/eager_timing.py");
+/// A Python script compiled into the binary, with the path it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Script {
+    /// The source, as compiled in.
+    pub source: &'static str,
+    /// Where it lives in the repository the binary was built from.
+    pub path: &'static str,
+}
 
-/// Where the script lives in the repository the binary was built from.
-pub const SCRIPT_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/eager_timing.py");
+impl Script {
+    /// A command running the script with `python`: the repository's file when it is the
+    /// compiled-in source (readable tracebacks), else the compiled-in source through `-c`
+    /// (so the protocol always matches this binary).
+    pub fn command(&self, python: &Path) -> Command {
+        let mut command = Command::new(python);
+        match std::fs::read_to_string(self.path) {
+            Ok(on_disk) if on_disk == self.source => command.arg(self.path),
+            _ => command.arg("-c").arg(self.source),
+        };
+        command
+    }
+}
+
+/// `norm-bench/python/eager_timing.py`.
+pub const EAGER_TIMING: Script = Script { source: include_str!("../../python/eager_timing.py"), path: concat!(env!("CARGO_MANIFEST_DIR"), "/python/eager_timing.py") };
 
 /// The interpreter used when none is given: the repository's `.venv/bin/python`, found
 /// relative to the running binary (`<exe dir>/../../.venv/bin/python`, i.e. from
@@ -37,37 +64,41 @@ pub fn default_python() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
-/// One request: the cases to time and how.
 #[derive(Serialize)]
-struct Request<'a> {
-    threads: usize,
-    warmup: u64,
-    samples: u64,
-    cases: &'a [Case],
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Request<'a> {
+    Env { threads: usize },
+    Time { threads: usize, sampling: &'a Sampling, case: &'a Case },
+    Sigma { threads: usize, matrix: MatrixKind, rows: u64, cols: u64, seed: u64, spectrum: Option<&'a [f64]>, iterations: &'a [u64] },
+    Loss { threads: usize, run: LossRun, steps: u64 },
 }
 
-/// One answer line of the script.
+/// The fields of any answer that Rust reads (others are kept in the raw value).
 #[derive(Deserialize)]
 struct Answer {
-    op: String,
-    rows: u64,
-    cols: u64,
+    kind: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    case: Option<Case>,
     #[serde(default)]
     threads: Option<usize>,
     #[serde(default)]
-    torch_version: Option<String>,
+    warmup: Option<u64>,
     #[serde(default)]
     samples_ns: Option<Vec<u64>>,
     #[serde(default)]
-    error: Option<String>,
+    sigma: Option<Vec<f64>>,
+    #[serde(default)]
+    losses: Option<Vec<f64>>,
 }
 
-/// What the script answered for one case.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PytorchOutcome {
-    /// One duration in nanoseconds per timed sample.
-    Timed(Vec<u64>),
-    /// The script could not time this case (its message); it can still time others.
+/// What the script answered for one piece of work.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome<T> {
+    /// The result.
+    Done(T),
+    /// The script could not do it (its message); it can still do other work.
     Failed(String),
 }
 
@@ -78,26 +109,21 @@ pub struct PytorchRunner {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
-    torch_version: Option<String>,
+    threads: usize,
 }
 
 impl PytorchRunner {
-    /// Starts the script with `python` (it then imports torch and waits for requests).
+    /// Starts the script with `python` (it then imports torch and waits for requests);
+    /// every request asks for `threads` intra-op threads.
     ///
     /// Errors: the interpreter cannot be started.
-    pub fn start(python: &Path) -> Result<Self> {
-        let mut command = Command::new(python);
-        // Run the repository's file when it is the compiled-in script (readable tracebacks),
-        // the compiled-in source otherwise (so the protocol always matches this binary).
-        match std::fs::read_to_string(SCRIPT_PATH) {
-            Ok(on_disk) if on_disk == SCRIPT_SOURCE => command.arg(SCRIPT_PATH),
-            _ => command.arg("-c").arg(SCRIPT_SOURCE),
-        };
+    pub fn start(python: &Path, threads: usize) -> Result<Self> {
+        let mut command = EAGER_TIMING.command(python);
         command.arg("--quiet").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = command.spawn().with_context(|| format!("cannot run `{}`", python.display()))?;
         let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin pipe to the script"))?;
         let stdout = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout pipe from the script"))?);
-        Ok(PytorchRunner { python: python.to_path_buf(), child, stdin: Some(stdin), stdout, torch_version: None })
+        Ok(PytorchRunner { python: python.to_path_buf(), child, stdin: Some(stdin), stdout, threads })
     }
 
     /// The interpreter running the script.
@@ -105,19 +131,11 @@ impl PytorchRunner {
         &self.python
     }
 
-    /// `torch.__version__`, once the script has answered.
-    pub fn torch_version(&self) -> Option<&str> {
-        self.torch_version.as_deref()
-    }
-
-    /// Has the script time `case` and waits for its answer.
-    ///
-    /// Errors (the script is unusable from then on): it exited or closed stdout, or
-    /// answered something that is not the protocol.
-    pub fn time_case(&mut self, case: &Case, threads: usize, warmup: u64, samples: u64) -> Result<PytorchOutcome> {
-        let request = serde_json::to_string(&Request { threads, warmup, samples, cases: std::slice::from_ref(case) })?;
+    /// Sends one request and reads its answer line (checked to be of the same kind).
+    fn ask(&mut self, request: &Request) -> Result<(Answer, Value)> {
+        let line = serde_json::to_string(request)?;
         let stdin = self.stdin.as_mut().ok_or_else(|| anyhow!("the script's stdin is closed"))?;
-        if let Err(e) = writeln!(stdin, "{request}").and_then(|()| stdin.flush()) {
+        if let Err(e) = writeln!(stdin, "{line}").and_then(|()| stdin.flush()) {
             return Err(self.exited_early(Some(e)));
         }
         let mut line = String::new();
@@ -126,28 +144,64 @@ impl PytorchRunner {
             Ok(_) => {}
             Err(e) => return Err(self.exited_early(Some(e))),
         }
-        let answer: Answer = serde_json::from_str(line.trim_end()).with_context(|| format!("the script's answer is not protocol JSON: {:?}", line.trim_end()))?;
-        ensure!(
-            (answer.op.as_str(), answer.rows, answer.cols) == (case.op.name(), case.rows, case.cols),
-            "the script answered for {} {}x{} instead of {} {}",
-            answer.op,
-            answer.rows,
-            answer.cols,
-            case.op.name(),
-            case.shape()
-        );
-        if answer.torch_version.is_some() {
-            self.torch_version = answer.torch_version;
+        let raw: Value = serde_json::from_str(line.trim_end()).with_context(|| format!("the script's answer is not JSON: {:?}", line.trim_end()))?;
+        let answer: Answer = serde_json::from_value(raw.clone()).with_context(|| format!("the script's answer is not protocol JSON: {:?}", line.trim_end()))?;
+        let expected = serde_json::to_value(request)?;
+        ensure!(Some(answer.kind.as_str()) == expected["kind"].as_str(), "the script answered a {:?} request with kind {:?}", expected["kind"], answer.kind);
+        Ok((answer, raw))
+    }
+
+    /// The script's environment: torch and Python versions, CPU capability, CUDA, ...
+    pub fn env(&mut self) -> Result<Value> {
+        let (answer, raw) = self.ask(&Request::Env { threads: self.threads })?;
+        if let Some(e) = answer.error {
+            bail!("the script could not describe its environment: {e}");
         }
+        Ok(raw)
+    }
+
+    /// Has the script time `case` under `sampling` and waits for its answer.
+    ///
+    /// Errors (the script is unusable from then on): it exited or closed stdout, or
+    /// answered something that is not the protocol.
+    pub fn time_case(&mut self, case: &Case, sampling: &Sampling) -> Result<Outcome<Timed>> {
+        let (answer, _) = self.ask(&Request::Time { threads: self.threads, sampling, case })?;
+        ensure!(answer.case.as_ref() == Some(case), "the script answered for {:?} instead of {}", answer.case, case.label());
         if let Some(message) = answer.error {
-            return Ok(PytorchOutcome::Failed(message));
+            return Ok(Outcome::Failed(message));
         }
         if let Some(got) = answer.threads {
-            ensure!(got == threads, "the script ran with {got} threads instead of {threads}");
+            ensure!(got == self.threads, "the script ran with {got} threads instead of {}", self.threads);
         }
         let Some(nanos) = answer.samples_ns else { bail!("the script's answer has neither samples_ns nor error") };
-        ensure!(nanos.len() as u64 == samples, "the script sent {} samples instead of {samples}", nanos.len());
-        Ok(PytorchOutcome::Timed(nanos))
+        let n = nanos.len() as u64;
+        ensure!(
+            n >= sampling.min_samples && n <= sampling.max_samples,
+            "the script sent {n} samples, outside [{}, {}]",
+            sampling.min_samples,
+            sampling.max_samples
+        );
+        Ok(Outcome::Done(Timed { warmup: answer.warmup.unwrap_or(0), nanos }))
+    }
+
+    /// PyTorch's σ estimates (hook API) for the study's matrix, one per iteration count.
+    pub fn sigma(&mut self, matrix: MatrixKind, rows: u64, cols: u64, seed: u64, spectrum: Option<&[f64]>, iterations: &[u64]) -> Result<Outcome<Vec<f64>>> {
+        let (answer, _) = self.ask(&Request::Sigma { threads: self.threads, matrix, rows, cols, seed, spectrum, iterations })?;
+        if let Some(message) = answer.error {
+            return Ok(Outcome::Failed(message));
+        }
+        let sigma = answer.sigma.ok_or_else(|| anyhow!("the script's sigma answer has neither sigma nor error"))?;
+        ensure!(sigma.len() == iterations.len(), "the script sent {} σ estimates for {} iteration counts", sigma.len(), iterations.len());
+        Ok(Outcome::Done(sigma))
+    }
+
+    /// PyTorch's per-step losses of `run`.
+    pub fn losses(&mut self, run: LossRun, steps: u64) -> Result<Outcome<Vec<f64>>> {
+        let (answer, _) = self.ask(&Request::Loss { threads: self.threads, run, steps })?;
+        if let Some(message) = answer.error {
+            return Ok(Outcome::Failed(message));
+        }
+        Ok(Outcome::Done(answer.losses.ok_or_else(|| anyhow!("the script's loss answer has neither losses nor error"))?))
     }
 
     /// Closes the script's stdin (which ends it) and waits for it to exit.
@@ -188,7 +242,20 @@ mod tests {
 
     #[test]
     fn a_missing_interpreter_is_an_error_at_start() {
-        let err = PytorchRunner::start(Path::new("/nonexistent/python")).unwrap_err();
+        let err = PytorchRunner::start(Path::new("/nonexistent/python"), 1).unwrap_err();
         assert!(format!("{err:#}").contains("cannot run `/nonexistent/python`"), "{err:#}");
+    }
+
+    #[test]
+    fn requests_carry_their_kind() {
+        let case = Case::cpu_f32(super::super::cases::Op::Copy, super::super::cases::Shape::square(4));
+        let sampling = Sampling::fixed(1, 2);
+        let text = serde_json::to_string(&Request::Time { threads: 1, sampling: &sampling, case: &case }).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"time","threads":1,"sampling":{"warmup_min":1,"warmup_ms":0,"min_samples":2,"max_samples":2,"budget_ms":0,"rounds":1},"case":{"op":"copy","rows":4,"cols":4,"dtype":"f32","device":"cpu","n_power_iterations":null}}"#
+        );
+        let text = serde_json::to_string(&Request::Loss { threads: 2, run: LossRun::SeedWeightNorm, steps: 3 }).unwrap();
+        assert_eq!(text, r#"{"kind":"loss","threads":2,"run":"seed_weight_norm","steps":3}"#);
     }
 }

@@ -7,6 +7,8 @@
 //! - [`WeightNorm`]: `torch.nn.utils.weight_norm` around any [`WeightedLayer`].
 //! - [`SpectralNorm`]: `torch.nn.utils.spectral_norm` (hooks).
 //! - [`Parametrized`]: `torch.nn.utils.parametrizations.weight_norm` / `.spectral_norm`.
+//! - [`fold`]: [`Foldable`], [`fold_all`], [`unfold_all`] (plain weight and back, keeping
+//!   optimizer identity) and the eval-mode weight cache ([`CacheStats`]).
 
 mod conv;
 mod embedding;
@@ -14,6 +16,7 @@ mod linear;
 mod weight_norm;
 mod spectral_norm;
 mod parametrizations;
+pub mod fold;
 
 pub use conv::{
     conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, Conv, Conv1d, Conv2d, Conv3d, ConvOptions, ConvTranspose, ConvTranspose1d,
@@ -24,6 +27,7 @@ pub use linear::{linear, LinearConfig};
 pub use weight_norm::WeightNorm;
 pub use spectral_norm::{SpectralNorm, SpectralNormOptions};
 pub use parametrizations::Parametrized;
+pub use fold::{fold_all, unfold_all, CacheStats, Foldable};
 
 use norm_core::Result;
 use tch::Tensor;

@@ -14,7 +14,13 @@
 //! a new module), `n_power_iterations` more. Weight norm is registered `unsafe=True`: no
 //! evaluation. [`Parametrized::remove`] is `remove_parametrizations(module, "weight",
 //! leave_parametrized=True)`, which evaluates the weight once more (iterating in training mode).
+//!
+//! Beyond PyTorch: [`Parametrized::fold`]/[`Parametrized::unfold`] trade the
+//! parametrization for a plain `weight` and back keeping the tensors an optimizer holds,
+//! and an eval-mode forward reuses the weight it computed last while the originals (and
+//! spectral norm's `_u`, `_v`) are unchanged; see [`super::fold`].
 
+use super::fold::{self, CacheStats, Foldable, WeightCache};
 use super::WeightedLayer;
 use crate::backend::{tch_err, TchBackend};
 use crate::layers::spectral_norm::SpectralNormOptions;
@@ -32,15 +38,57 @@ enum Parametrization {
     SpectralNorm { original: Tensor, state: SpectralNormState<TchBackend> },
 }
 
+impl Parametrization {
+    /// The tensor that becomes the plain weight when folded: v (`original1`) or `original`.
+    fn plain(&self) -> &Tensor {
+        match self {
+            Parametrization::WeightNorm { original1, .. } => original1,
+            Parametrization::SpectralNorm { original, .. } => original,
+        }
+    }
+
+    /// Its name in the store while unfolded.
+    fn plain_name(&self) -> &'static str {
+        match self {
+            Parametrization::WeightNorm { .. } => ORIGINAL1,
+            Parametrization::SpectralNorm { .. } => ORIGINAL,
+        }
+    }
+
+    /// The tensors kept out of the store while folded, with their names.
+    fn kept(&self) -> Vec<(&'static str, &Tensor)> {
+        match self {
+            Parametrization::WeightNorm { original0, .. } => vec![(ORIGINAL0, original0)],
+            Parametrization::SpectralNorm { state, .. } => match (state.u.as_ref(), state.v.as_ref()) {
+                (Some(u), Some(v)) => vec![(U, u), (V, v)],
+                _ => vec![],
+            },
+        }
+    }
+}
+
 /// A layer whose `weight` is parametrized (`module.parametrizations.weight`).
+///
+/// Folded ([`Parametrized::fold`]), the layer is the plain layer with `<prefix>.weight`,
+/// which is the tensor of `original1` (weight norm's v) or `original` (spectral norm); g,
+/// resp. the `_u`, `_v` buffers, are kept out of the store until [`Parametrized::unfold`].
 #[derive(Debug)]
 pub struct Parametrized<L: WeightedLayer> {
     layer: L,
     path: ModulePath,
     parametrization: Parametrization,
+    folded: bool,
+    /// Weight norm's g: its optimizer group (`None`: a buffer) while folded.
+    g_group: Option<usize>,
+    cache: WeightCache,
 }
 
 const PREFIX: &str = "parametrizations.weight";
+const ORIGINAL: &str = "parametrizations.weight.original";
+const ORIGINAL0: &str = "parametrizations.weight.original0";
+const ORIGINAL1: &str = "parametrizations.weight.original1";
+const U: &str = "parametrizations.weight.0._u";
+const V: &str = "parametrizations.weight.0._v";
 
 fn check_not_parametrized(vs: &VarStore, path: &ModulePath, norm: &'static str) -> Result<()> {
     let taken = ["original", "original0", "original1"].iter().any(|n| path.get(vs, &format!("{PREFIX}.{n}")).is_some());
@@ -64,7 +112,7 @@ impl<L: WeightedLayer> Parametrized<L> {
         drop(path.remove(vs, "weight")?);
         let original0 = path.add_parameter(vs, &format!("{PREFIX}.original0"), &g)?;
         let original1 = path.add_parameter(vs, &format!("{PREFIX}.original1"), &v)?;
-        Ok(Parametrized { layer, path, parametrization: Parametrization::WeightNorm { original0, original1, dim } })
+        Ok(Parametrized { layer, path, parametrization: Parametrization::WeightNorm { original0, original1, dim }, folded: false, g_group: None, cache: WeightCache::default() })
     }
 
     /// `parametrizations.spectral_norm(module, "weight", n_power_iterations, eps, dim)` for
@@ -95,7 +143,7 @@ impl<L: WeightedLayer> Parametrized<L> {
             state.u = Some(u);
             state.v = Some(v);
         }
-        Ok(Parametrized { layer, path, parametrization: Parametrization::SpectralNorm { original, state } })
+        Ok(Parametrized { layer, path, parametrization: Parametrization::SpectralNorm { original, state }, folded: false, g_group: None, cache: WeightCache::default() })
     }
 
     /// The wrapped layer.
@@ -104,8 +152,12 @@ impl<L: WeightedLayer> Parametrized<L> {
     }
 
     /// The parametrized weight, as `module.weight` evaluates it: in training mode
-    /// (`train = true`) spectral norm iterates first, updating its buffers in place.
+    /// (`train = true`) spectral norm iterates first, updating its buffers in place. While
+    /// folded: the plain weight itself.
     pub fn weight_t(&self, train: bool) -> Result<Tensor> {
+        if self.folded {
+            return Ok(self.parametrization.plain().shallow_clone());
+        }
         match &self.parametrization {
             Parametrization::WeightNorm { original0, original1, dim } => compute_weight::<TchBackend>(original1, original0, *dim),
             Parametrization::SpectralNorm { original, state } => {
@@ -121,17 +173,124 @@ impl<L: WeightedLayer> Parametrized<L> {
         }
     }
 
-    /// The forward pass: one access of the weight (iterating in training mode), then the layer.
+    /// The forward pass: one access of the weight (iterating in training mode), then the
+    /// layer. In eval mode, when the weight needs no graph (under `tch::no_grad`, or the
+    /// originals not requiring grad), the weight computed by the last such forward is reused
+    /// while the originals and buffers are unchanged (same bits); a training forward always
+    /// recomputes and drops it. While folded: the plain layer's forward.
     pub fn f_forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        self.layer.forward_with_weight(xs, &self.weight_t(train)?)
+        if self.folded {
+            return self.layer.forward_with_weight(xs, self.parametrization.plain());
+        }
+        let weight = if train {
+            self.cache.bypass(|| self.weight_t(true))?
+        } else {
+            match &self.parametrization {
+                Parametrization::WeightNorm { original0, original1, .. } => self.cache.eval_weight(&[original0, original1], || self.weight_t(false))?,
+                Parametrization::SpectralNorm { original, state } => match (state.u.as_ref(), state.v.as_ref()) {
+                    (Some(u), Some(v)) => self.cache.eval_weight(&[original, u, v], || self.weight_t(false))?,
+                    _ => self.cache.eval_weight(&[original], || self.weight_t(false))?,
+                },
+            }
+        };
+        self.layer.forward_with_weight(xs, &weight)
+    }
+
+    /// The counters of the eval-mode weight cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Drops the cached eval-mode weight (only needed after writes the cache cannot see:
+    /// through raw data pointers).
+    pub fn clear_cache(&self) {
+        self.cache.clear();
+    }
+
+    /// Whether the layer is folded into a plain `weight`.
+    pub fn is_folded(&self) -> bool {
+        self.folded
+    }
+
+    /// Folds the parametrized weight, evaluated once in eval mode (spectral norm: stored
+    /// `_u`, `_v`, no iteration) under `no_grad`, into the tensor of `original1` (weight
+    /// norm's v) or `original` (spectral norm), in place, which becomes the plain
+    /// `<prefix>.weight`; `original0` (g), resp. the buffers, leave the store (kept for
+    /// [`Parametrized::unfold`]). Nothing if folded. See [`super::fold`].
+    pub fn fold(&mut self, vs: &VarStore) -> Result<()> {
+        if self.folded {
+            return Ok(());
+        }
+        let plain = self.parametrization.plain();
+        let kept = self.parametrization.kept();
+        let mut present = vec![(self.parametrization.plain_name(), plain)];
+        present.extend(kept.iter().copied());
+        fold::check_entries(vs, &self.path, &present, &["weight"])?;
+        let weight = tch::no_grad(|| self.weight_t(false))?;
+        fold::write_in_place(plain, &weight)?;
+        let mut g_group = None;
+        for (name, t) in &kept {
+            let group = fold::take_entry(vs, &self.path, name)?;
+            if *name == ORIGINAL0 {
+                g_group = group;
+                fold::clear_grad(t)?;
+            }
+        }
+        drop(self.path.rename(vs, self.parametrization.plain_name(), "weight")?);
+        fold::clear_grad(plain)?;
+        self.layer.set_weight(plain.shallow_clone());
+        self.g_group = g_group;
+        self.folded = true;
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// Unfolds the plain weight `w`, which becomes `original1` (weight norm's v; then
+    /// `original0 = norm_except_dim(w, 2, dim)` is written in place into the kept g, as
+    /// `_WeightNorm.right_inverse` computes it) or `original` (spectral norm; the kept `_u`,
+    /// `_v` return unchanged: no draw, no iteration), the same tensor either way. Nothing if
+    /// not folded.
+    pub fn unfold(&mut self, vs: &VarStore) -> Result<()> {
+        if !self.folded {
+            return Ok(());
+        }
+        let plain = self.parametrization.plain();
+        let kept = self.parametrization.kept();
+        let mut absent = vec![self.parametrization.plain_name()];
+        absent.extend(kept.iter().map(|(name, _)| *name));
+        fold::check_entries(vs, &self.path, &[("weight", plain)], &absent)?;
+        for (_, t) in &kept {
+            fold::match_device_and_kind(t, plain)?;
+        }
+        if let Parametrization::WeightNorm { original0, dim, .. } = &self.parametrization {
+            let g = tch::no_grad(|| initial_g::<TchBackend>(plain, *dim))?;
+            fold::write_in_place(original0, &g)?;
+            fold::clear_grad(original0)?;
+        }
+        drop(self.path.rename(vs, "weight", self.parametrization.plain_name())?);
+        for (name, t) in &kept {
+            let group = if *name == ORIGINAL0 { self.g_group } else { None };
+            fold::put_entry(vs, &self.path, name, t, group)?;
+        }
+        fold::clear_grad(plain)?;
+        self.folded = false;
+        self.cache.clear();
+        Ok(())
     }
 
     /// `remove_parametrizations(module, "weight", leave_parametrized=True)` for a module in
     /// mode `train`: the weight is evaluated once more (spectral norm iterates when
     /// training) and becomes the plain `<prefix>.weight`. Spectral norm keeps the
     /// `original` tensor itself (PyTorch `set_`s it, so an optimizer holding it keeps
-    /// working); weight norm gets a new parameter, as in PyTorch.
+    /// working); weight norm gets a new parameter, as in PyTorch. A folded layer is returned
+    /// as it is (its `weight` is the plain parameter already; `train` does not matter).
     pub fn remove(mut self, vs: &VarStore, train: bool) -> Result<L> {
+        if self.folded {
+            let plain = self.parametrization.plain().shallow_clone();
+            fold::check_entries(vs, &self.path, &[("weight", &plain)], &[])?;
+            self.layer.set_weight(plain);
+            return Ok(self.layer);
+        }
         let value = tch::no_grad(|| self.weight_t(train))?;
         let weight = match &self.parametrization {
             Parametrization::WeightNorm { .. } => {
@@ -151,6 +310,18 @@ impl<L: WeightedLayer> Parametrized<L> {
         };
         self.layer.set_weight(weight);
         Ok(self.layer)
+    }
+}
+
+impl<L: WeightedLayer> Foldable for Parametrized<L> {
+    fn is_folded(&self) -> bool {
+        Parametrized::is_folded(self)
+    }
+    fn fold(&mut self, vs: &VarStore) -> Result<()> {
+        Parametrized::fold(self, vs)
+    }
+    fn unfold(&mut self, vs: &VarStore) -> Result<()> {
+        Parametrized::unfold(self, vs)
     }
 }
 
