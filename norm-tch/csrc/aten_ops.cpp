@@ -49,6 +49,11 @@ int norm_clone_contiguous(at::Tensor** out, const at::Tensor* self) {
   return guarded([&] { *out = new at::Tensor(self->clone(at::MemoryFormat::Contiguous)); });
 }
 
+// *out = torch.nn.functional.leaky_relu(self, negative_slope)
+int norm_leaky_relu(at::Tensor** out, const at::Tensor* self, double negative_slope) {
+  return guarded([&] { *out = new at::Tensor(at::leaky_relu(*self, negative_slope)); });
+}
+
 // self.addcmul_(tensor1, tensor2, value=value)
 int norm_addcmul_(at::Tensor* self, const at::Tensor* tensor1, const at::Tensor* tensor2, double value) {
   return guarded([&] { self->addcmul_(*tensor1, *tensor2, value); });

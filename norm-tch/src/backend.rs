@@ -50,6 +50,12 @@ pub fn lock_global_generator() -> std::sync::MutexGuard<'static, ()> {
     GLOBAL_GENERATOR.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `torch.nn.functional.leaky_relu(xs, negative_slope)` (`aten::leaky_relu`); tch's
+/// `Tensor::leaky_relu` only has PyTorch's default slope 0.01.
+pub fn leaky_relu(xs: &Tensor, negative_slope: f64) -> Result<Tensor> {
+    ffi::leaky_relu(xs, negative_slope)
+}
+
 /// ATen's CPU kernel capability (`"AVX2"`, `"AVX512"`, ...), as
 /// `torch.backends.cpu.get_cpu_capability()`: bits of CPU kernels depend on it.
 pub fn cpu_capability() -> String {

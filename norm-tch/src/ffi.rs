@@ -11,6 +11,7 @@ extern "C" {
     fn norm_last_error() -> *const c_char;
     fn norm_add_alpha(out: *mut *mut C_tensor, t: *const C_tensor, other: *const C_tensor, alpha: f64) -> c_int;
     fn norm_linalg_vector_norm(out: *mut *mut C_tensor, t: *const C_tensor, ord: f64, dims: *const i64, ndims: c_int, keepdim: c_int) -> c_int;
+    fn norm_leaky_relu(out: *mut *mut C_tensor, t: *const C_tensor, negative_slope: f64) -> c_int;
     fn norm_clone_contiguous(out: *mut *mut C_tensor, t: *const C_tensor) -> c_int;
     fn norm_addcmul_(t: *mut C_tensor, t1: *const C_tensor, t2: *const C_tensor, value: f64) -> c_int;
     fn norm_addcdiv_(t: *mut C_tensor, t1: *const C_tensor, t2: *const C_tensor, value: f64) -> c_int;
@@ -65,6 +66,14 @@ pub fn linalg_vector_norm(t: &Tensor, ord: f64, dims: &[i64], keepdim: bool) -> 
     let mut out: *mut C_tensor = std::ptr::null_mut();
     // SAFETY: a live handle and a dims slice valid for the call; `out` is owned by the result.
     check("linalg_vector_norm", unsafe { norm_linalg_vector_norm(&mut out, t.as_ptr(), ord, dims.as_ptr(), dims.len() as c_int, keepdim as c_int) })?;
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// `F.leaky_relu(t, negative_slope)`.
+pub fn leaky_relu(t: &Tensor, negative_slope: f64) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: a live handle; `out` is owned by the result.
+    check("leaky_relu", unsafe { norm_leaky_relu(&mut out, t.as_ptr(), negative_slope) })?;
     Ok(unsafe { Tensor::from_ptr(out) })
 }
 

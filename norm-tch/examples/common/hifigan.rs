@@ -1,0 +1,254 @@
+//! The HiFi-GAN-style generator of `data/hifigan_block.py` (HiFi-GAN's `Generator` with
+//! `ResBlock1`, at toy sizes) built from norm-tch's layers, every convolution under weight
+//! normalization (hook API, dim 0), registered under PyTorch's state-dict names:
+//!
+//! | PyTorch module | norm-tch | state-dict keys |
+//! | --- | --- | --- |
+//! | `conv_pre = weight_norm(Conv1d(in, ch, 7, 1, padding=3))` | `WeightNorm<Conv1d>` | `conv_pre.bias`, `.weight_g`, `.weight_v` |
+//! | `ups[i] = weight_norm(ConvTranspose1d(c, c/2, 2u, u, padding=u/2))` | `WeightNorm<ConvTranspose1d>` | `ups.0.weight_g`, ... |
+//! | `resblocks[n].convs1[m]` (dilation `d_m`), `.convs2[m]` (dilation 1) | `WeightNorm<Conv1d>` | `resblocks.0.convs1.1.weight_v`, ... |
+//! | `conv_post = weight_norm(Conv1d(c, 1, 7, 1, padding=3))` | `WeightNorm<Conv1d>` | `conv_post.weight_g`, ... |
+//!
+//! The forward runs PyTorch's ops in PyTorch's order (`leaky_relu` with slope 0.1 through
+//! [`super::ops::leaky_relu`], `xt + x` with the operands in that order, `xs / K`, the final
+//! `leaky_relu` with the default slope 0.01, `tanh`), so a checkpoint saved by the Python
+//! model gives the same output bits here.
+
+use super::bits::Bits;
+use super::ops::leaky_relu;
+use anyhow::{ensure, Result};
+use norm_tch::layers::{conv1d, conv_transpose1d, fold_all, unfold_all, Conv1d, ConvOptions, ConvTranspose1d, ConvTransposeOptions, Foldable, WeightNorm};
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+/// HiFi-GAN's `LRELU_SLOPE`.
+pub const LRELU_SLOPE: f64 = 0.1;
+
+/// The generator's sizes (the `config` object of `data/hifigan_block.py`'s JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Input channels (HiFi-GAN: 80 mel bins).
+    pub in_channels: i64,
+    /// `upsample_initial_channel`: conv_pre's output channels, halved by every upsampling.
+    pub channels: i64,
+    /// One upsampling stage per rate `u`: ConvTranspose1d with kernel `2u`, stride `u`,
+    /// padding `u / 2` (HiFi-GAN's `(k - u) // 2`).
+    pub upsample_rates: Vec<i64>,
+    /// One ResBlock1 per kernel size after every upsampling, averaged.
+    pub resblock_kernel_sizes: Vec<i64>,
+    /// The dilations of each ResBlock1's `convs1` (one `convs1`/`convs2` pair per entry).
+    pub dilations: Vec<i64>,
+}
+
+impl Default for Config {
+    /// The sizes `data/hifigan_block.py` uses by default.
+    fn default() -> Self {
+        Config { in_channels: 8, channels: 16, upsample_rates: vec![4, 2], resblock_kernel_sizes: vec![3, 5], dilations: vec![1, 3] }
+    }
+}
+
+/// HiFi-GAN's `get_padding(kernel_size, dilation)`: `int((k * d - d) / 2)`.
+pub fn get_padding(kernel_size: i64, dilation: i64) -> i64 {
+    (kernel_size * dilation - dilation) / 2
+}
+
+/// A weight-normed `nn.Conv1d(c_in, c_out, k, 1, dilation=d, padding=p)` at `prefix`.
+fn wn_conv1d(vs: &VarStore, prefix: &str, c_in: i64, c_out: i64, k: i64, dilation: i64, padding: i64) -> Result<WeightNorm<Conv1d>> {
+    let options = ConvOptions { padding: [padding], dilation: [dilation], ..Default::default() };
+    let conv = conv1d(vs, prefix, c_in, c_out, [k], options)?;
+    Ok(WeightNorm::new(vs, prefix, conv, Some(0))?)
+}
+
+/// HiFi-GAN's `ResBlock1`: pairs of dilated and undilated convolutions with residual adds.
+#[derive(Debug)]
+pub struct ResBlock1 {
+    /// `convs1[m]`: kernel `k`, dilation `dilations[m]`.
+    pub convs1: Vec<WeightNorm<Conv1d>>,
+    /// `convs2[m]`: kernel `k`, dilation 1.
+    pub convs2: Vec<WeightNorm<Conv1d>>,
+}
+
+impl ResBlock1 {
+    /// `ResBlock1(channels, kernel_size, dilations)` at `prefix` (e.g. `resblocks.0`),
+    /// constructed in PyTorch's order: every `convs1`, then every `convs2`.
+    pub fn new(vs: &VarStore, prefix: &str, channels: i64, kernel_size: i64, dilations: &[i64]) -> Result<Self> {
+        let convs1 = dilations
+            .iter()
+            .enumerate()
+            .map(|(m, &d)| wn_conv1d(vs, &format!("{prefix}.convs1.{m}"), channels, channels, kernel_size, d, get_padding(kernel_size, d)))
+            .collect::<Result<Vec<_>>>()?;
+        let convs2 = (0..dilations.len())
+            .map(|m| wn_conv1d(vs, &format!("{prefix}.convs2.{m}"), channels, channels, kernel_size, 1, get_padding(kernel_size, 1)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ResBlock1 { convs1, convs2 })
+    }
+
+    /// `for c1, c2 in zip(convs1, convs2): xt = c2(lrelu(c1(lrelu(x, 0.1)), 0.1)); x = xt + x`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = x.shallow_clone();
+        for (c1, c2) in self.convs1.iter().zip(&self.convs2) {
+            let xt = leaky_relu(&x, LRELU_SLOPE)?;
+            let xt = c1.f_forward(&xt)?;
+            let xt = leaky_relu(&xt, LRELU_SLOPE)?;
+            let xt = c2.f_forward(&xt)?;
+            x = xt.f_add(&x)?;
+        }
+        Ok(x)
+    }
+}
+
+/// HiFi-GAN's `Generator` at the sizes of a [`Config`].
+#[derive(Debug)]
+pub struct Generator {
+    /// `conv_pre`.
+    pub conv_pre: WeightNorm<Conv1d>,
+    /// `ups[i]`.
+    pub ups: Vec<WeightNorm<ConvTranspose1d>>,
+    /// `resblocks[i * K + j]`, `K` resblocks (one per kernel size) after upsampling `i`.
+    pub resblocks: Vec<ResBlock1>,
+    /// `conv_post`.
+    pub conv_post: WeightNorm<Conv1d>,
+    num_kernels: usize,
+}
+
+impl Generator {
+    /// Builds the generator in `vs` with PyTorch's default init, drawing from the global
+    /// generator in PyTorch's construction order (conv_pre, ups, resblocks, conv_post), so
+    /// after `tch::manual_seed(s)` the weights are those of `Generator(config)` after
+    /// `torch.manual_seed(s)` (hold `norm_tch::backend::lock_global_generator()` when other
+    /// threads may draw). Loading a checkpoint overwrites them anyway.
+    pub fn new(vs: &VarStore, config: &Config) -> Result<Self> {
+        let stages = config.upsample_rates.len() as u32;
+        ensure!(config.channels % 2i64.pow(stages) == 0, "channels {} must be divisible by 2^{stages}", config.channels);
+        ensure!(!config.resblock_kernel_sizes.is_empty(), "at least one resblock kernel size is needed");
+        let ch = config.channels;
+        let conv_pre = wn_conv1d(vs, "conv_pre", config.in_channels, ch, 7, 1, 3)?;
+        let mut ups = Vec::new();
+        for (i, &u) in config.upsample_rates.iter().enumerate() {
+            let c = ch >> i;
+            let options = ConvTransposeOptions { stride: [u], padding: [u / 2], ..Default::default() };
+            let prefix = format!("ups.{i}");
+            let up = conv_transpose1d(vs, &prefix, c, c / 2, [2 * u], options)?;
+            ups.push(WeightNorm::new(vs, &prefix, up, Some(0))?);
+        }
+        let mut resblocks = Vec::new();
+        for i in 0..ups.len() {
+            for &k in &config.resblock_kernel_sizes {
+                let prefix = format!("resblocks.{}", resblocks.len());
+                resblocks.push(ResBlock1::new(vs, &prefix, ch >> (i + 1), k, &config.dilations)?);
+            }
+        }
+        let conv_post = wn_conv1d(vs, "conv_post", ch >> ups.len(), 1, 7, 1, 3)?;
+        Ok(Generator { conv_pre, ups, resblocks, conv_post, num_kernels: config.resblock_kernel_sizes.len() })
+    }
+
+    /// `Generator.forward`: `[batch, in_channels, T]` to `[batch, 1, T * prod(rates)]` (for
+    /// even rates, as HiFi-GAN's; an odd rate `u` turns a length `L` into `u * L + 1`).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = self.conv_pre.f_forward(x)?;
+        for (i, up) in self.ups.iter().enumerate() {
+            x = leaky_relu(&x, LRELU_SLOPE)?;
+            x = up.f_forward(&x)?;
+            let mut xs: Option<Tensor> = None;
+            for block in &self.resblocks[i * self.num_kernels..(i + 1) * self.num_kernels] {
+                let y = block.forward(&x)?;
+                // PyTorch: `xs += resblock(x)` (in place; the same add, the same bits).
+                xs = Some(match xs {
+                    None => y,
+                    Some(xs) => xs.f_add(&y)?,
+                });
+            }
+            // `xs / self.num_kernels`: a Python int, hence an integer Scalar here too.
+            x = xs.expect("num_kernels >= 1").f_div_scalar(self.num_kernels as i64)?;
+        }
+        let x = x.f_leaky_relu()?; // F.leaky_relu(x): the default slope 0.01, tch's own op
+        let x = self.conv_post.f_forward(&x)?;
+        Ok(x.f_tanh()?)
+    }
+
+    /// Every weight-normed layer, in module order.
+    pub fn layers_mut(&mut self) -> Vec<&mut dyn Foldable> {
+        let mut layers: Vec<&mut dyn Foldable> = vec![&mut self.conv_pre];
+        for up in &mut self.ups {
+            layers.push(up);
+        }
+        for block in &mut self.resblocks {
+            for conv in block.convs1.iter_mut().chain(block.convs2.iter_mut()) {
+                layers.push(conv);
+            }
+        }
+        layers.push(&mut self.conv_post);
+        layers
+    }
+
+    /// Every `weight_g`, in module order (PyTorch's `named_parameters()` order).
+    pub fn weight_gs(&self) -> Vec<&Tensor> {
+        let mut gs = vec![self.conv_pre.weight_g()];
+        gs.extend(self.ups.iter().map(|u| u.weight_g()));
+        for block in &self.resblocks {
+            gs.extend(block.convs1.iter().chain(&block.convs2).map(|c| c.weight_g()));
+        }
+        gs.push(self.conv_post.weight_g());
+        gs
+    }
+
+    /// The number of weight-normed layers.
+    pub fn num_layers(&self) -> usize {
+        2 + self.ups.len() + self.resblocks.iter().map(|b| b.convs1.len() + b.convs2.len()).sum::<usize>()
+    }
+
+    /// Folds every weight norm into a plain `weight` (`norm_tch::layers::fold_all`): the
+    /// store then holds what PyTorch's `remove_weight_norm` on every layer leaves.
+    pub fn fold(&mut self, vs: &VarStore) -> Result<()> {
+        Ok(fold_all(vs, self.layers_mut())?)
+    }
+
+    /// Unfolds every layer again (`norm_tch::layers::unfold_all`): `v = w`, `g = ‖w‖` per
+    /// output slice, so the effective weight `g * w / ‖w‖` equals `w` up to rounding only.
+    pub fn unfold(&mut self, vs: &VarStore) -> Result<()> {
+        Ok(unfold_all(vs, self.layers_mut())?)
+    }
+}
+
+/// The model and input of `data/hifigan_block.py --seed seed` without reading its files:
+/// `manual_seed(seed)`, the generator with PyTorch's init, every `weight_g` multiplied in
+/// place by `rand_like(g) + 0.5` (in module order), then `randn(batch, in_channels,
+/// length)`. Holds `norm_tch::backend::lock_global_generator()` throughout.
+pub fn seeded(vs: &VarStore, config: &Config, seed: u64, batch: i64, length: i64) -> Result<(Generator, Tensor)> {
+    let _generator = norm_tch::backend::lock_global_generator();
+    tch::manual_seed(seed as i64);
+    let model = Generator::new(vs, config)?;
+    tch::no_grad(|| -> Result<()> {
+        for g in model.weight_gs() {
+            let factor = g.f_rand_like()?.f_add_scalar(0.5)?;
+            let _ = g.shallow_clone().f_mul_(&factor)?;
+        }
+        Ok(())
+    })?;
+    let x = Tensor::f_randn([batch, config.in_channels, length], (Kind::Float, Device::Cpu))?;
+    Ok((model, x))
+}
+
+/// The JSON `data/hifigan_block.py --io` writes.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TorchIo {
+    /// `torch.__version__`.
+    pub torch: String,
+    /// `torch.backends.cpu.get_cpu_capability()`.
+    pub cpu_capability: String,
+    /// The seed of the model and input.
+    pub seed: u64,
+    /// The sizes.
+    pub config: Config,
+    /// `model.state_dict().keys()`, in order.
+    pub state_dict_keys: Vec<String>,
+    /// The input.
+    pub input: Bits,
+    /// The eval output of the weight-normed model.
+    pub output: Bits,
+    /// With `--fold`: the output after `remove_weight_norm` on every layer.
+    pub removed_output: Option<Bits>,
+    /// With `--fold`: the state-dict keys after `remove_weight_norm`.
+    pub removed_state_dict_keys: Option<Vec<String>>,
+}
