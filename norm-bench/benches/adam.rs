@@ -14,7 +14,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use norm_bench::seed_loop::{Example, SeedModel};
-use norm_tch::backend::{cuda_device, synchronize};
+use norm_tch::backend::{available_devices, synchronize};
 use norm_tch::layers::{linear, LinearConfig, SpectralNorm, SpectralNormOptions};
 use norm_tch::norm_core::optim::AdamConfig;
 use norm_tch::norm_core::random::PyRandom;
@@ -25,12 +25,8 @@ use tch::{Device, Kind, Tensor};
 /// Size of the square weight.
 const SIZE: i64 = 256;
 
-fn devices() -> Vec<(Device, &'static str)> {
-    let mut devices = vec![(Device::Cpu, "cpu")];
-    if let Some(cuda) = cuda_device(0) {
-        devices.push((cuda, "cuda"));
-    }
-    devices
+fn devices() -> impl Iterator<Item = (Device, &'static str)> {
+    available_devices().into_iter().map(|d| (d, if d == Device::Cpu { "cpu" } else { "cuda" }))
 }
 
 fn adam(c: &mut Criterion) {

@@ -14,7 +14,7 @@
 //! with PyTorch eager.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use norm_tch::backend::{cuda_device, synchronize};
+use norm_tch::backend::{available_devices, synchronize};
 use norm_tch::layers::{linear, LinearConfig, SpectralNorm, SpectralNormOptions};
 use norm_tch::norm_core::spectral_norm::parametrizations::{weight_to_matrix, SpectralNormState};
 use norm_tch::TchBackend;
@@ -24,12 +24,8 @@ use tch::{Device, Kind, Tensor};
 /// Size of the square weight.
 const SIZE: i64 = 256;
 
-fn devices() -> Vec<(Device, &'static str)> {
-    let mut devices = vec![(Device::Cpu, "cpu")];
-    if let Some(cuda) = cuda_device(0) {
-        devices.push((cuda, "cuda"));
-    }
-    devices
+fn devices() -> impl Iterator<Item = (Device, &'static str)> {
+    available_devices().into_iter().map(|d| (d, if d == Device::Cpu { "cpu" } else { "cuda" }))
 }
 
 fn spectral_norm_256(c: &mut Criterion) {

@@ -9,7 +9,7 @@
 //! with PyTorch eager. `benches/spectral_norm.rs` and `benches/adam.rs` cover the other hot paths.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use norm_tch::backend::{cuda_device, synchronize};
+use norm_tch::backend::{available_devices, synchronize};
 use norm_tch::layers::{linear, LinearConfig, WeightNorm};
 use norm_tch::norm_core::AutodiffBackend;
 use norm_tch::TchBackend;
@@ -21,11 +21,8 @@ const SIZE: i64 = 256;
 
 fn weight_norm_256(c: &mut Criterion) {
     norm_tch::backend::set_num_threads(1).expect("one thread");
-    let mut devices = vec![(Device::Cpu, "")];
-    if let Some(cuda) = cuda_device(0) {
-        devices.push((cuda, "_cuda"));
-    }
-    for (device, suffix) in devices {
+    for device in available_devices() {
+        let suffix = if device == Device::Cpu { "" } else { "_cuda" };
         tch::manual_seed(0);
         let vs = VarStore::new(device);
         let layer = linear(&vs, "", SIZE, SIZE, LinearConfig::default()).expect("nn.Linear(256, 256)");

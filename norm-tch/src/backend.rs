@@ -23,6 +23,11 @@ pub fn cuda_device(ordinal: usize) -> Option<Device> {
     (tch::Cuda::is_available() && ordinal < tch::Cuda::device_count() as usize).then_some(Device::Cuda(ordinal))
 }
 
+/// The devices a run can use here: the CPU, then CUDA device 0 when libtorch sees one.
+pub fn available_devices() -> Vec<Device> {
+    std::iter::once(Device::Cpu).chain(cuda_device(0)).collect()
+}
+
 /// Waits for queued work on `device` (a no-op on CPU); timing code calls it before reading clocks.
 pub fn synchronize(device: Device) {
     if let Device::Cuda(i) = device {

@@ -29,8 +29,11 @@
 //! Without `.venv/bin/python` the test prints `SKIPPED` and passes, unless
 //! `NORM_REQUIRE_PYTORCH=1` makes that a failure.
 
+mod support;
+
 use anyhow::{bail, ensure, Context, Result};
 use norm_core::Error;
+use support::{fresh_dir, python_or_skip};
 use norm_tch::checkpoint::{load_checkpoint, load_state_dict, save_state_dict, LoadOptions, Scheme, StateDict};
 use norm_tch::layers::{
     conv1d, conv_transpose1d, linear, Conv1d, ConvOptions, ConvTranspose1d, ConvTransposeOptions, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions,
@@ -62,11 +65,6 @@ struct Expected {
     seed: u64,
     outputs: BTreeMap<String, Bits>,
     upgraded: BTreeMap<String, Bits>,
-}
-
-fn venv_python() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    path.exists().then_some(path)
 }
 
 fn script() -> PathBuf {
@@ -185,26 +183,6 @@ fn run_python(python: &Path, args: &[&str], stdin: Option<&Value>) -> Result<Vec
     let out = child.wait_with_output()?;
     ensure!(out.status.success(), "checkpoint.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(out.stdout)
-}
-
-fn python_or_skip(what: &str) -> Result<Option<PathBuf>> {
-    match venv_python() {
-        Some(p) => Ok(Some(p)),
-        None if std::env::var("NORM_REQUIRE_PYTORCH").as_deref() == Ok("1") => bail!("NORM_REQUIRE_PYTORCH=1 but the repo has no .venv/bin/python (run `make setup`)"),
-        None => {
-            eprintln!("SKIPPED: no .venv/bin/python; run `make setup` to {what}");
-            Ok(None)
-        }
-    }
-}
-
-fn fresh_dir(name: &str) -> Result<PathBuf> {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 /// What loading checkpoint `source` into a model of `target` must give: the key of

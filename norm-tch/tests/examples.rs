@@ -26,14 +26,16 @@
 
 #[path = "../examples/common/mod.rs"]
 mod common;
+mod support;
 
 use anyhow::{bail, ensure, Context, Result};
 use common::bits::Bits;
+use support::{fresh_dir, python_or_skip, repo};
 use common::hifigan::{seeded, Config, Generator, TorchIo};
 use common::sn_discriminator::{compare, train, Discriminator, TorchRun};
 use norm_tch::checkpoint::{load_checkpoint, save_state_dict, state_dict, LoadOptions, StateDict};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use tch::nn::VarStore;
 use tch::Device;
@@ -46,40 +48,11 @@ const DISCRIMINATOR: (u64, usize, i64) = (7, 4, 4);
 /// after tanh; measured: at most 7.5e-8, a few ULPs, on the development machine).
 const UNFOLD_MAX_ABS: f64 = 1e-6;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn venv_python() -> Option<PathBuf> {
-    let path = repo().join(".venv/bin/python");
-    path.exists().then_some(path)
-}
-
-fn python_or_skip(what: &str) -> Result<Option<PathBuf>> {
-    match venv_python() {
-        Some(p) => Ok(Some(p)),
-        None if std::env::var("NORM_REQUIRE_PYTORCH").as_deref() == Ok("1") => bail!("NORM_REQUIRE_PYTORCH=1 but the repo has no .venv/bin/python (run `make setup`)"),
-        None => {
-            eprintln!("SKIPPED: no .venv/bin/python; run `make setup` to {what}");
-            Ok(None)
-        }
-    }
-}
-
 /// Runs `data/<script>` with the venv's python; its stdout.
 fn run_python(python: &Path, script: &str, args: &[&str]) -> Result<Vec<u8>> {
     let out = Command::new(python).arg(repo().join("data").join(script)).args(args).output().with_context(|| format!("running {}", python.display()))?;
     ensure!(out.status.success(), "{script} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(out.stdout)
-}
-
-fn fresh_dir(name: &str) -> Result<PathBuf> {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 fn path_str(p: &Path) -> Result<&str> {

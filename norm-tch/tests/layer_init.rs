@@ -13,8 +13,11 @@
 //! Without `.venv/bin/python` the parity test prints `SKIPPED` and passes, unless
 //! `NORM_REQUIRE_PYTORCH=1` makes that a failure.
 
+mod support;
+
 use anyhow::{bail, ensure, Context, Result};
 use norm_core::Error;
+use support::python_or_skip;
 use norm_tch::layers::{
     conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, embedding, Conv, ConvOptions, ConvTranspose, ConvTransposeOptions, Embedding,
     EmbeddingOptions, WeightedLayer,
@@ -289,10 +292,6 @@ fn seed_for(i: usize) -> u64 {
     [0u64, 1, 42, 1234567, 2024, 987654321][i % 6] + i as u64
 }
 
-fn venv_python() -> Option<std::path::PathBuf> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    path.exists().then_some(path)
-}
 
 #[derive(Deserialize)]
 struct Bits {
@@ -353,13 +352,7 @@ fn run_pytorch(python: &std::path::Path, cases: &Value) -> Result<PyOutput> {
 
 #[test]
 fn layers_draw_and_forward_like_pytorch() -> Result<()> {
-    let Some(python) = venv_python() else {
-        if std::env::var("NORM_REQUIRE_PYTORCH").as_deref() == Ok("1") {
-            bail!("NORM_REQUIRE_PYTORCH=1 but the repo has no .venv/bin/python (run `make setup`)");
-        }
-        eprintln!("SKIPPED: no .venv/bin/python; run `make setup` to compare layer init against live PyTorch");
-        return Ok(());
-    };
+    let Some(python) = python_or_skip("compare layer init against live PyTorch")? else { return Ok(()) };
     let specs = specs();
     let cases = Value::Array(specs.iter().enumerate().map(|(i, s)| s.to_json(seed_for(i))).collect::<Result<_>>()?);
     let py = run_pytorch(&python, &cases)?;
@@ -454,13 +447,7 @@ fn same_kind(err: &Error, pytorch: &str) -> bool {
 
 #[test]
 fn errors_come_where_and_as_pytorch_raises_them() -> Result<()> {
-    let Some(python) = venv_python() else {
-        if std::env::var("NORM_REQUIRE_PYTORCH").as_deref() == Ok("1") {
-            bail!("NORM_REQUIRE_PYTORCH=1 but the repo has no .venv/bin/python (run `make setup`)");
-        }
-        eprintln!("SKIPPED: no .venv/bin/python; run `make setup` to compare layer errors against live PyTorch");
-        return Ok(());
-    };
+    let Some(python) = python_or_skip("compare layer errors against live PyTorch")? else { return Ok(()) };
     let specs = error_specs();
     let cases = Value::Array(specs.iter().enumerate().map(|(i, (s, _))| s.to_json(seed_for(i))).collect::<Result<_>>()?);
     let py = run_pytorch(&python, &cases)?;
