@@ -1,11 +1,14 @@
-//! Compiles `csrc/aten_ops.cpp` against the same libtorch headers torch-sys uses:
+//! Compiles the C++ files in `csrc/` against the same libtorch headers torch-sys uses:
 //! `$LIBTORCH` if set, else the torch package of the `python` first on PATH
 //! (`LIBTORCH_USE_PYTORCH=1`, as torch-sys).
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The C++ sources, one idea each; `guarded.h` is their shared error handling.
+const SOURCES: [&str; 3] = ["aten_ops.cpp", "adam.cpp", "weight_norm_out.cpp"];
+
 fn main() {
-    println!("cargo:rerun-if-changed=csrc/aten_ops.cpp");
+    println!("cargo:rerun-if-changed=csrc");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let (root, abi) = match std::env::var_os("LIBTORCH") {
@@ -28,7 +31,7 @@ fn main() {
     let include = root.join("include");
     cc::Build::new()
         .cpp(true)
-        .file("csrc/aten_ops.cpp")
+        .files(SOURCES.iter().map(|f| format!("csrc/{f}")))
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")

@@ -5,16 +5,22 @@
 //! gradients set to `None` before each iteration, as `weight_norm_forward_backward`).
 //! CUDA iterations end with `torch.cuda.synchronize()`.
 //!
+//! On the CPU also `norm_tch::weight_norm_out` at 1024² and 4096² beside `_weight_norm`
+//! (`compute_weight`, a fresh output per call) on the same `v`, `g`: the report's
+//! `weight_norm_forward_out` and `weight_norm_forward` (the out variant writes into one
+//! output allocated before timing; at 4096² the fresh output's page faults dominate).
+//!
 //! `cargo bench -p norm-bench --bench weight_norm`; `norm-bench report` is the comparison
 //! with PyTorch eager. `benches/spectral_norm.rs` and `benches/adam.rs` cover the other hot paths.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use norm_tch::backend::{available_devices, synchronize};
 use norm_tch::layers::{linear, LinearConfig, WeightNorm};
+use norm_tch::norm_core::weight_norm::{compute_weight, WeightNormDim};
 use norm_tch::norm_core::AutodiffBackend;
-use norm_tch::TchBackend;
+use norm_tch::{weight_norm_out, TchBackend};
 use tch::nn::VarStore;
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 /// Size of the square weight.
 const SIZE: i64 = 256;
@@ -56,5 +62,27 @@ fn weight_norm_256(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, weight_norm_256);
+/// Square sizes of the out-variant comparison.
+const OUT_SIZES: [i64; 2] = [1024, 4096];
+
+fn weight_norm_out_cpu(c: &mut Criterion) {
+    norm_tch::backend::set_num_threads(1).expect("one thread");
+    let dim = WeightNormDim::new(Some(0));
+    for n in OUT_SIZES {
+        // As the report's weight_norm_forward: v = randn(n, n), g = norm_except_dim(v, 2, 0), no grad.
+        tch::manual_seed(0);
+        let v = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+        let g = Tensor::norm_except_dim(&v, 2, 0);
+        let mut out = Tensor::empty([n, n], (Kind::Float, Device::Cpu));
+        let mut group = c.benchmark_group(format!("weight_norm_out_{n}x{n}"));
+        if n >= 4096 {
+            group.sample_size(10);
+        }
+        group.bench_function("_weight_norm", |b| b.iter(|| drop(compute_weight::<TchBackend>(&v, &g, dim).expect("_weight_norm"))));
+        group.bench_function("weight_norm_out", |b| b.iter(|| weight_norm_out(&v, &g, dim, &mut out).expect("weight_norm_out")));
+        group.finish();
+    }
+}
+
+criterion_group!(benches, weight_norm_256, weight_norm_out_cpu);
 criterion_main!(benches);

@@ -1,6 +1,6 @@
 """The PyTorch eager side of `norm-bench report`: timings, σ estimates and loss curves.
 
-    echo '{"kind":"time","threads":1,"sampling":{"warmup_min":1,"warmup_ms":50,"min_samples":3,"max_samples":200,"budget_ms":400},
+    echo '{"kind":"time","threads":1,"sampling":{"warmup_min":1,"warmup_ms":50,"min_samples":3,"max_samples":200,"budget_ms":400,"min_sample_us":1000},
            "case":{"op":"weight_norm_forward","rows":64,"cols":64,"dtype":"f32","device":"cpu","n_power_iterations":null}}' \
         | python norm-bench/python/eager_timing.py
 
@@ -8,7 +8,9 @@ Reads JSON requests from stdin (one per line, or one document spread over lines)
 prints ONE JSON line per request to stdout, with the request's "kind":
 
 - {"kind":"env","threads":N} -> torch/Python versions, CPU capability, CUDA device, ...
-- {"kind":"time","threads":N,"sampling":{...},"case":{...}} -> {"kind":"time","case":{...},"threads":N,"warmup":W,"samples_ns":[...]}
+- {"kind":"time","threads":N,"sampling":{...},"case":{...}}
+  -> {"kind":"time","case":{...},"threads":N,"warmup":W,"iterations_per_sample":B,"samples_ns":[...]}
+  (each sample: B iterations back to back, their total ns / B rounded half up)
 - {"kind":"sigma","threads":N,"matrix":"random"|"ill_conditioned","rows":R,"cols":C,"seed":S,"spectrum":[...]|null,"iterations":[k,...]}
   -> {"kind":"sigma",...,"sigma":[...]}: the hook API's σ = dot(u, W v) after k iterations from fresh u, v
 - {"kind":"loss","threads":N,"run":"seed_weight_norm"|"spectral_norm_linear64","steps":K} -> {"kind":"loss",...,"losses":[...]}
@@ -72,20 +74,38 @@ def synchronizer(device):
     return lambda: None
 
 
+WARMUP_FACTOR = 100  # sampling.rs: warm-up runs up to 100 x max_samples iterations (within warmup_ms)
+MAX_ITERATIONS_PER_SAMPLE = 10_000
+DEFAULT_MIN_SAMPLE_US = 1000
+
+
+def iterations_per_sample(min_sample_us, warmup, warmup_elapsed_ns, has_between):
+    """Sampling::iterations_per_sample: clamp(ceil(min_sample_ns * warmup / warmup_ns), 1, 10000), or 1."""
+    if min_sample_us == 0 or warmup == 0 or has_between:
+        return 1
+    if warmup_elapsed_ns <= 0:
+        return MAX_ITERATIONS_PER_SAMPLE
+    wanted = -(-(min_sample_us * 1000 * warmup) // warmup_elapsed_ns)  # ceil, in integers
+    return max(1, min(wanted, MAX_ITERATIONS_PER_SAMPLE))
+
+
 def time_iterations(sampling, device, body, between=None):
-    """The sampling rule of sampling.rs: returns (warm-up iterations, [durations in ns])."""
+    """The sampling rule of sampling.rs: returns (warm-up iterations, iterations per sample,
+    [per-iteration ns of each sample])."""
     sync = synchronizer(device)
     clock = time.perf_counter_ns
     warmup_min, warmup_ns = int(sampling["warmup_min"]), int(sampling["warmup_ms"]) * 1_000_000
     min_samples, max_samples = int(sampling["min_samples"]), int(sampling["max_samples"])
     budget_ns = int(sampling["budget_ms"]) * 1_000_000
+    min_sample_us = int(sampling.get("min_sample_us", DEFAULT_MIN_SAMPLE_US))
     start, warmup = clock(), 0
-    while warmup < warmup_min or (clock() - start < warmup_ns and warmup < max_samples):
+    while warmup < warmup_min or (clock() - start < warmup_ns and warmup < WARMUP_FACTOR * max_samples):
         if between is not None:
             between()
         body()
         sync()
         warmup += 1
+    batch = iterations_per_sample(min_sample_us, warmup, clock() - start, between is not None)
     nanos = []
     start = clock()
     while len(nanos) < min_samples or (clock() - start < budget_ns and len(nanos) < max_samples):
@@ -93,10 +113,11 @@ def time_iterations(sampling, device, body, between=None):
             between()
         sync()
         t0 = clock()
-        body()
+        for _ in range(batch):
+            body()
         sync()
-        nanos.append(clock() - t0)
-    return warmup, nanos
+        nanos.append((clock() - t0 + batch // 2) // batch)
+    return warmup, batch, nanos
 
 
 def randn(case, rows, cols):
@@ -143,6 +164,12 @@ def op_weight_norm_forward(case, sampling):
         torch._weight_norm(v, g, 0)
 
     return time_iterations(sampling, v.device, body)
+
+
+def op_weight_norm_forward_out(case, sampling):
+    """Rust writes into a reused output (norm_tch::weight_norm_out); PyTorch has no out=
+    variant of _weight_norm, so this side is exactly op_weight_norm_forward's body."""
+    return op_weight_norm_forward(case, sampling)
 
 
 def op_weight_norm_forward_backward(case, sampling):
@@ -247,6 +274,7 @@ def op_seed_loop_step(case, sampling):
 OPS = {
     "copy": op_copy,
     "weight_norm_forward": op_weight_norm_forward,
+    "weight_norm_forward_out": op_weight_norm_forward_out,
     "weight_norm_forward_backward": op_weight_norm_forward_backward,
     "spectral_norm_forward_train": op_spectral_norm_forward_train,
     "spectral_norm_forward_eval": op_spectral_norm_forward_eval,
@@ -375,8 +403,8 @@ def answer_for(request, quiet):
             raise ValueError(f"unknown op {case['op']!r} (known: {', '.join(OPS)})")
         torch.manual_seed(CASE_SEED)
         random.seed(CASE_SEED)
-        warmup, nanos = OPS[case["op"]](case, request["sampling"])
-        answer.update(warmup=warmup, samples_ns=nanos)
+        warmup, batch, nanos = OPS[case["op"]](case, request["sampling"])
+        answer.update(warmup=warmup, iterations_per_sample=batch, samples_ns=nanos)
         if not quiet:
             log(f"{case['op']} {case['rows']}x{case['cols']} {case['dtype']} {case['device']}: median {sorted(nanos)[len(nanos) // 2] / 1000:.1f} us")
     elif kind == "sigma":

@@ -7,7 +7,8 @@ and writes into <run>/plots/:
 
 - time_<op>.png: median time vs weight elements per op, log-log, Rust and PyTorch side
   by side (float32; one line per device, square weights joined, rectangular ones as
-  separate markers; a dotted line for the fastest sample);
+  separate markers; a dotted line for the fastest sample); weight_norm_forward_out's
+  PyTorch line is torch._weight_norm (PyTorch has no out= variant);
 - time_ratio.png: Rust / PyTorch median ratio vs size, every op on one chart;
 - sigma_error.png: σ relative error vs power iterations, per matrix kind and shape;
 - loss.png: loss vs step of each training run, Rust and PyTorch.
@@ -33,6 +34,11 @@ except ImportError as e:
     sys.exit(NO_MATPLOTLIB)
 
 RUST_COLOR, PYTORCH_COLOR = "#d95f02", "#1b6ac9"
+
+# Ops whose two sides run different programs: the side labels say which.
+SIDE_LABELS = {
+    "weight_norm_forward_out": ("Rust (norm, weight_norm_out into a reused output)", "PyTorch eager (_weight_norm: no out= variant)"),
+}
 
 
 def read_csv(path):
@@ -76,7 +82,8 @@ def time_plots(run_dir, rows, written):
         plotted = False
         for device in devices:
             style = "-" if device == "cpu" else "--"
-            for side, color, label in (("rust", RUST_COLOR, "Rust (norm)"), ("pytorch", PYTORCH_COLOR, "PyTorch eager")):
+            rust_label, pytorch_label = SIDE_LABELS.get(op, ("Rust (norm)", "PyTorch eager"))
+            for side, color, label in (("rust", RUST_COLOR, rust_label), ("pytorch", PYTORCH_COLOR, pytorch_label)):
                 points = []
                 for r in mine:
                     med = number(r[f"{side}_median_us"])
@@ -130,7 +137,7 @@ def ratio_plot(run_dir, rows, written):
         if not points:
             continue
         plotted = True
-        label = op_title(op, k) + (f" ({device})" if device != "cpu" else "")
+        label = op_title(op, k) + (" (vs _weight_norm)" if op == "weight_norm_forward_out" else "") + (f" ({device})" if device != "cpu" else "")
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=label, linestyle="-" if device == "cpu" else "--")
     if not plotted:
         plt.close(fig)

@@ -7,7 +7,7 @@
 //! - [`functional`]: `F.normalize` and other compositions PyTorch writes in Python.
 //! - [`optim`]: [`optim::Adam`], op for op as `torch.optim.Adam` on CPU.
 //! - [`random`]: CPython's `random.seed`/`random.random`.
-//! - [`reference`]: a pure-Rust backend so this crate tests without libtorch.
+//! - [`mod@reference`]: a pure-Rust backend so this crate tests without libtorch.
 //! - [`conformance`]: the checks every backend runs.
 //!
 //! No libtorch here; `norm-tch` implements the traits on `tch::Tensor`.

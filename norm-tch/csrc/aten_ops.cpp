@@ -11,26 +11,11 @@
 #include <exception>
 #include <string>
 
-namespace {
-thread_local std::string last_error;
-
-template <typename F>
-int guarded(F f) {
-  try {
-    f();
-    return 0;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-  } catch (...) {
-    last_error = "unknown C++ exception";
-  }
-  return 1;
-}
-}  // namespace
+#include "guarded.h"
 
 extern "C" {
 
-const char* norm_last_error() { return last_error.c_str(); }
+const char* norm_last_error() { return norm_detail::last_error.c_str(); }
 
 // *out = torch.add(self, other, alpha=alpha)
 int norm_add_alpha(at::Tensor** out, const at::Tensor* self, const at::Tensor* other, double alpha) {
@@ -62,40 +47,6 @@ int norm_addcmul_(at::Tensor* self, const at::Tensor* tensor1, const at::Tensor*
 // self.addcdiv_(tensor1, tensor2, value=value)
 int norm_addcdiv_(at::Tensor* self, const at::Tensor* tensor1, const at::Tensor* tensor2, double value) {
   return guarded([&] { self->addcdiv_(*tensor1, *tensor2, value); });
-}
-
-// One parameter's update of torch.optim.Adam's _single_tensor_adam (CPU default), the
-// same ATen calls in the same order as norm-core's single_tensor_update and PyTorch's
-// Python loop, without a round trip through Rust per op. `step` is the incremented
-// float32 counter as a double; bias corrections use C pow as Python's `**` does.
-// max_exp_avg_sq may be null (no AMSGrad).
-int norm_adam_update(at::Tensor* param, const at::Tensor* grad_in, at::Tensor* exp_avg, at::Tensor* exp_avg_sq,
-                     at::Tensor* max_exp_avg_sq, double lr, double beta1, double beta2, double eps,
-                     double weight_decay, int decoupled_weight_decay, int maximize, double step) {
-  return guarded([&] {
-    c10::NoGradGuard no_grad;
-    at::Tensor grad = maximize ? grad_in->neg() : *grad_in;
-    if (weight_decay != 0) {
-      if (decoupled_weight_decay) {
-        param->mul_(1 - lr * weight_decay);
-      } else {
-        grad = at::add(grad, *param, weight_decay);
-      }
-    }
-    exp_avg->lerp_(grad, 1 - beta1);
-    exp_avg_sq->mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-    const double bias_correction1 = 1 - std::pow(beta1, step);
-    const double bias_correction2 = 1 - std::pow(beta2, step);
-    const double step_size = lr / bias_correction1;
-    const double bias_correction2_sqrt = std::pow(bias_correction2, 0.5);
-    const at::Tensor* second_moment = exp_avg_sq;
-    if (max_exp_avg_sq != nullptr) {
-      at::maximum_out(*max_exp_avg_sq, *max_exp_avg_sq, *exp_avg_sq);
-      second_moment = max_exp_avg_sq;
-    }
-    at::Tensor denom = at::div(second_moment->sqrt(), bias_correction2_sqrt).add_(eps);
-    param->addcdiv_(*exp_avg, denom, -step_size);
-  });
 }
 
 // self.grad = grad

@@ -1,7 +1,7 @@
 //! norm-core's [`Backend`] and [`AutodiffBackend`] on `tch::Tensor`, CPU and CUDA.
 //!
 //! Every primitive forwards to the ATen operator PyTorch's Python code calls, through
-//! tch's fallible `f_*` functions (or [`crate::ffi`] where tch drops an argument), so the
+//! tch's fallible `f_*` functions (or its own C++ calls, `csrc/`, where tch drops an argument), so the
 //! algorithms of norm-core produce PyTorch's bits. libtorch errors become
 //! [`Error::Backend`] with the op's name and libtorch's message.
 
@@ -229,4 +229,18 @@ impl AutodiffBackend for TchBackend {
     ) -> Result<()> {
         ffi::adam_update(config, step, param, &grad, exp_avg, exp_avg_sq, max_exp_avg_sq)
     }
+    /// One C++ call for the whole step; small parameters are packed into shared ATen calls
+    /// (bit-identical, see `csrc/adam.cpp`; `tests/adam_fused.rs` checks it).
+    fn adam_update_many(config: &norm_core::optim::AdamConfig, updates: Vec<norm_core::optim::AdamUpdate<'_, Self>>) -> Result<()> {
+        adam_update_packed(config, updates).map(drop)
+    }
+}
+
+/// What [`TchBackend`]'s `adam_update_many` runs: the updates of one Adam step in one C++
+/// call, parameters under 64 bytes that share dtype, step and AMSGrad-ness packed into one
+/// run of the ATen calls (the same bits: ATen runs every element of tensors that small
+/// through its scalar loop; see `csrc/adam.cpp`). Returns how many packed groups (of two
+/// or more parameters) there were.
+pub fn adam_update_packed(config: &norm_core::optim::AdamConfig, updates: Vec<norm_core::optim::AdamUpdate<'_, TchBackend>>) -> Result<usize> {
+    ffi::adam_update_many(config, updates)
 }

@@ -30,10 +30,43 @@ extern "C" {
         maximize: c_int,
         step: f64,
     ) -> c_int;
+    fn norm_adam_update_many(
+        params: *const *mut C_tensor,
+        grads: *const *const C_tensor,
+        exp_avgs: *const *mut C_tensor,
+        exp_avg_sqs: *const *mut C_tensor,
+        max_exp_avg_sqs: *const *mut C_tensor,
+        steps: *const f64,
+        n: c_int,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+        decoupled_weight_decay: c_int,
+        maximize: c_int,
+        packed_groups: *mut c_int,
+    ) -> c_int;
     fn norm_set_grad(t: *const C_tensor, grad: *const C_tensor) -> c_int;
     fn norm_clear_grad(t: *const C_tensor) -> c_int;
     fn norm_backward_with_grad(t: *const C_tensor, gradient: *const C_tensor) -> c_int;
     fn norm_cpu_capability() -> *const c_char;
+    fn norm_grad_enabled() -> c_int;
+    fn norm_weight_norm_out(out: *mut C_tensor, v: *const C_tensor, g: *const C_tensor, dim: i64) -> c_int;
+}
+
+/// Whether grad mode is on (`torch.is_grad_enabled()`).
+pub fn grad_enabled() -> bool {
+    // SAFETY: reads a thread-local flag.
+    unsafe { norm_grad_enabled() != 0 }
+}
+
+/// ATen's fused `_weight_norm` CPU kernel into `out` (`csrc/weight_norm_out.cpp`); the
+/// caller has checked devices, dtypes, shapes and `dim`.
+pub fn weight_norm_out(out: &mut Tensor, v: &Tensor, g: &Tensor, dim: i64) -> Result<()> {
+    // SAFETY: live handles; the kernel writes `out`'s storage, which the C++ side checks
+    // does not overlap `v` or `g`.
+    check("weight_norm_out", unsafe { norm_weight_norm_out(out.as_mut_ptr(), v.as_ptr(), g.as_ptr(), dim) })
 }
 
 /// ATen's CPU kernel capability (`torch.backends.cpu.get_cpu_capability()`).
@@ -129,6 +162,55 @@ pub fn adam_update(
             step as f64,
         )
     })
+}
+
+/// All the updates of one Adam step in one call (`csrc/adam.cpp`): parameters under 64
+/// bytes that share dtype, step and AMSGrad-ness are packed and updated by one run of the
+/// ATen calls (the same bits: ATen runs tensors that small through its scalar loop);
+/// the others one by one. Returns the number of packed groups.
+pub fn adam_update_many(config: &norm_core::optim::AdamConfig, updates: Vec<norm_core::optim::AdamUpdate<'_, crate::TchBackend>>) -> Result<usize> {
+    let n = c_int::try_from(updates.len()).map_err(|_| Error::invalid("params", updates.len(), "at most i32::MAX parameters"))?;
+    let mut params = Vec::with_capacity(updates.len());
+    let mut grads = Vec::with_capacity(updates.len());
+    let mut exp_avgs = Vec::with_capacity(updates.len());
+    let mut exp_avg_sqs = Vec::with_capacity(updates.len());
+    let mut maxes = Vec::with_capacity(updates.len());
+    let mut steps = Vec::with_capacity(updates.len());
+    let mut updates = updates;
+    for u in &mut updates {
+        params.push(u.param.as_mut_ptr());
+        grads.push(u.grad.as_ptr());
+        exp_avgs.push(u.exp_avg.as_mut_ptr());
+        exp_avg_sqs.push(u.exp_avg_sq.as_mut_ptr());
+        maxes.push(u.max_exp_avg_sq.as_mut().map_or(std::ptr::null_mut(), |t| t.as_mut_ptr()));
+        steps.push(u.step as f64);
+    }
+    let (beta1, beta2) = config.betas;
+    let mut packed_groups: c_int = 0;
+    // SAFETY: n live handles per array (the max ones null when absent), all borrowed
+    // mutably or owned by `updates` for the duration of the call, which updates params
+    // and state tensors in place.
+    check("adam_update_many", unsafe {
+        norm_adam_update_many(
+            params.as_ptr(),
+            grads.as_ptr(),
+            exp_avgs.as_ptr(),
+            exp_avg_sqs.as_ptr(),
+            maxes.as_ptr(),
+            steps.as_ptr(),
+            n,
+            config.lr,
+            beta1,
+            beta2,
+            config.eps,
+            config.weight_decay,
+            config.decoupled_weight_decay as c_int,
+            config.maximize as c_int,
+            &mut packed_groups,
+        )
+    })?;
+    drop(updates);
+    Ok(packed_groups as usize)
 }
 
 /// `t.grad = grad`.

@@ -7,6 +7,7 @@
 //! - [`init`]: PyTorch's `reset_parameters` draws.
 //! - [`var_store`]: PyTorch-named variables in a VarStore.
 //! - [`checkpoint`]: PyTorch state dicts (`.pt`, `.safetensors`) in and out, every naming scheme.
+//! - [`mod@weight_norm_out`]: `torch._weight_norm` into a reused tensor (same bits, no allocation).
 //!
 //! Bit-exactness with PyTorch holds on the same machine with the same thread count
 //! (pin with [`backend::set_num_threads`]); see the README.
@@ -19,7 +20,9 @@ pub mod init;
 pub mod layers;
 pub mod optim;
 pub mod var_store;
+pub mod weight_norm_out;
 
 pub use backend::TchBackend;
+pub use weight_norm_out::weight_norm_out;
 pub use norm_core::{self, Error, Result};
 pub use tch;

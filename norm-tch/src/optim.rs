@@ -8,6 +8,8 @@ use tch::Tensor;
 
 /// `torch.optim.Adam(model.parameters(), ...)` on a VarStore: bit-exact with PyTorch's
 /// single-tensor path (its CPU default). tch's own `nn::Adam` uses other ops and is not.
+/// A step is one C++ call; parameters under 64 bytes are packed into shared ATen calls,
+/// which gives the same bits (see [`crate::backend::adam_update_packed`]).
 #[derive(Debug)]
 pub struct Adam {
     inner: CoreAdam<TchBackend>,

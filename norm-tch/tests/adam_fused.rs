@@ -1,8 +1,9 @@
 //! The tch backend's one-call Adam update (`TchBackend::adam_update`, ATen calls made from
 //! C++) must be bit-identical to norm-core's composition of the same ops
-//! (`single_tensor_update`), for every option, over several steps.
+//! (`single_tensor_update`), for every option, over several steps; so must its packed
+//! update of small parameters (`adam_update_many`, `csrc/adam.cpp`).
 
-use norm_core::optim::single_tensor_update;
+use norm_core::optim::{single_tensor_update, AdamConfig, AdamUpdate};
 use norm_core::AutodiffBackend;
 use norm_tch::TchBackend;
 use tch::{Device, Kind, Tensor};
@@ -37,4 +38,111 @@ fn fused_adam_equals_composed_adam_bit_for_bit() {
         }
         assert_ne!(bits(&p[0]), bits(&start), "{config:?}: the parameter moved");
     }
+}
+
+/// One parameter set for the packed-update test: the shapes and dtype of its parameters,
+/// and how many packed groups the tch backend must form from them.
+struct PackCase {
+    shapes: &'static [&'static [i64]],
+    kind: Kind,
+    groups: usize,
+}
+
+const PACK_CASES: [PackCase; 5] = [
+    // The seed document's weight-normed Linear(2, 3): v, g, bias = 24 + 12 + 12 bytes.
+    PackCase { shapes: &[&[3, 2], &[3, 1], &[3]], kind: Kind::Float, groups: 1 },
+    // Nine 8-byte parameters: 7 fit under 64 bytes, then the other 2.
+    PackCase { shapes: &[&[2], &[2], &[2], &[2], &[2], &[2], &[2], &[2], &[2]], kind: Kind::Float, groups: 2 },
+    // f64, with a 0-d parameter and a large one (37 elements: never packed) in between.
+    PackCase { shapes: &[&[3], &[], &[37], &[2, 2]], kind: Kind::Double, groups: 1 },
+    // Exactly 64 bytes together: too big for one group, each alone is not a group.
+    PackCase { shapes: &[&[8], &[8]], kind: Kind::Float, groups: 0 },
+    // 15 floats (60 bytes) and one more: the 15-element tensor alone, then the 1 alone.
+    PackCase { shapes: &[&[15], &[1]], kind: Kind::Float, groups: 0 },
+];
+
+fn to_f64(t: &Tensor) -> Vec<u64> {
+    Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap().into_iter().map(f64::to_bits).collect()
+}
+
+#[test]
+fn packed_small_parameters_update_bit_for_bit_like_one_at_a_time() {
+    let _generator = norm_tch::backend::lock_global_generator();
+    tch::manual_seed(11);
+    for config in norm_core::conformance::adam_test_configs() {
+        for case in &PACK_CASES {
+            let starts: Vec<Tensor> = case.shapes.iter().map(|s| Tensor::randn(*s, (case.kind, Device::Cpu))).collect();
+            let zeros = || starts.iter().map(Tensor::zeros_like).collect::<Vec<_>>();
+            // [packed, one at a time]
+            let mut p = [starts.iter().map(Tensor::copy).collect::<Vec<_>>(), starts.iter().map(Tensor::copy).collect()];
+            let (mut m, mut s, mut x) = ([zeros(), zeros()], [zeros(), zeros()], [zeros(), zeros()]);
+            for step in 1..=6 {
+                // Gradients over many magnitudes, so every rounding path is exercised.
+                let grads: Vec<Tensor> =
+                    starts.iter().enumerate().map(|(i, t)| t.randn_like() * 10f64.powi((step + i as i32) % 7 - 3)).collect();
+                let [p0, p1] = &mut p;
+                let [m0, m1] = &mut m;
+                let [s0, s1] = &mut s;
+                let [x0, x1] = &mut x;
+                let mut x0 = x0.iter_mut();
+                let updates: Vec<AdamUpdate<'_, TchBackend>> = p0
+                    .iter_mut()
+                    .zip(m0.iter_mut())
+                    .zip(s0.iter_mut())
+                    .zip(&grads)
+                    .map(|(((param, exp_avg), exp_avg_sq), grad)| AdamUpdate {
+                        step: step as f32,
+                        param,
+                        grad: grad.copy(),
+                        exp_avg,
+                        exp_avg_sq,
+                        max_exp_avg_sq: x0.next().filter(|_| config.amsgrad),
+                    })
+                    .collect();
+                let groups = norm_tch::backend::adam_update_packed(&config, updates).unwrap();
+                assert_eq!(groups, case.groups, "{:?}", case.shapes);
+                for i in 0..grads.len() {
+                    let max1 = if config.amsgrad { Some(&mut x1[i]) } else { None };
+                    single_tensor_update::<TchBackend>(&config, step as f32, &mut p1[i], grads[i].copy(), &mut m1[i], &mut s1[i], max1).unwrap();
+                }
+                for i in 0..grads.len() {
+                    let at = format!("{config:?} {:?} step {step} parameter {i}", case.shapes);
+                    assert_eq!(to_f64(&p[0][i]), to_f64(&p[1][i]), "{at}: param");
+                    assert_eq!(to_f64(&m[0][i]), to_f64(&m[1][i]), "{at}: exp_avg");
+                    assert_eq!(to_f64(&s[0][i]), to_f64(&s[1][i]), "{at}: exp_avg_sq");
+                    assert_eq!(to_f64(&x[0][i]), to_f64(&x[1][i]), "{at}: max_exp_avg_sq");
+                }
+            }
+            for i in 0..starts.len() {
+                assert_ne!(to_f64(&p[0][i]), to_f64(&starts[i]), "{config:?} {:?}: parameter {i} moved", case.shapes);
+            }
+        }
+    }
+}
+
+#[test]
+fn parameters_sharing_storage_are_not_packed() {
+    let _generator = norm_tch::backend::lock_global_generator();
+    tch::manual_seed(12);
+    let config = AdamConfig::with_lr(1e-2);
+    // Two views of one 4-float storage: packing them would read both before writing.
+    let base = Tensor::randn([4], (Kind::Float, Device::Cpu));
+    let reference = base.copy();
+    let mut params = [base.narrow(0, 0, 2), base.narrow(0, 2, 2)];
+    let mut state: Vec<Tensor> = (0..4).map(|_| Tensor::zeros([2], (Kind::Float, Device::Cpu))).collect();
+    let (m, s) = state.split_at_mut(2);
+    let grad = Tensor::randn([2], (Kind::Float, Device::Cpu));
+    let [a, b] = &mut params;
+    let [m0, m1] = m else { unreachable!() };
+    let [s0, s1] = s else { unreachable!() };
+    let updates = vec![
+        AdamUpdate { step: 1.0, param: a, grad: grad.copy(), exp_avg: m0, exp_avg_sq: s0, max_exp_avg_sq: None },
+        AdamUpdate { step: 1.0, param: b, grad: grad.copy(), exp_avg: m1, exp_avg_sq: s1, max_exp_avg_sq: None },
+    ];
+    assert_eq!(norm_tch::backend::adam_update_packed(&config, updates).unwrap(), 0);
+    for i in 0..2 {
+        let (mut p, mut m, mut s) = (reference.narrow(0, 2 * i, 2), Tensor::zeros([2], (Kind::Float, Device::Cpu)), Tensor::zeros([2], (Kind::Float, Device::Cpu)));
+        single_tensor_update::<TchBackend>(&config, 1.0, &mut p, grad.copy(), &mut m, &mut s, None).unwrap();
+    }
+    assert_eq!(bits(&base), bits(&reference));
 }

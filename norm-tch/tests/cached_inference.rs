@@ -24,9 +24,13 @@ fn stats(hits: u64, computed: u64, bypassed: u64) -> CacheStats {
 }
 
 fn weight_norm(vs: &VarStore) -> (WeightNorm<Linear>, Tensor) {
+    weight_norm_sized(vs, 16, 8)
+}
+
+fn weight_norm_sized(vs: &VarStore, in_dim: i64, out_dim: i64) -> (WeightNorm<Linear>, Tensor) {
     seeded(1, || {
-        let lin = linear(vs, "fc", 16, 8, LinearConfig::default()).unwrap();
-        (WeightNorm::new(vs, "fc", lin, Some(0)).unwrap(), randn(&[4, 16]))
+        let lin = linear(vs, "fc", in_dim, out_dim, LinearConfig::default()).unwrap();
+        (WeightNorm::new(vs, "fc", lin, Some(0)).unwrap(), randn(&[4, in_dim]))
     })
 }
 
@@ -55,21 +59,33 @@ fn a_hit_recomputes_nothing_and_gives_the_uncached_bits() {
 
 #[test]
 fn an_adam_step_invalidates_the_cache() {
+    // 16 -> 8: each parameter updated by its own ATen calls; 2 -> 3: the three parameters
+    // (48 bytes) packed into one update whose copies back must bump the versions too.
+    for (in_dim, out_dim) in [(16, 8), (2, 3)] {
+        adam_step_invalidates_the_cache(in_dim, out_dim);
+    }
+}
+
+fn adam_step_invalidates_the_cache(in_dim: i64, out_dim: i64) {
     let vs = VarStore::new(Device::Cpu);
-    let (wn, x) = weight_norm(&vs);
+    let (wn, x) = weight_norm_sized(&vs, in_dim, out_dim);
     let mut opt = Adam::new(&vs, AdamConfig::with_lr(1e-2)).unwrap();
     let before = tch::no_grad(|| wn.forward(&x));
-    // A training forward (grad on, parameters requiring grad) bypasses the cache.
-    let loss = wn.forward(&x).pow_tensor_scalar(2).sum(None::<Kind>);
-    assert_eq!(wn.cache_stats(), stats(0, 1, 1));
+    // The loss from the weight directly, not through the layer's forward, so the cached
+    // weight stays in place and only the step's version bumps can invalidate it.
+    let loss = wn.layer().forward_with_weight(&x, &wn.weight().unwrap()).unwrap().pow_tensor_scalar(2).sum(None::<Kind>);
     opt.zero_grad().unwrap();
     loss.backward();
     opt.step().unwrap();
+    assert_eq!(wn.cache_stats(), stats(0, 1, 0));
     let after = tch::no_grad(|| wn.forward(&x));
-    assert_eq!(wn.cache_stats(), stats(0, 2, 1), "the step bumped the versions: recomputed");
+    assert_eq!(wn.cache_stats(), stats(0, 2, 0), "{in_dim}->{out_dim}: the step bumped the versions: recomputed");
     assert!(!after.equal(&before));
     assert!(after.equal(&uncached(&wn, &x)));
     let _ = tch::no_grad(|| wn.forward(&x));
+    assert_eq!(wn.cache_stats(), stats(1, 2, 0));
+    // A training forward (grad on, parameters requiring grad) bypasses the cache.
+    let _ = wn.forward(&x);
     assert_eq!(wn.cache_stats(), stats(1, 2, 1));
 }
 

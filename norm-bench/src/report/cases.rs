@@ -2,8 +2,9 @@
 //!
 //! Every case is timed the same way on both sides (here and in
 //! `norm-bench/python/eager_timing.py`): the [`sampling`](super::sampling) rule decides
-//! the warm-up and sample counts, each sample is timed alone, and the device is
-//! synchronized before each clock read. Whatever a body allocates (its result included)
+//! the warm-up and sample counts and how many iterations a sample batches (one for the
+//! cases with untimed work between iterations), each sample is timed alone, and the
+//! device is synchronized before each clock read. Whatever a body allocates (its result included)
 //! is freed before its clock stops; work done "between samples" (clearing gradients) is
 //! outside the timed window. Each case's setup starts with `torch.manual_seed(0)` (and
 //! `random.seed(0)`) on both sides. Inputs are drawn as float32 on the CPU and then
@@ -13,6 +14,7 @@
 //! |---|---|
 //! | `copy` | `dst.copy_(src)`: the bandwidth reference |
 //! | `weight_norm_forward` | `torch._weight_norm(v, g, 0)` without autograd; Rust [`compute_weight`] (what `WeightNorm::weight()` runs) |
+//! | `weight_norm_forward_out` | Rust [`norm_tch::weight_norm_out`] into an output allocated once; PyTorch `torch._weight_norm(v, g, 0)` (it has no `out=` variant). CPU, f32/f64/bf16 only |
 //! | `weight_norm_forward_backward` | the same with `v`, `g` requiring grad, then `.sum().backward()` |
 //! | `spectral_norm_forward_train` | `SpectralNorm.compute_weight(m, do_power_iteration=True)` on `spectral_norm(nn.Linear(cols, rows))`, autograd recording (Rust `SpectralNorm::compute_weight(true)`) |
 //! | `spectral_norm_forward_eval` | `compute_weight(m, do_power_iteration=False)` under `no_grad` |
@@ -21,7 +23,7 @@
 //! | `spectral_norm_train_step` | `loss = m(x).pow(2).mean(); zero_grad; backward; Adam.step` on the spectral-normed Linear, `x = randn(32, cols)`, `Adam(lr=1e-3, foreach=False)` (Rust `norm_tch::optim::Adam`) |
 //! | `seed_loop_step` | one iteration of the seed document's first weight-norm loop (3x2 weight, CPU, f32) |
 
-use super::sampling::{time_adaptive, Sampling, Timed};
+use super::sampling::{time_adaptive, time_body, Sampling, Timed};
 use crate::seed_loop::{Example, SeedModel};
 use anyhow::{bail, Context, Result};
 use norm_core::optim::AdamConfig;
@@ -31,7 +33,7 @@ use norm_core::weight_norm::{compute_weight, WeightNormDim};
 use norm_core::AutodiffBackend;
 use norm_tch::layers::{linear, LinearConfig, SpectralNorm, SpectralNormOptions};
 use norm_tch::optim::Adam;
-use norm_tch::TchBackend;
+use norm_tch::{weight_norm_out, TchBackend};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -59,6 +61,9 @@ pub enum Op {
     Copy,
     /// `torch._weight_norm(v, g, 0)` without autograd.
     WeightNormForward,
+    /// The same result written into a reused output (`norm_tch::weight_norm_out`); the
+    /// PyTorch side is `_weight_norm`, which has no `out=` variant. CPU; f32, f64, bf16.
+    WeightNormForwardOut,
     /// `_weight_norm(v, g, 0).sum().backward()` with `v`, `g` requiring grad.
     WeightNormForwardBackward,
     /// The hook API's training forward: power iteration, then `weight_orig / σ`.
@@ -77,9 +82,10 @@ pub enum Op {
 
 impl Op {
     /// Every op, in run order.
-    pub const ALL: [Op; 9] = [
+    pub const ALL: [Op; 10] = [
         Op::Copy,
         Op::WeightNormForward,
+        Op::WeightNormForwardOut,
         Op::WeightNormForwardBackward,
         Op::SpectralNormForwardTrain,
         Op::SpectralNormForwardEval,
@@ -94,6 +100,7 @@ impl Op {
         match self {
             Op::Copy => "copy",
             Op::WeightNormForward => "weight_norm_forward",
+            Op::WeightNormForwardOut => "weight_norm_forward_out",
             Op::WeightNormForwardBackward => "weight_norm_forward_backward",
             Op::SpectralNormForwardTrain => "spectral_norm_forward_train",
             Op::SpectralNormForwardEval => "spectral_norm_forward_eval",
@@ -109,11 +116,23 @@ impl Op {
         matches!(self, Op::SpectralNormForwardTrain | Op::SpectralNormForwardBackward | Op::PowerIteration | Op::SpectralNormTrainStep)
     }
 
-    /// Bytes the op must move at least, for the bandwidth columns: `copy` and
-    /// `weight_norm_forward` read one `rows x cols` tensor and write one
-    /// (`2 · rows · cols · sizeof(dtype)`); `None` for the other ops.
+    /// Bytes the op must move at least, for the bandwidth columns: `copy`,
+    /// `weight_norm_forward` and `weight_norm_forward_out` read one `rows x cols` tensor
+    /// and write one (`2 · rows · cols · sizeof(dtype)`); `None` for the other ops.
     pub fn bytes_moved(self, rows: u64, cols: u64, dtype: DType) -> Option<u64> {
-        matches!(self, Op::Copy | Op::WeightNormForward).then(|| 2 * rows * cols * dtype.size_bytes())
+        matches!(self, Op::Copy | Op::WeightNormForward | Op::WeightNormForwardOut).then(|| 2 * rows * cols * dtype.size_bytes())
+    }
+
+    /// Whether the op has cases on `device` in `dtype`: `weight_norm_forward_out` only on
+    /// the CPU in f32, f64 and bf16 (ATen's fused CPU kernel); `seed_loop_step` only on
+    /// the CPU in f32; the others everywhere (a dtype without a kernel is then recorded
+    /// as `unsupported`).
+    pub fn runs_on(self, device: DeviceKind, dtype: DType) -> bool {
+        match self {
+            Op::WeightNormForwardOut => device == DeviceKind::Cpu && matches!(dtype, DType::F32 | DType::F64 | DType::Bf16),
+            Op::SeedLoopStep => device == DeviceKind::Cpu && dtype == DType::F32,
+            _ => true,
+        }
     }
 
     /// A rough single-thread CPU cost in nanoseconds per weight element and iteration,
@@ -122,6 +141,7 @@ impl Op {
         match self {
             Op::Copy => 1.5,
             Op::WeightNormForward => 4.5,
+            Op::WeightNormForwardOut => 1.0,
             Op::WeightNormForwardBackward => 14.0,
             Op::SpectralNormForwardTrain => 3.0 + 2.5 * n_power_iterations as f64,
             Op::SpectralNormForwardEval => 4.0,
@@ -415,12 +435,11 @@ fn spectral_linear(case: &Case, k: usize) -> Result<(VarStore, SpectralNorm<Line
 pub fn time_rust(case: &Case, sampling: &Sampling) -> Result<Timed> {
     tch::manual_seed(CASE_SEED as i64);
     let device = case.device.device();
-    let no_between = || Ok(());
     let timed = match case.op {
         Op::Copy => {
             let src = randn(case, case.dims()?)?;
             let mut dst = src.f_empty_like()?;
-            time_adaptive(sampling, device, no_between, || {
+            time_body(sampling, device, || {
                 dst.f_copy_(&src)?;
                 Ok(())
             })
@@ -428,10 +447,18 @@ pub fn time_rust(case: &Case, sampling: &Sampling) -> Result<Timed> {
         Op::WeightNormForward => {
             let (v, g) = weight_norm_leaves(case, false)?;
             let dim = WeightNormDim::new(Some(0));
-            time_adaptive(sampling, device, no_between, || {
+            time_body(sampling, device, || {
                 drop(compute_weight::<TchBackend>(&v, &g, dim)?);
                 Ok(())
             })
+        }
+        Op::WeightNormForwardOut => {
+            // As weight_norm_forward (grad mode on, v and g not requiring grad), into an
+            // output allocated once: contiguous, v's shape, dtype and device.
+            let (v, g) = weight_norm_leaves(case, false)?;
+            let dim = WeightNormDim::new(Some(0));
+            let mut out = Tensor::f_empty(v.size(), (v.kind(), v.device()))?;
+            time_body(sampling, device, || Ok(weight_norm_out(&v, &g, dim, &mut out)?))
         }
         Op::WeightNormForwardBackward => {
             let (mut v, mut g) = weight_norm_leaves(case, true)?;
@@ -454,14 +481,14 @@ pub fn time_rust(case: &Case, sampling: &Sampling) -> Result<Timed> {
         }
         Op::SpectralNormForwardTrain => {
             let (_vs, layer) = spectral_linear(case, case.k()?)?;
-            time_adaptive(sampling, device, no_between, || {
+            time_body(sampling, device, || {
                 drop(layer.compute_weight(true)?);
                 Ok(())
             })
         }
         Op::SpectralNormForwardEval => {
             let (_vs, layer) = spectral_linear(case, 1)?;
-            time_adaptive(sampling, device, no_between, || {
+            time_body(sampling, device, || {
                 drop(tch::no_grad(|| layer.compute_weight(false))?);
                 Ok(())
             })
@@ -484,13 +511,13 @@ pub fn time_rust(case: &Case, sampling: &Sampling) -> Result<Timed> {
             let weight = randn(case, case.dims()?)?;
             let mut state = SpectralNormState::<TchBackend>::new(&weight, k as i64, 0, SPECTRAL_EPS)?;
             let w_mat = sn_param::weight_to_matrix::<TchBackend>(&weight, 0)?;
-            time_adaptive(sampling, device, no_between, || Ok(state.power_method(&w_mat, k)?))
+            time_body(sampling, device, || Ok(state.power_method(&w_mat, k)?))
         }
         Op::SpectralNormTrainStep => {
             let (vs, layer) = spectral_linear(case, case.k()?)?;
             let x = randn(case, [TRAIN_STEP_BATCH, case.dims()?[1]])?;
             let mut adam = Adam::new(&vs, AdamConfig::with_lr(TRAIN_STEP_LR))?;
-            time_adaptive(sampling, device, no_between, || {
+            time_body(sampling, device, || {
                 let loss = layer.f_forward_t(&x, true)?.f_pow_tensor_scalar(2)?.f_mean(None::<Kind>)?;
                 adam.zero_grad()?;
                 loss.f_backward()?;
@@ -506,7 +533,7 @@ pub fn time_rust(case: &Case, sampling: &Sampling) -> Result<Timed> {
             );
             let mut random = PyRandom::new(CASE_SEED);
             let mut model = SeedModel::new(Example::WeightNorm)?;
-            time_adaptive(sampling, device, no_between, || {
+            time_body(sampling, device, || {
                 let x = Tensor::f_randn([10, 2], (Kind::Float, Device::Cpu))?.f_mul_scalar(random.random())?.f_mul_scalar(10.0)?;
                 model.train_step(&x)
             })
@@ -569,8 +596,25 @@ mod tests {
             let shape = if op == Op::SeedLoopStep { Shape { rows: 3, cols: 2 } } else { Shape { rows: 4, cols: 6 } };
             let case = Case { n_power_iterations: op.has_power_iterations().then_some(2), ..Case::cpu_f32(op, shape) };
             let timed = time_rust(&case, &Sampling::fixed(1, 3)).unwrap();
-            assert_eq!((timed.warmup, timed.nanos.len()), (1, 3), "{case:?}");
+            assert_eq!((timed.warmup, timed.iterations_per_sample, timed.nanos.len()), (1, 1, 3), "{case:?}");
         }
+    }
+
+    #[test]
+    fn weight_norm_forward_out_is_a_cpu_op_of_the_fused_dtypes() {
+        let _generator = norm_tch::backend::lock_global_generator();
+        assert!(Op::WeightNormForwardOut.runs_on(DeviceKind::Cpu, DType::Bf16));
+        assert!(!Op::WeightNormForwardOut.runs_on(DeviceKind::Cpu, DType::F16));
+        assert!(!Op::WeightNormForwardOut.runs_on(DeviceKind::Cuda, DType::F32));
+        assert!(Op::WeightNormForward.runs_on(DeviceKind::Cuda, DType::F16));
+        assert_eq!(Op::WeightNormForwardOut.bytes_moved(8, 8, DType::F64), Op::WeightNormForward.bytes_moved(8, 8, DType::F64));
+        for dtype in [DType::F64, DType::Bf16] {
+            let case = Case { dtype, ..Case::cpu_f32(Op::WeightNormForwardOut, Shape { rows: 5, cols: 7 }) };
+            assert_eq!(time_rust(&case, &Sampling::fixed(1, 2)).unwrap().nanos.len(), 2, "{dtype}");
+        }
+        // Half has no fused kernel: weight_norm_out refuses it with a message.
+        let case = Case { dtype: DType::F16, ..Case::cpu_f32(Op::WeightNormForwardOut, Shape::square(4)) };
+        assert!(format!("{:#}", time_rust(&case, &Sampling::fixed(1, 2)).unwrap_err()).contains("Half"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// `timing.csv`'s header, in column order.
-pub const TIMING_HEADER: [&str; 29] = [
+pub const TIMING_HEADER: [&str; 31] = [
     "op",
     "shape",
     "rows",
@@ -26,6 +26,7 @@ pub const TIMING_HEADER: [&str; 29] = [
     "threads",
     "rust_status",
     "rust_warmup",
+    "rust_iterations_per_sample",
     "rust_samples",
     "rust_min_us",
     "rust_median_us",
@@ -34,6 +35,7 @@ pub const TIMING_HEADER: [&str; 29] = [
     "rust_stddev_us",
     "pytorch_status",
     "pytorch_warmup",
+    "pytorch_iterations_per_sample",
     "pytorch_samples",
     "pytorch_min_us",
     "pytorch_median_us",
@@ -94,13 +96,23 @@ fn micros(value: f64) -> String {
 }
 
 /// The status, counts and five statistics of one side; empty cells when it has no timing.
-fn side_fields(side: &Side) -> [String; 8] {
+fn side_fields(side: &Side) -> [String; 9] {
     match side {
-        Side::Timed { warmup, summary, samples } => {
+        Side::Timed { warmup, iterations_per_sample, summary, samples } => {
             let Summary { min_us, median_us, mean_us, max_us, stddev_us } = *summary;
-            [side.status().into(), warmup.to_string(), samples.to_string(), micros(min_us), micros(median_us), micros(mean_us), micros(max_us), micros(stddev_us)]
+            [
+                side.status().into(),
+                warmup.to_string(),
+                iterations_per_sample.to_string(),
+                samples.to_string(),
+                micros(min_us),
+                micros(median_us),
+                micros(mean_us),
+                micros(max_us),
+                micros(stddev_us),
+            ]
         }
-        _ => [side.status().into(), String::new(), String::new(), String::new(), String::new(), String::new(), String::new(), String::new()],
+        _ => std::array::from_fn(|i| if i == 0 { side.status().into() } else { String::new() }),
     }
 }
 
@@ -190,7 +202,7 @@ mod tests {
     use crate::report::convergence::{LossRun, MatrixKind};
 
     fn timed(us: f64) -> Side {
-        Side::Timed { warmup: 2, samples: 2, summary: Summary::from_micros(&[us, us]).unwrap() }
+        Side::Timed { warmup: 2, iterations_per_sample: 1, samples: 2, summary: Summary::from_micros(&[us, us]).unwrap() }
     }
 
     fn row(op: Op, n: u64, rust: Side, pytorch: Side) -> TimingRow {
@@ -206,8 +218,9 @@ mod tests {
 
     #[test]
     fn timing_csv_schema() {
+        let batched = Side::Timed { warmup: 40, iterations_per_sample: 7, samples: 2, summary: Summary::from_micros(&[4.0, 4.0]).unwrap() };
         let text = timing_csv(&[
-            row(Op::WeightNormForward, 64, timed(2.0), timed(4.0)),
+            row(Op::WeightNormForward, 64, timed(2.0), batched),
             row(Op::SpectralNormForwardEval, 64, timed(3.0), Side::Skipped),
             row(Op::Copy, 8, Side::Pending, Side::Error("RuntimeError: boom".into())),
         ])
@@ -216,17 +229,19 @@ mod tests {
         assert_eq!(
             lines[0],
             "op,shape,rows,cols,dtype,device,n_power_iterations,threads,\
-             rust_status,rust_warmup,rust_samples,rust_min_us,rust_median_us,rust_mean_us,rust_max_us,rust_stddev_us,\
-             pytorch_status,pytorch_warmup,pytorch_samples,pytorch_min_us,pytorch_median_us,pytorch_mean_us,pytorch_max_us,pytorch_stddev_us,\
+             rust_status,rust_warmup,rust_iterations_per_sample,rust_samples,rust_min_us,rust_median_us,rust_mean_us,rust_max_us,rust_stddev_us,\
+             pytorch_status,pytorch_warmup,pytorch_iterations_per_sample,pytorch_samples,pytorch_min_us,pytorch_median_us,pytorch_mean_us,pytorch_max_us,pytorch_stddev_us,\
              ratio_median_rust_over_pytorch,bytes_moved,rust_bandwidth_gbps,pytorch_bandwidth_gbps,note"
         );
         // 64x64 f32: 2 * 4096 * 4 = 32768 bytes; in 2 us that is 16.384 GB/s.
         assert_eq!(
             lines[1],
-            "weight_norm_forward,64x64,64,64,f32,cpu,,1,ok,2,2,2.000,2.000,2.000,2.000,0.000,ok,2,2,4.000,4.000,4.000,4.000,0.000,0.5000,32768,16.384,8.192,"
+            "weight_norm_forward,64x64,64,64,f32,cpu,,1,ok,2,1,2,2.000,2.000,2.000,2.000,0.000,ok,40,7,2,4.000,4.000,4.000,4.000,0.000,0.5000,32768,16.384,8.192,"
         );
-        assert_eq!(lines[2], "spectral_norm_forward_eval,64x64,64,64,f32,cpu,,1,ok,2,2,3.000,3.000,3.000,3.000,0.000,skipped,,,,,,,,,,,,");
-        assert_eq!(lines[3], "copy,8x8,8,8,f32,cpu,,1,pending,,,,,,,,error,,,,,,,,,512,,,pytorch: RuntimeError: boom");
+        assert_eq!(lines[2], "spectral_norm_forward_eval,64x64,64,64,f32,cpu,,1,ok,2,1,2,3.000,3.000,3.000,3.000,0.000,skipped,,,,,,,,,,,,,");
+        assert_eq!(lines[3], "copy,8x8,8,8,f32,cpu,,1,pending,,,,,,,,,error,,,,,,,,,,512,,,pytorch: RuntimeError: boom");
+        let out = timing_csv(&[row(Op::WeightNormForwardOut, 64, timed(1.0), timed(4.0))]).unwrap();
+        assert!(out.lines().nth(1).unwrap().starts_with("weight_norm_forward_out,64x64,") && out.contains(",0.2500,32768,32.768,8.192,"), "{out}");
         assert!(lines.iter().all(|l| l.split(',').count() == TIMING_HEADER.len()));
     }
 

@@ -4,7 +4,7 @@
 //! `<out>/<run>/` (`docs/reports.md` has the options and every schema):
 //!
 //! - `timing.csv` — one row per case ([`cases`]), both sides' statistics ([`stats`]) and
-//!   their ratio, bandwidths for `copy` and `weight_norm_forward`;
+//!   their ratio, bandwidths for `copy`, `weight_norm_forward` and `weight_norm_forward_out`;
 //! - `convergence.csv` — σ estimates after k power iterations vs the SVD ([`convergence`]);
 //! - `loss.csv` — per-step losses, Rust and PyTorch;
 //! - `run.json`, `summary.md` ([`summary`]); `plots/*.png` ([`plots`]).
@@ -60,6 +60,8 @@ pub enum Side {
     Timed {
         /// Warm-up iterations run.
         warmup: u64,
+        /// Iterations per sample (the smallest of the rounds').
+        iterations_per_sample: u64,
         /// Samples taken.
         samples: u64,
         /// Their statistics.
@@ -85,7 +87,12 @@ impl Side {
 
     /// The side's outcome of a timing.
     pub fn from_timed(timed: &sampling::Timed) -> Result<Side> {
-        Ok(Side::Timed { warmup: timed.warmup, samples: timed.nanos.len() as u64, summary: Summary::from_nanos(&timed.nanos)? })
+        Ok(Side::Timed {
+            warmup: timed.warmup,
+            iterations_per_sample: timed.iterations_per_sample,
+            samples: timed.nanos.len() as u64,
+            summary: Summary::from_nanos(&timed.nanos)?,
+        })
     }
 
     /// The CSV's `*_status`: `pending`, `skipped`, `ok`, `unsupported` or `error`.
@@ -326,8 +333,11 @@ fn case_cost(case: &Case, all_rounds: &sampling::Sampling) -> f64 {
     let device_factor = if case.device == DeviceKind::Cuda { 0.02 } else { 1.0 };
     let per_iteration = case.op.rough_ns_per_element(case.n_power_iterations.unwrap_or(1)) * 1e-9 * case.shape().elements() as f64 * device_factor;
     let per_iteration = per_iteration * if case.dtype == DType::F32 { 1.0 } else { 2.0 };
-    let warmup = (sampling.warmup_min as f64 * per_iteration).max((sampling.warmup_ms as f64 * 1e-3).min(sampling.max_samples as f64 * per_iteration));
-    let samples = (sampling.min_samples as f64 * per_iteration).max((sampling.budget_ms as f64 * 1e-3).min(sampling.max_samples as f64 * per_iteration));
+    let warmup_cap = (sampling.max_samples * sampling::WARMUP_FACTOR) as f64 * per_iteration;
+    let warmup = (sampling.warmup_min as f64 * per_iteration).max((sampling.warmup_ms as f64 * 1e-3).min(warmup_cap));
+    // A batched sample lasts about min_sample_us (ops with untimed work between iterations do not batch; ignored here).
+    let per_sample = per_iteration.max(sampling.min_sample_us as f64 * 1e-6);
+    let samples = (sampling.min_samples as f64 * per_sample).max((sampling.budget_ms as f64 * 1e-3).min(sampling.max_samples as f64 * per_sample));
     let setup = 20e-9 * case.shape().elements() as f64 + 0.01;
     2.0 * all_rounds.rounds.max(1) as f64 * (warmup + setup + samples)
 }
@@ -336,17 +346,20 @@ fn case_cost(case: &Case, all_rounds: &sampling::Sampling) -> f64 {
 fn pool(pooled: &mut Option<sampling::Timed>, round: sampling::Timed) -> &sampling::Timed {
     match pooled {
         Some(p) => {
-            p.warmup += round.warmup;
-            p.nanos.extend(round.nanos);
+            p.pool(round);
             p
         }
         None => pooled.insert(round),
     }
 }
 
+/// `76.41 ms (6)`; `212.3 µs (300 × 5 it)` for batched samples.
 fn median_text(side: &Side) -> String {
     match side {
-        Side::Timed { summary, samples, .. } => format!("{} ({samples})", summary::duration_text(summary.median_us)),
+        Side::Timed { summary, samples, iterations_per_sample: 1, .. } => format!("{} ({samples})", summary::duration_text(summary.median_us)),
+        Side::Timed { summary, samples, iterations_per_sample, .. } => {
+            format!("{} ({samples} × {iterations_per_sample} it)", summary::duration_text(summary.median_us))
+        }
         other => other.status().to_string(),
     }
 }
@@ -636,10 +649,10 @@ mod tests {
         let lines: Vec<&str> = timing.lines().collect();
         assert_eq!(lines[0], export::TIMING_HEADER.join(","));
         assert_eq!(lines.len(), 1 + 5, "{timing}");
-        assert!(lines[1].starts_with("copy,8x8,8,8,f32,cpu,,1,ok,1,3,"), "{}", lines[1]);
+        assert!(lines[1].starts_with("copy,8x8,8,8,f32,cpu,,1,ok,1,1,3,"), "{}", lines[1]);
         assert!(lines[3].starts_with("power_iteration,8x8,8,8,f32,cpu,2,1,ok,"), "{}", lines[3]);
         assert!(lines[4].starts_with("weight_norm_forward,8x8,8,8,f64,cpu,,1,ok,"), "{}", lines[4]);
-        assert!(lines[5].starts_with("seed_loop_step,3x2,3,2,f32,cpu,,1,ok,1,3,") && lines[5].contains(",skipped,"), "{}", lines[5]);
+        assert!(lines[5].starts_with("seed_loop_step,3x2,3,2,f32,cpu,,1,ok,1,1,3,") && lines[5].contains(",skipped,"), "{}", lines[5]);
         let convergence = fs::read_to_string(dir.join("convergence.csv")).unwrap();
         assert_eq!(convergence.lines().count(), 1 + 2 * 2);
         let loss = fs::read_to_string(dir.join("loss.csv")).unwrap();

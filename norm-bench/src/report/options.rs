@@ -31,7 +31,7 @@ pub struct ReportOptions {
     pub copy_sizes: Option<Vec<u64>>,
     /// Dtypes besides f32, timed for `dtype_ops` at `dtype_shapes`. Default f64, bf16, f16.
     pub extra_dtypes: Vec<DType>,
-    /// The ops timed in `extra_dtypes`. Default `weight_norm_forward`, `spectral_norm_forward_train`.
+    /// The ops timed in `extra_dtypes`. Default `weight_norm_forward`, `weight_norm_forward_out`, `spectral_norm_forward_train`.
     pub dtype_ops: Vec<Op>,
     /// The shapes of the `extra_dtypes` rows. Default 512x512.
     pub dtype_shapes: Vec<Shape>,
@@ -79,7 +79,7 @@ impl Default for ReportOptions {
             rect_ops: all_but(&[Op::Copy, Op::SeedLoopStep]),
             copy_sizes: None,
             extra_dtypes: vec![DType::F64, DType::Bf16, DType::F16],
-            dtype_ops: vec![Op::WeightNormForward, Op::SpectralNormForwardTrain],
+            dtype_ops: vec![Op::WeightNormForward, Op::WeightNormForwardOut, Op::SpectralNormForwardTrain],
             dtype_shapes: vec![Shape::square(512)],
             devices: vec![DeviceKind::Cpu, DeviceKind::Cuda],
             n_power_iterations: 1,
@@ -136,7 +136,8 @@ impl ReportOptions {
 
     /// The timing cases in run order, for the devices in `available`: per device, op by
     /// op, the square sizes then the rectangular shapes, then the extra dtypes;
-    /// `seed_loop_step` (3x2, CPU, f32) last.
+    /// `seed_loop_step` (3x2, CPU, f32) last. An op gets no cases where it does not run
+    /// ([`Op::runs_on`]: `weight_norm_forward_out` is CPU-only, without f16).
     pub fn timing_cases(&self, available: &[DeviceKind]) -> Vec<Case> {
         let mut cases = Vec::new();
         let devices = self.devices.iter().copied().filter(|d| available.contains(d));
@@ -147,7 +148,7 @@ impl ReportOptions {
             }
         }
         for &device in &unique_devices {
-            for &op in &self.ops {
+            for &op in self.ops.iter().filter(|op| op.runs_on(device, DType::F32)) {
                 let counts: Vec<Option<u64>> = match op {
                     Op::PowerIteration => self.power_iteration_counts.iter().map(|&k| Some(k)).collect(),
                     op if op.has_power_iterations() => vec![Some(self.n_power_iterations)],
@@ -169,7 +170,7 @@ impl ReportOptions {
             }
             for &op in self.dtype_ops.iter().filter(|op| self.ops.contains(op) && **op != Op::SeedLoopStep) {
                 for &shape in &self.dtype_shapes {
-                    for &dtype in self.extra_dtypes.iter().filter(|&&d| d != DType::F32) {
+                    for &dtype in self.extra_dtypes.iter().filter(|&&d| d != DType::F32 && op.runs_on(device, d)) {
                         let k = match op {
                             Op::PowerIteration => self.power_iteration_counts.first().copied(),
                             op if op.has_power_iterations() => Some(self.n_power_iterations),
@@ -209,7 +210,7 @@ pub struct ReportArgs {
     /// Name of the run folder [default: the UTC start time, 2026-11-28T19-05-00Z].
     #[arg(long = "run", value_name = "NAME")]
     pub run_name: Option<String>,
-    /// Ops to time, comma-separated: copy, weight_norm_forward, weight_norm_forward_backward, spectral_norm_forward_train, spectral_norm_forward_eval, spectral_norm_forward_backward, power_iteration, spectral_norm_train_step, seed_loop_step [default: all].
+    /// Ops to time, comma-separated: copy, weight_norm_forward, weight_norm_forward_out, weight_norm_forward_backward, spectral_norm_forward_train, spectral_norm_forward_eval, spectral_norm_forward_backward, power_iteration, spectral_norm_train_step, seed_loop_step [default: all].
     #[arg(long, value_delimiter = ',', value_name = "OPS")]
     pub ops: Option<Vec<Op>>,
     /// Sizes n of the square n x n weights [default: 64,256,512,1024,2048,4096].
@@ -233,9 +234,12 @@ pub struct ReportArgs {
     /// Exactly N warm-up iterations per case and side (no warm-up time).
     #[arg(long, value_name = "N")]
     pub warmup: Option<u64>,
-    /// Exactly N timed samples per case and side (no time budget, one round).
+    /// Exactly N timed samples per case and side, one iteration each (no time budget, one round, no batching).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
     pub samples: Option<u64>,
+    /// Batch iterations into samples of at least this many microseconds (cases without untimed work between iterations); 0: one iteration per sample [default: 1000].
+    #[arg(long, value_name = "US")]
+    pub min_sample_us: Option<u64>,
     /// Rounds per case, the sides alternating; samples and budget are split among them [default: 2].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
     pub rounds: Option<u64>,
@@ -324,6 +328,10 @@ impl ReportArgs {
             options.sampling.max_samples = samples;
             options.sampling.budget_ms = 0;
             options.sampling.rounds = 1;
+            options.sampling.min_sample_us = 0;
+        }
+        if let Some(us) = self.min_sample_us {
+            options.sampling.min_sample_us = us;
         }
         if let Some(rounds) = self.rounds {
             options.sampling.rounds = rounds;
@@ -388,9 +396,19 @@ mod tests {
         let k: Vec<Option<u64>> = cases.iter().filter(|c| c.op == Op::PowerIteration && c.rows == 64 && c.cols == 64).map(|c| c.n_power_iterations).collect();
         assert_eq!(k, [Some(1), Some(10)]);
         assert!(cases.iter().filter(|c| c.op == Op::WeightNormForward).all(|c| c.n_power_iterations.is_none()));
-        // CUDA rows only when a CUDA device is available.
+        // weight_norm_forward_out: every f32 shape weight_norm_forward has, and its f64 and bf16 rows (no f16).
+        let shapes = |op: Op, dtype: DType| cases.iter().filter(|c| c.op == op && c.dtype == dtype).map(Case::shape).collect::<Vec<_>>();
+        for dtype in [DType::F32, DType::F64, DType::Bf16] {
+            assert_eq!(shapes(Op::WeightNormForwardOut, dtype), shapes(Op::WeightNormForward, dtype), "{dtype}");
+            assert!(!shapes(Op::WeightNormForwardOut, dtype).is_empty(), "{dtype}");
+        }
+        assert!(shapes(Op::WeightNormForwardOut, DType::F16).is_empty());
+        assert_eq!(cases.iter().position(|c| c.op == Op::WeightNormForwardOut), Some(cases.iter().rposition(|c| c.op == Op::WeightNormForward && c.dtype == DType::F32).unwrap() + 1));
+        // CUDA rows only when a CUDA device is available; not for the CPU-only ops.
         let with_cuda = options.timing_cases(&[DeviceKind::Cpu, DeviceKind::Cuda]);
-        assert_eq!(with_cuda.iter().filter(|c| c.device == DeviceKind::Cuda).count(), cases.len() - 1);
+        let cpu_only = cases.iter().filter(|c| matches!(c.op, Op::SeedLoopStep | Op::WeightNormForwardOut)).count();
+        assert_eq!(with_cuda.iter().filter(|c| c.device == DeviceKind::Cuda).count(), cases.len() - cpu_only);
+        assert!(with_cuda.iter().all(|c| c.device == DeviceKind::Cpu || c.op.runs_on(DeviceKind::Cuda, c.dtype)));
     }
 
     #[test]
@@ -401,6 +419,7 @@ mod tests {
         assert_eq!(options.sizes, [8, 16]);
         assert_eq!(options.threads, 2);
         assert_eq!(options.sampling, Sampling { budget_ms: 10, ..Sampling::default() });
+        assert_eq!(options.sampling.min_sample_us, 1000, "batching into 1 ms samples by default");
         assert_eq!(options.rect_shapes, [Shape { rows: 4, cols: 8 }]);
         assert!(!options.plots);
         assert_eq!(options.out, PathBuf::from("reports"), "fields left out keep their defaults");
@@ -410,6 +429,7 @@ mod tests {
         assert_eq!(options.threads, 2, "a flag not given leaves the config's value");
         assert_eq!(options.sampling, Sampling::fixed(2, 5));
         assert_eq!(options.sampling.rounds, 1, "--samples fixes the counts in one round");
+        assert_eq!(options.sampling.min_sample_us, 0, "--warmup N --samples N: one iteration per sample");
         assert!(options.rect_shapes.is_empty());
         assert!(!options.pytorch);
         assert_eq!(options.run_name.as_deref(), Some("x"));
@@ -418,6 +438,24 @@ mod tests {
         let cases = options.timing_cases(&[DeviceKind::Cpu]);
         let labels: Vec<String> = cases.iter().map(Case::label).collect();
         assert_eq!(labels, ["copy 16x16 f32 cpu", "weight_norm_forward 32x32 f32 cpu"], "copy runs at copy_sizes, not at sizes");
+    }
+
+    #[test]
+    fn min_sample_us_comes_from_the_config_and_fixed_counts_turn_it_off() {
+        let options = ReportOptions::from_json(r#"{"sampling": {"min_sample_us": 250, "rounds": 3}}"#).unwrap();
+        assert_eq!(options.sampling, Sampling { min_sample_us: 250, rounds: 3, ..Sampling::default() });
+        assert_eq!(options.sampling.per_round().min_sample_us, 250);
+        let off = ReportOptions::from_json(r#"{"sampling": {"min_sample_us": 0}}"#).unwrap();
+        assert_eq!(off.sampling.min_sample_us, 0);
+        assert!(ReportOptions::from_json(r#"{"sampling": {"min_sample_ms": 1}}"#).unwrap_err().to_string().contains("unknown field"));
+        // A flag that does not fix the sample count keeps the config's batching; --samples turns it off.
+        let mut options = ReportOptions::from_json(r#"{"sampling": {"min_sample_us": 250}}"#).unwrap();
+        args(&["--budget-ms", "50"]).apply(&mut options).unwrap();
+        assert_eq!(options.sampling.min_sample_us, 250);
+        args(&["--samples", "4", "--warmup", "1"]).apply(&mut options).unwrap();
+        assert_eq!(options.sampling, Sampling::fixed(1, 4));
+        args(&["--min-sample-us", "80"]).apply(&mut options).unwrap();
+        assert_eq!(options.sampling, Sampling { min_sample_us: 80, ..Sampling::fixed(1, 4) });
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!
 //! - `{"kind":"env","threads":1}` → `{"kind":"env","torch_version":..,"python_version":..,"cpu_capability":..,"num_threads":..,"cuda_available":..,"cuda_device":..,...}`
 //! - `{"kind":"time","threads":1,"sampling":{...},"case":{"op":..,"rows":..,"cols":..,"dtype":..,"device":..,"n_power_iterations":..}}`
-//!   → `{"kind":"time","case":{...},"threads":1,"warmup":N,"samples_ns":[...]}`
+//!   → `{"kind":"time","case":{...},"threads":1,"warmup":N,"iterations_per_sample":B,"samples_ns":[...]}`
+//!   (each sample the mean per iteration, in ns, of `B` back-to-back iterations)
 //! - `{"kind":"sigma","threads":1,"matrix":"random","rows":..,"cols":..,"seed":0,"spectrum":[..]|null,"iterations":[1,2,5]}`
 //!   → `{"kind":"sigma",...,"sigma":[...]}`
 //! - `{"kind":"loss","threads":1,"run":"seed_weight_norm","steps":100}` → `{"kind":"loss",...,"losses":[...]}`
@@ -85,6 +86,8 @@ struct Answer {
     threads: Option<usize>,
     #[serde(default)]
     warmup: Option<u64>,
+    #[serde(default)]
+    iterations_per_sample: Option<u64>,
     #[serde(default)]
     samples_ns: Option<Vec<u64>>,
     #[serde(default)]
@@ -181,7 +184,13 @@ impl PytorchRunner {
             sampling.min_samples,
             sampling.max_samples
         );
-        Ok(Outcome::Done(Timed { warmup: answer.warmup.unwrap_or(0), nanos }))
+        let iterations_per_sample = answer.iterations_per_sample.ok_or_else(|| anyhow!("the script's answer has no iterations_per_sample"))?;
+        ensure!(
+            (1..=super::sampling::MAX_ITERATIONS_PER_SAMPLE).contains(&iterations_per_sample),
+            "the script batched {iterations_per_sample} iterations per sample, outside [1, {}]",
+            super::sampling::MAX_ITERATIONS_PER_SAMPLE
+        );
+        Ok(Outcome::Done(Timed { warmup: answer.warmup.unwrap_or(0), iterations_per_sample, nanos }))
     }
 
     /// PyTorch's σ estimates (hook API) for the study's matrix, one per iteration count.
@@ -253,9 +262,33 @@ mod tests {
         let text = serde_json::to_string(&Request::Time { threads: 1, sampling: &sampling, case: &case }).unwrap();
         assert_eq!(
             text,
-            r#"{"kind":"time","threads":1,"sampling":{"warmup_min":1,"warmup_ms":0,"min_samples":2,"max_samples":2,"budget_ms":0,"rounds":1},"case":{"op":"copy","rows":4,"cols":4,"dtype":"f32","device":"cpu","n_power_iterations":null}}"#
+            r#"{"kind":"time","threads":1,"sampling":{"warmup_min":1,"warmup_ms":0,"min_samples":2,"max_samples":2,"budget_ms":0,"rounds":1,"min_sample_us":0},"case":{"op":"copy","rows":4,"cols":4,"dtype":"f32","device":"cpu","n_power_iterations":null}}"#
         );
         let text = serde_json::to_string(&Request::Loss { threads: 2, run: LossRun::SeedWeightNorm, steps: 3 }).unwrap();
         assert_eq!(text, r#"{"kind":"loss","threads":2,"run":"seed_weight_norm","steps":3}"#);
+    }
+
+    #[test]
+    fn the_script_batches_by_the_same_rule() -> Result<()> {
+        use super::super::cases::{DType, Op, Shape};
+        let Some(python) = crate::golden::venv_python_for_tests()? else { return Ok(()) };
+        let mut runner = PytorchRunner::start(&python, 1)?;
+        // Fixed counts: one iteration per sample, exactly as asked.
+        let case = Case::cpu_f32(Op::WeightNormForwardOut, Shape::square(8));
+        let Outcome::Done(timed) = runner.time_case(&case, &Sampling::fixed(2, 3))? else { panic!("weight_norm_forward_out failed") };
+        assert_eq!((timed.warmup, timed.iterations_per_sample, timed.nanos.len()), (2, 1, 3));
+        // A tiny op with 1 ms samples batches many iterations; its samples are per iteration.
+        let batched = Sampling { warmup_min: 1, warmup_ms: 20, min_samples: 3, max_samples: 10, budget_ms: 20, rounds: 1, min_sample_us: 1000 };
+        let Outcome::Done(timed) = runner.time_case(&case, &batched)? else { panic!("weight_norm_forward_out failed") };
+        assert!(timed.iterations_per_sample >= 5, "{} iterations per sample", timed.iterations_per_sample);
+        assert!(timed.nanos.iter().all(|&ns| ns < 500_000), "{:?}", timed.nanos);
+        // An op with untimed work between iterations never batches.
+        let between = Case::cpu_f32(Op::WeightNormForwardBackward, Shape::square(8));
+        let Outcome::Done(timed) = runner.time_case(&between, &batched)? else { panic!("weight_norm_forward_backward failed") };
+        assert_eq!(timed.iterations_per_sample, 1);
+        // The out op's PyTorch side is _weight_norm, so it runs in f16 too (Rust's side does not).
+        let f16 = Case { dtype: DType::F16, ..case };
+        assert!(matches!(runner.time_case(&f16, &Sampling::fixed(1, 1))?, Outcome::Done(_)));
+        runner.finish()
     }
 }

@@ -167,12 +167,18 @@ fn seed_loop_section(out: &mut String, report: &Report) {
         Some(row) => match (median(&row.rust), median(&row.pytorch), row.ratio()) {
             (Some(r), Some(p), Some(ratio)) => {
                 let verdict = if ratio <= SEED_LOOP_GOAL { "met" } else { "not met" };
+                let batch = |side: &Side| match side {
+                    Side::Timed { iterations_per_sample, .. } => iterations_per_sample.to_string(),
+                    _ => "–".into(),
+                };
                 let _ = writeln!(
                     out,
-                    "One step of the seed document's weight-norm loop (`weight_norm(nn.Linear(2, 3))`, Adam): Rust {}, PyTorch {}: \
-                     ratio **{ratio:.3}**; goal ≤ {SEED_LOOP_GOAL}: **{verdict}**.\n",
+                    "One step of the seed document's weight-norm loop (`weight_norm(nn.Linear(2, 3))`, Adam): Rust {}, PyTorch {} \
+                     (medians; {} and {} steps per sample): ratio **{ratio:.3}**; goal ≤ {SEED_LOOP_GOAL}: **{verdict}**.\n",
                     duration_text(r),
-                    duration_text(p)
+                    duration_text(p),
+                    batch(&row.rust),
+                    batch(&row.pytorch)
                 );
             }
             _ => {
@@ -183,15 +189,42 @@ fn seed_loop_section(out: &mut String, report: &Report) {
     }
 }
 
-/// The copy and weight_norm_forward bandwidths (GB/s) of each side at `n x n`, f32, on `device`.
-pub fn bandwidths(report: &Report, n: u64, device: DeviceKind) -> Option<[(Option<f64>, Option<f64>); 2]> {
+/// One op's bandwidth (GB/s) on each side, `(rust, pytorch)`.
+pub type SideBandwidths = (Option<f64>, Option<f64>);
+
+/// The bandwidth headline of one device: `copy`, `weight_norm_forward` and
+/// `weight_norm_forward_out` at `n x n`, f32.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bandwidths {
+    /// `dst.copy_(src)`, the reference.
+    pub copy: SideBandwidths,
+    /// `_weight_norm` on both sides (Rust `compute_weight`).
+    pub weight_norm_forward: SideBandwidths,
+    /// Rust `weight_norm_out` into a reused output; PyTorch `_weight_norm` (no `out=` variant).
+    pub weight_norm_forward_out: SideBandwidths,
+}
+
+/// `w / c` when both are known and `c > 0`.
+fn fraction(w: Option<f64>, c: Option<f64>) -> Option<f64> {
+    match (w, c) {
+        (Some(w), Some(c)) if c > 0.0 => Some(w / c),
+        _ => None,
+    }
+}
+
+/// The bandwidths of `copy`, `weight_norm_forward` and `weight_norm_forward_out` at
+/// `n x n`, f32, on `device`: `None` without a `copy` row and a row of either weight-norm
+/// op there (an op without a row has `(None, None)`).
+pub fn bandwidths(report: &Report, n: u64, device: DeviceKind) -> Option<Bandwidths> {
     let shape = Shape::square(n);
-    let copy = find(report, Op::Copy, shape, DType::F32, device, None)?;
-    let wn = find(report, Op::WeightNormForward, shape, DType::F32, device, None)?;
-    Some([
-        (copy.bandwidth_gbps(&copy.rust), copy.bandwidth_gbps(&copy.pytorch)),
-        (wn.bandwidth_gbps(&wn.rust), wn.bandwidth_gbps(&wn.pytorch)),
-    ])
+    let of = |op: Op| find(report, op, shape, DType::F32, device, None);
+    let sides = |row: Option<&TimingRow>| row.map(|r| (r.bandwidth_gbps(&r.rust), r.bandwidth_gbps(&r.pytorch))).unwrap_or((None, None));
+    let copy = of(Op::Copy)?;
+    let (wn, wn_out) = (of(Op::WeightNormForward), of(Op::WeightNormForwardOut));
+    if wn.is_none() && wn_out.is_none() {
+        return None;
+    }
+    Some(Bandwidths { copy: sides(Some(copy)), weight_norm_forward: sides(wn), weight_norm_forward_out: sides(wn_out) })
 }
 
 fn bandwidth_section(out: &mut String, report: &Report) {
@@ -199,26 +232,35 @@ fn bandwidth_section(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "Bytes moved = read `v` + write `w` = 2·n²·4 bytes per call, over the median time (a lower bound: the fused kernel also reads `v` once for its norms). \
-         The copy is `dst.copy_(src)` on the same size.\n"
+         The copy is `dst.copy_(src)` on the same size. `weight_norm_forward` allocates its result on every call, as `torch._weight_norm` does; \
+         `weight_norm_forward_out` is `norm_tch::weight_norm_out`, the same kernel writing into an output allocated once — bit-identical to \
+         `_weight_norm` (tested in `norm-tch/tests/weight_norm_out.rs`) and Rust-only API: PyTorch has no `out=` variant, so its PyTorch column is `_weight_norm`.\n"
     );
     let mut any = false;
     for device in [DeviceKind::Cpu, DeviceKind::Cuda] {
-        let Some([(copy_r, copy_p), (wn_r, wn_p)]) = bandwidths(report, BANDWIDTH_SIZE, device) else { continue };
+        let Some(b) = bandwidths(report, BANDWIDTH_SIZE, device) else { continue };
         if !any {
             out.push_str("| device | | Rust | PyTorch |\n|---|---|---:|---:|\n");
             any = true;
         }
         let gbps = |v: Option<f64>| v.map(|v| format!("{v:.2} GB/s")).unwrap_or_else(|| "–".into());
-        let frac = |w: Option<f64>, c: Option<f64>| match (w, c) {
-            (Some(w), Some(c)) if c > 0.0 => format!("**{:.0}%**", 100.0 * w / c),
-            _ => "–".into(),
-        };
+        let frac = |w: Option<f64>, c: Option<f64>| fraction(w, c).map(|f| format!("**{:.0}%**", 100.0 * f)).unwrap_or_else(|| "–".into());
+        let (copy_r, copy_p) = b.copy;
         let _ = writeln!(out, "| {device} | copy | {} | {} |", gbps(copy_r), gbps(copy_p));
-        let _ = writeln!(out, "| {device} | weight_norm_forward | {} | {} |", gbps(wn_r), gbps(wn_p));
-        let _ = writeln!(out, "| {device} | weight_norm_forward / copy | {} | {} |", frac(wn_r, copy_r), frac(wn_p, copy_p));
+        for (name, (r, p), present) in [
+            ("weight_norm_forward", b.weight_norm_forward, find(report, Op::WeightNormForward, Shape::square(BANDWIDTH_SIZE), DType::F32, device, None).is_some()),
+            ("weight_norm_forward_out", b.weight_norm_forward_out, find(report, Op::WeightNormForwardOut, Shape::square(BANDWIDTH_SIZE), DType::F32, device, None).is_some()),
+        ] {
+            if !present {
+                continue;
+            }
+            let pytorch_note = if name == "weight_norm_forward_out" { " (PyTorch: `_weight_norm`)" } else { "" };
+            let _ = writeln!(out, "| {device} | {name}{pytorch_note} | {} | {} |", gbps(r), gbps(p));
+            let _ = writeln!(out, "| {device} | {name} / copy | {} | {} |", frac(r, copy_r), frac(p, copy_p));
+        }
     }
     if !any {
-        let _ = writeln!(out, "Not measured: the sweep needs `copy` and `weight_norm_forward` at {BANDWIDTH_SIZE}².");
+        let _ = writeln!(out, "Not measured: the sweep needs `copy` and `weight_norm_forward` or `weight_norm_forward_out` at {BANDWIDTH_SIZE}².");
     }
     out.push('\n');
 }
@@ -341,15 +383,29 @@ pub fn render_markdown(report: &Report) -> String {
     let _ = writeln!(out, "| CUDA | {cuda} |");
     let s = &report.options.sampling;
     let r = s.per_round();
+    let batching = if s.min_sample_us == 0 {
+        "one iteration per sample".to_string()
+    } else {
+        format!(
+            "samples of ≥ {} µs: iterations batched back to back by the warm-up mean, per-iteration time recorded (not for the cases with untimed work between iterations)",
+            s.min_sample_us
+        )
+    };
     let _ = writeln!(
         out,
-        "| sampling | per case: {} round(s), PyTorch then Rust in each; per round and side ≥ {} warm-up iteration(s) and {} ms, then {}–{} samples within {} ms; samples pooled, medians compared |\n",
+        "| sampling | per case: {} round(s), PyTorch then Rust in each; per round and side ≥ {} warm-up iteration(s) and {} ms, then {}–{} samples within {} ms; {batching}; samples pooled, medians compared |\n",
         s.rounds, r.warmup_min, r.warmup_ms, r.min_samples, r.max_samples, r.budget_ms
     );
 
     out.push_str("## Rust / PyTorch, ratio of median times\n\nBelow 1: norm is faster. Spectral-norm ops use n_power_iterations = ");
     let _ = writeln!(out, "{} (PyTorch's default); `power_iteration` is timed at each k. Every row is in `timing.csv`.\n", report.options.n_power_iterations);
     ratio_tables(&mut out, report);
+    if report.timing.iter().any(|r| r.case.op == Op::WeightNormForwardOut) {
+        out.push_str(
+            "`weight_norm_forward_out` is Rust-only API (`norm_tch::weight_norm_out`, bit-identical to `_weight_norm`, into an output allocated once); \
+             its PyTorch column is `torch._weight_norm`, which has no `out=` variant: the ratio is what reusing the output buys over what a PyTorch user can do.\n\n",
+        );
+    }
     seed_loop_section(&mut out, report);
     bandwidth_section(&mut out, report);
     sigma_section(&mut out, report);
@@ -380,15 +436,19 @@ pub fn render_json(report: &Report) -> Value {
     let bandwidth: Value = [DeviceKind::Cpu, DeviceKind::Cuda]
         .into_iter()
         .filter_map(|device| {
-            let [(copy_r, copy_p), (wn_r, wn_p)] = bandwidths(report, BANDWIDTH_SIZE, device)?;
+            let b = bandwidths(report, BANDWIDTH_SIZE, device)?;
+            let ((copy_r, copy_p), (wn_r, wn_p), (out_r, out_p)) = (b.copy, b.weight_norm_forward, b.weight_norm_forward_out);
             Some((
                 device.name().to_string(),
                 json!({
                     "size": BANDWIDTH_SIZE,
                     "copy_rust_gbps": copy_r, "copy_pytorch_gbps": copy_p,
                     "weight_norm_forward_rust_gbps": wn_r, "weight_norm_forward_pytorch_gbps": wn_p,
-                    "weight_norm_forward_fraction_of_copy_rust": wn_r.zip(copy_r).map(|(w, c)| w / c),
-                    "weight_norm_forward_fraction_of_copy_pytorch": wn_p.zip(copy_p).map(|(w, c)| w / c),
+                    "weight_norm_forward_fraction_of_copy_rust": fraction(wn_r, copy_r),
+                    "weight_norm_forward_fraction_of_copy_pytorch": fraction(wn_p, copy_p),
+                    "weight_norm_forward_out_rust_gbps": out_r, "weight_norm_forward_out_pytorch_gbps": out_p,
+                    "weight_norm_forward_out_fraction_of_copy_rust": fraction(out_r, copy_r),
+                    "weight_norm_forward_out_fraction_of_copy_pytorch": fraction(out_p, copy_p),
                 }),
             ))
         })

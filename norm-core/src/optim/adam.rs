@@ -17,7 +17,9 @@
 //! p.addcdiv_(m, denom, value=-step_size)
 //! ```
 //! The scalar arithmetic is done in f64 exactly as Python does it, so a backend that
-//! forwards each op to ATen reproduces PyTorch's parameters bit for bit.
+//! forwards each op to ATen reproduces PyTorch's parameters bit for bit. A step hands all
+//! its updates to [`AutodiffBackend::adam_update_many`] at once, so a backend can batch
+//! them where that provably keeps the bits (the tch backend packs tiny parameters).
 //!
 //! Validation mirrors the constructor's `ValueError`s (`Invalid learning rate: ...`).
 //! `foreach`/`fused`/`capturable`/`differentiable` variants are not mirrored: PyTorch's
@@ -143,6 +145,7 @@ impl<B: AutodiffBackend> Adam<B> {
     pub fn step(&mut self) -> Result<()> {
         let config = self.config;
         B::no_grad(|| {
+            let mut updates = Vec::with_capacity(self.params.len());
             for (param, state) in self.params.iter_mut().zip(self.state.iter_mut()) {
                 let Some(grad) = B::grad(param) else { continue };
                 if state.is_none() {
@@ -156,11 +159,35 @@ impl<B: AutodiffBackend> Adam<B> {
                 let state = state.as_mut().expect("initialized above");
                 // `step_t += 1` on a float32 tensor, as PyTorch keeps it.
                 state.step += 1.0;
-                B::adam_update(&config, state.step, param, grad, &mut state.exp_avg, &mut state.exp_avg_sq, state.max_exp_avg_sq.as_mut())?;
+                updates.push(AdamUpdate {
+                    step: state.step,
+                    param,
+                    grad,
+                    exp_avg: &mut state.exp_avg,
+                    exp_avg_sq: &mut state.exp_avg_sq,
+                    max_exp_avg_sq: state.max_exp_avg_sq.as_mut(),
+                });
             }
-            Ok(())
+            B::adam_update_many(&config, updates)
         })
     }
+}
+
+/// One parameter's share of an Adam step, as handed to [`AutodiffBackend::adam_update_many`].
+#[derive(Debug)]
+pub struct AdamUpdate<'a, B: AutodiffBackend> {
+    /// The already incremented float32 step counter.
+    pub step: f32,
+    /// The parameter, updated in place.
+    pub param: &'a mut B::Tensor,
+    /// Its gradient.
+    pub grad: B::Tensor,
+    /// `state['exp_avg']`, updated in place.
+    pub exp_avg: &'a mut B::Tensor,
+    /// `state['exp_avg_sq']`, updated in place.
+    pub exp_avg_sq: &'a mut B::Tensor,
+    /// `state['max_exp_avg_sq']` (AMSGrad only), updated in place.
+    pub max_exp_avg_sq: Option<&'a mut B::Tensor>,
 }
 
 /// One parameter's update, the body of `_single_tensor_adam`'s loop, composed from the

@@ -2,4 +2,4 @@
 
 mod adam;
 
-pub use adam::{bias_corrections, single_tensor_update, Adam, AdamConfig, AdamState};
+pub use adam::{bias_corrections, single_tensor_update, Adam, AdamConfig, AdamState, AdamUpdate};

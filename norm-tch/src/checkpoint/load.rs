@@ -43,7 +43,7 @@ pub struct LoadReport {
 /// Loads `sd` into `vs`: each layer of the checkpoint is first converted to the scheme the
 /// VarStore's own variable names show for that module prefix (weight norm hooks ↔
 /// parametrizations, either → folded, legacy spectral norm upgraded, ..., see
-/// [`super::convert`]); then every key is checked (missing, unexpected), every shape and
+/// [`mod@super::convert`]); then every key is checked (missing, unexpected), every shape and
 /// dtype, and only then are all values copied in place into the existing variables (so
 /// layers holding them see the new values). On any error nothing in `vs` has changed.
 ///

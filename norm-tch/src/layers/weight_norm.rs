@@ -18,7 +18,7 @@ use super::WeightedLayer;
 use crate::backend::{tch_err, TchBackend};
 use crate::var_store::ModulePath;
 use norm_core::weight_norm::{compute_weight, initial_g, WeightNormDim};
-use norm_core::{Error, Result};
+use norm_core::{Backend, Error, Result};
 use tch::nn::VarStore;
 use tch::Tensor;
 
@@ -114,6 +114,20 @@ impl<L: WeightedLayer> WeightNorm<L> {
             return Ok(self.weight_v.shallow_clone());
         }
         compute_weight::<TchBackend>(&self.weight_v, &self.weight_g, self.dim)
+    }
+
+    /// [`WeightNorm::weight`]'s bits written into `out`, a contiguous CPU tensor of the
+    /// weight's shape that the caller reuses (no allocation; no autograd graph: call it
+    /// under `tch::no_grad`). Dims 0 and `rank - 1` only; see [`fn@crate::weight_norm_out`].
+    /// While folded: a copy of the plain weight.
+    pub fn weight_out(&self, out: &mut Tensor) -> Result<()> {
+        if self.folded {
+            if out.size() != self.weight_v.size() {
+                return Err(Error::ShapeMismatch { what: "weight_out's out".into(), expected: TchBackend::shape(&self.weight_v), got: TchBackend::shape(out) });
+            }
+            return tch::no_grad(|| out.f_copy_(&self.weight_v)).map_err(tch_err("copy_"));
+        }
+        crate::weight_norm_out(&self.weight_v, &self.weight_g, self.dim, out)
     }
 
     /// The forward pass, with the weight the forward pre-hook computes. When that weight

@@ -1,0 +1,224 @@
+// torch.optim.Adam's _single_tensor_adam (PyTorch's CPU default) made from C++: the same
+// ATen calls in the same order as norm-core's `single_tensor_update` and PyTorch's Python
+// loop, without a round trip through Rust per op. `step` is the incremented float32
+// counter as a double; bias corrections use C pow as Python's `**` does.
+//
+// norm_adam_update_many also packs small parameters: ATen's CPU elementwise loops
+// (at::vec::vectorized_loop) run a tensor of n elements through the vector body only
+// when n >= 2 * Vectorized<T>::size(), and through the scalar lambda otherwise. On x86-64
+// a vector is at least 32 bytes, so every element of a tensor under 64 bytes takes the
+// scalar lambda, whatever the tensor, position or thread count (ATen splits work across
+// threads only past 32768 elements). Parameters of one dtype, step and option set whose
+// sizes add up to under 64 bytes therefore give the same bits when their values are
+// copied into one flat tensor, updated by one run of the same ATen calls, and copied back:
+// 7 ATen calls for the group instead of 7 per parameter. Version counters are bumped as
+// the in-place calls would have bumped them. tests/adam_fused.rs checks the bits.
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include "guarded.h"
+
+namespace {
+
+struct Hyper {
+  double lr, beta1, beta2, eps, weight_decay;
+  bool decoupled_weight_decay, maximize;
+};
+
+void update_one(at::Tensor& param, const at::Tensor& grad_in, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
+                at::Tensor* max_exp_avg_sq, const Hyper& h, double step) {
+  at::Tensor grad = h.maximize ? grad_in.neg() : grad_in;
+  if (h.weight_decay != 0) {
+    if (h.decoupled_weight_decay) {
+      param.mul_(1 - h.lr * h.weight_decay);
+    } else {
+      grad = at::add(grad, param, h.weight_decay);
+    }
+  }
+  exp_avg.lerp_(grad, 1 - h.beta1);
+  exp_avg_sq.mul_(h.beta2).addcmul_(grad, grad, 1 - h.beta2);
+  const double bias_correction1 = 1 - std::pow(h.beta1, step);
+  const double bias_correction2 = 1 - std::pow(h.beta2, step);
+  const double step_size = h.lr / bias_correction1;
+  const double bias_correction2_sqrt = std::pow(bias_correction2, 0.5);
+  const at::Tensor* second_moment = &exp_avg_sq;
+  if (max_exp_avg_sq != nullptr) {
+    at::maximum_out(*max_exp_avg_sq, *max_exp_avg_sq, exp_avg_sq);
+    second_moment = max_exp_avg_sq;
+  }
+  at::Tensor denom = at::div(second_moment->sqrt(), bias_correction2_sqrt).add_(h.eps);
+  param.addcdiv_(exp_avg, denom, -step_size);
+}
+
+// Below this many bytes every element of a contiguous tensor runs through ATen's scalar
+// lambda (2 vectors of at least 32 bytes on x86-64). Elsewhere packing is off.
+#if defined(__x86_64__) || defined(_M_X64)
+constexpr int64_t kPackBytes = 64;
+#else
+constexpr int64_t kPackBytes = 0;
+#endif
+
+struct Item {
+  at::Tensor* param;
+  const at::Tensor* grad;
+  at::Tensor* exp_avg;
+  at::Tensor* exp_avg_sq;
+  at::Tensor* max_exp_avg_sq;
+  double step;
+};
+
+bool packable(const Item& it) {
+  const at::Tensor& p = *it.param;
+  if (!p.device().is_cpu() || (p.scalar_type() != at::kFloat && p.scalar_type() != at::kDouble)) return false;
+  if (p.nbytes() >= kPackBytes) return false;
+  std::vector<const at::Tensor*> all = {it.param, it.grad, it.exp_avg, it.exp_avg_sq};
+  if (it.max_exp_avg_sq != nullptr) all.push_back(it.max_exp_avg_sq);
+  for (const at::Tensor* t : all) {
+    if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != p.scalar_type() || !t->is_contiguous() ||
+        t->numel() != p.numel() || t->is_conj() || t->is_neg() || t->is_inference())
+      return false;
+  }
+  return true;
+}
+
+at::Tensor gather(const std::vector<const at::Tensor*>& parts, int64_t total, const at::TensorOptions& options) {
+  at::Tensor flat = at::empty({total}, options);
+  char* out = static_cast<char*>(flat.data_ptr());
+  for (const at::Tensor* t : parts) {
+    std::memcpy(out, t->const_data_ptr(), t->nbytes());
+    out += t->nbytes();
+  }
+  return flat;
+}
+
+void scatter(const at::Tensor& flat, const std::vector<at::Tensor*>& parts, int bumps) {
+  const char* in = static_cast<const char*>(flat.const_data_ptr());
+  for (at::Tensor* t : parts) {
+    std::memcpy(t->data_ptr(), in, t->nbytes());
+    in += t->nbytes();
+    for (int i = 0; i < bumps; ++i) t->unsafeGetTensorImpl()->bump_version();
+  }
+}
+
+void update_packed(const std::vector<Item>& group, const Hyper& h) {
+  const at::Tensor& first = *group.front().param;
+  int64_t total = 0;
+  std::vector<const at::Tensor*> params, grads, exp_avgs, exp_avg_sqs, maxes;
+  for (const Item& it : group) {
+    total += it.param->numel();
+    params.push_back(it.param);
+    grads.push_back(it.grad);
+    exp_avgs.push_back(it.exp_avg);
+    exp_avg_sqs.push_back(it.exp_avg_sq);
+    if (it.max_exp_avg_sq != nullptr) maxes.push_back(it.max_exp_avg_sq);
+  }
+  const bool amsgrad = !maxes.empty();
+  const at::TensorOptions options = first.options().requires_grad(false);
+  at::Tensor param = gather(params, total, options);
+  at::Tensor grad = gather(grads, total, options);
+  at::Tensor exp_avg = gather(exp_avgs, total, options);
+  at::Tensor exp_avg_sq = gather(exp_avg_sqs, total, options);
+  at::Tensor max_exp_avg_sq = amsgrad ? gather(maxes, total, options) : at::Tensor();
+  update_one(param, grad, exp_avg, exp_avg_sq, amsgrad ? &max_exp_avg_sq : nullptr, h, group.front().step);
+
+  auto targets = [&](at::Tensor* Item::*field) {
+    std::vector<at::Tensor*> out;
+    for (const Item& it : group) out.push_back(it.*field);
+    return out;
+  };
+  // In-place calls per tensor in update_one: param addcdiv_ (+ mul_ under decoupled
+  // weight decay), exp_avg lerp_, exp_avg_sq mul_ and addcmul_, max_exp_avg_sq maximum out=.
+  const bool decays_param = h.weight_decay != 0 && h.decoupled_weight_decay;
+  scatter(param, targets(&Item::param), decays_param ? 2 : 1);
+  scatter(exp_avg, targets(&Item::exp_avg), 1);
+  scatter(exp_avg_sq, targets(&Item::exp_avg_sq), 2);
+  if (amsgrad) scatter(max_exp_avg_sq, targets(&Item::max_exp_avg_sq), 1);
+}
+
+}  // namespace
+
+extern "C" {
+
+// One parameter's update. max_exp_avg_sq may be null (no AMSGrad).
+int norm_adam_update(at::Tensor* param, const at::Tensor* grad, at::Tensor* exp_avg, at::Tensor* exp_avg_sq,
+                     at::Tensor* max_exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                     double weight_decay, int decoupled_weight_decay, int maximize, double step) {
+  return guarded([&] {
+    c10::NoGradGuard no_grad;
+    const Hyper h{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay != 0, maximize != 0};
+    update_one(*param, *grad, *exp_avg, *exp_avg_sq, max_exp_avg_sq, h, step);
+  });
+}
+
+// The updates of n parameters (arrays of n handles; max_exp_avg_sqs[i] null without
+// AMSGrad; steps[i] the incremented counter of parameter i). Small parameters that share
+// dtype, step and AMSGrad-ness and no storage with any other parameter are updated in
+// packed groups (see the top of this file); the rest one by one, in order. Sets
+// *packed_groups to the number of groups of two or more parameters that were packed.
+int norm_adam_update_many(at::Tensor* const* params, const at::Tensor* const* grads, at::Tensor* const* exp_avgs,
+                          at::Tensor* const* exp_avg_sqs, at::Tensor* const* max_exp_avg_sqs, const double* steps,
+                          int n, double lr, double beta1, double beta2, double eps, double weight_decay,
+                          int decoupled_weight_decay, int maximize, int* packed_groups) {
+  return guarded([&] {
+    c10::NoGradGuard no_grad;
+    const Hyper h{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay != 0, maximize != 0};
+    *packed_groups = 0;
+    std::vector<Item> items;
+    items.reserve(n);
+    for (int i = 0; i < n; ++i)
+      items.push_back({params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], max_exp_avg_sqs[i], steps[i]});
+
+    // Storages used by more than one parameter (shared or tied views) are never packed:
+    // their updates must happen one after the other.
+    std::map<const void*, int> storage_uses;
+    auto storage_of = [](const Item& it) -> const void* {
+      return it.param->has_storage() ? static_cast<const void*>(it.param->storage().unsafeGetStorageImpl()) : it.param;
+    };
+    for (const Item& it : items) ++storage_uses[storage_of(it)];
+
+    std::vector<bool> done(n, false);
+    using Key = std::tuple<int, double, bool>;
+    std::map<Key, std::vector<int>> open;  // candidates per key, in order
+    for (int i = 0; i < n; ++i) {
+      const Item& it = items[i];
+      if (kPackBytes == 0 || !packable(it) || storage_uses[storage_of(it)] > 1) continue;
+      open[Key{static_cast<int>(it.param->scalar_type()), it.step, it.max_exp_avg_sq != nullptr}].push_back(i);
+    }
+    auto pack = [&](std::vector<int>& chosen) {
+      if (chosen.size() >= 2) {
+        std::vector<Item> group;
+        for (int j : chosen) group.push_back(items[j]);
+        update_packed(group, h);
+        ++*packed_groups;
+        for (int j : chosen) done[j] = true;
+      }
+      chosen.clear();
+    };
+    for (auto& [key, members] : open) {
+      std::vector<int> chosen;
+      int64_t bytes = 0;
+      for (int i : members) {
+        const int64_t b = static_cast<int64_t>(items[i].param->nbytes());
+        if (bytes + b >= kPackBytes) {
+          pack(chosen);
+          bytes = 0;
+        }
+        chosen.push_back(i);
+        bytes += b;
+      }
+      pack(chosen);
+    }
+    for (int i = 0; i < n; ++i) {
+      if (done[i]) continue;
+      const Item& it = items[i];
+      update_one(*it.param, *it.grad, *it.exp_avg, *it.exp_avg_sq, it.max_exp_avg_sq, h, it.step);
+    }
+  });
+}
+
+}  // extern "C"
