@@ -29,6 +29,12 @@ fn main() {
         }
     };
     let include = root.join("include");
+    // For dependents' build scripts (`links = "norm_aten_ops"`): DEP_NORM_ATEN_OPS_INCLUDE,
+    // _CXX11_ABI and _CSRC, so norm-bench compiles its C++ the same way.
+    println!("cargo:include={}", include.display());
+    // And this crate's csrc/ (guarded.h: the shared error convention).
+    println!("cargo:csrc={}", std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("csrc").display());
+    println!("cargo:cxx11_abi={abi}");
     cc::Build::new()
         .cpp(true)
         .files(SOURCES.iter().map(|f| format!("csrc/{f}")))

@@ -253,8 +253,9 @@ def seed_weight_norm_model():
 
 
 def op_seed_loop_step(case, sampling):
+    """Also the PyTorch side of seed_loop_step_cpp, whose other side is the C++ program."""
     if (case["rows"], case["cols"], case["dtype"], case["device"]) != (3, 2, "f32", "cpu"):
-        raise ValueError(f"seed_loop_step is a 3x2 float32 weight on the CPU, got {case}")
+        raise ValueError(f"{case['op']} is a 3x2 float32 weight on the CPU, got {case}")
     random.seed(CASE_SEED)
     linear_layer, optimizer = seed_weight_norm_model()
 
@@ -282,6 +283,7 @@ OPS = {
     "power_iteration": op_power_iteration,
     "spectral_norm_train_step": op_spectral_norm_train_step,
     "seed_loop_step": op_seed_loop_step,
+    "seed_loop_step_cpp": op_seed_loop_step,
 }
 
 

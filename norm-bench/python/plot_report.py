@@ -69,7 +69,7 @@ def save(fig, run_dir, name, written):
 
 
 def time_plots(run_dir, rows, written):
-    rows = [r for r in rows if r["dtype"] == "f32" and r["op"] != "seed_loop_step"]
+    rows = [r for r in rows if r["dtype"] == "f32" and not r["op"].startswith("seed_loop_step")]
     keys = []
     for r in rows:
         key = (r["op"], r["n_power_iterations"])
@@ -120,7 +120,7 @@ def time_plots(run_dir, rows, written):
 
 
 def ratio_plot(run_dir, rows, written):
-    rows = [r for r in rows if r["dtype"] == "f32" and r["op"] != "seed_loop_step" and r["rows"] == r["cols"]]
+    rows = [r for r in rows if r["dtype"] == "f32" and not r["op"].startswith("seed_loop_step") and r["rows"] == r["cols"]]
     fig, ax = plt.subplots(figsize=(7.4, 4.6))
     plotted = False
     keys = []

@@ -5,6 +5,7 @@
 pub mod golden;
 pub mod parity;
 pub mod seed_loop;
+pub mod seed_loop_cpp;
 pub mod snapshot;
 pub mod format;
 pub mod report;

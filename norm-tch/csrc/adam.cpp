@@ -23,12 +23,15 @@
 
 #include "guarded.h"
 
+// Adam's hyper-parameters, laid out as norm-tch's `ffi::AdamHyper` (#[repr(C)]).
+struct NormAdamHyper {
+  double lr, beta1, beta2, eps, weight_decay;
+  int decoupled_weight_decay, maximize;
+};
+
 namespace {
 
-struct Hyper {
-  double lr, beta1, beta2, eps, weight_decay;
-  bool decoupled_weight_decay, maximize;
-};
+using Hyper = NormAdamHyper;
 
 void update_one(at::Tensor& param, const at::Tensor& grad_in, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
                 at::Tensor* max_exp_avg_sq, const Hyper& h, double step) {
@@ -146,12 +149,10 @@ extern "C" {
 
 // One parameter's update. max_exp_avg_sq may be null (no AMSGrad).
 int norm_adam_update(at::Tensor* param, const at::Tensor* grad, at::Tensor* exp_avg, at::Tensor* exp_avg_sq,
-                     at::Tensor* max_exp_avg_sq, double lr, double beta1, double beta2, double eps,
-                     double weight_decay, int decoupled_weight_decay, int maximize, double step) {
+                     at::Tensor* max_exp_avg_sq, const NormAdamHyper* h, double step) {
   return guarded([&] {
     c10::NoGradGuard no_grad;
-    const Hyper h{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay != 0, maximize != 0};
-    update_one(*param, *grad, *exp_avg, *exp_avg_sq, max_exp_avg_sq, h, step);
+    update_one(*param, *grad, *exp_avg, *exp_avg_sq, max_exp_avg_sq, *h, step);
   });
 }
 
@@ -162,11 +163,10 @@ int norm_adam_update(at::Tensor* param, const at::Tensor* grad, at::Tensor* exp_
 // *packed_groups to the number of groups of two or more parameters that were packed.
 int norm_adam_update_many(at::Tensor* const* params, const at::Tensor* const* grads, at::Tensor* const* exp_avgs,
                           at::Tensor* const* exp_avg_sqs, at::Tensor* const* max_exp_avg_sqs, const double* steps,
-                          int n, double lr, double beta1, double beta2, double eps, double weight_decay,
-                          int decoupled_weight_decay, int maximize, int* packed_groups) {
+                          int n, const NormAdamHyper* hyper, int* packed_groups) {
   return guarded([&] {
     c10::NoGradGuard no_grad;
-    const Hyper h{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay != 0, maximize != 0};
+    const Hyper& h = *hyper;
     *packed_groups = 0;
     std::vector<Item> items;
     items.reserve(n);

@@ -21,13 +21,7 @@ extern "C" {
         exp_avg: *mut C_tensor,
         exp_avg_sq: *mut C_tensor,
         max_exp_avg_sq: *mut C_tensor,
-        lr: f64,
-        beta1: f64,
-        beta2: f64,
-        eps: f64,
-        weight_decay: f64,
-        decoupled_weight_decay: c_int,
-        maximize: c_int,
+        hyper: *const AdamHyper,
         step: f64,
     ) -> c_int;
     fn norm_adam_update_many(
@@ -38,13 +32,7 @@ extern "C" {
         max_exp_avg_sqs: *const *mut C_tensor,
         steps: *const f64,
         n: c_int,
-        lr: f64,
-        beta1: f64,
-        beta2: f64,
-        eps: f64,
-        weight_decay: f64,
-        decoupled_weight_decay: c_int,
-        maximize: c_int,
+        hyper: *const AdamHyper,
         packed_groups: *mut c_int,
     ) -> c_int;
     fn norm_set_grad(t: *const C_tensor, grad: *const C_tensor) -> c_int;
@@ -142,26 +130,38 @@ pub fn adam_update(
     max_exp_avg_sq: Option<&mut Tensor>,
 ) -> Result<()> {
     let max_ptr = max_exp_avg_sq.map_or(std::ptr::null_mut(), |t| t.as_mut_ptr());
-    let (beta1, beta2) = config.betas;
+    let hyper = AdamHyper::from(config);
     // SAFETY: live handles (the optional one null when absent); the call updates param and
     // the state tensors in place.
     check("adam_update", unsafe {
-        norm_adam_update(
-            param.as_mut_ptr(),
-            grad.as_ptr(),
-            exp_avg.as_mut_ptr(),
-            exp_avg_sq.as_mut_ptr(),
-            max_ptr,
-            config.lr,
-            beta1,
-            beta2,
-            config.eps,
-            config.weight_decay,
-            config.decoupled_weight_decay as c_int,
-            config.maximize as c_int,
-            step as f64,
-        )
+        norm_adam_update(param.as_mut_ptr(), grad.as_ptr(), exp_avg.as_mut_ptr(), exp_avg_sq.as_mut_ptr(), max_ptr, &hyper, step as f64)
     })
+}
+
+/// Adam's hyper-parameters as `csrc/adam.cpp`'s `NormAdamHyper`.
+#[repr(C)]
+struct AdamHyper {
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    decoupled_weight_decay: c_int,
+    maximize: c_int,
+}
+
+impl From<&norm_core::optim::AdamConfig> for AdamHyper {
+    fn from(c: &norm_core::optim::AdamConfig) -> Self {
+        AdamHyper {
+            lr: c.lr,
+            beta1: c.betas.0,
+            beta2: c.betas.1,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            decoupled_weight_decay: c.decoupled_weight_decay as c_int,
+            maximize: c.maximize as c_int,
+        }
+    }
 }
 
 /// All the updates of one Adam step in one call (`csrc/adam.cpp`): parameters under 64
@@ -185,7 +185,7 @@ pub fn adam_update_many(config: &norm_core::optim::AdamConfig, updates: Vec<norm
         maxes.push(u.max_exp_avg_sq.as_mut().map_or(std::ptr::null_mut(), |t| t.as_mut_ptr()));
         steps.push(u.step as f64);
     }
-    let (beta1, beta2) = config.betas;
+    let hyper = AdamHyper::from(config);
     let mut packed_groups: c_int = 0;
     // SAFETY: n live handles per array (the max ones null when absent), all borrowed
     // mutably or owned by `updates` for the duration of the call, which updates params
@@ -199,13 +199,7 @@ pub fn adam_update_many(config: &norm_core::optim::AdamConfig, updates: Vec<norm
             maxes.as_ptr(),
             steps.as_ptr(),
             n,
-            config.lr,
-            beta1,
-            beta2,
-            config.eps,
-            config.weight_decay,
-            config.decoupled_weight_decay as c_int,
-            config.maximize as c_int,
+            &hyper,
             &mut packed_groups,
         )
     })?;

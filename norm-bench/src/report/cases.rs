@@ -25,6 +25,7 @@
 
 use super::sampling::{time_adaptive, time_body, Sampling, Timed};
 use crate::seed_loop::{Example, SeedModel};
+use crate::seed_loop_cpp::SeedStepCpp;
 use anyhow::{bail, Context, Result};
 use norm_core::optim::AdamConfig;
 use norm_core::random::PyRandom;
@@ -78,11 +79,15 @@ pub enum Op {
     SpectralNormTrainStep,
     /// One training step of the seed document's weight-norm program.
     SeedLoopStep,
+    /// The same step written directly against libtorch in C++ (`csrc/seed_step_cpp.cpp`):
+    /// PyTorch's own ATen call sequence without Python or Rust, the floor for both sides.
+    /// Its "Rust" columns hold the C++ program; the PyTorch side is `seed_loop_step`'s.
+    SeedLoopStepCpp,
 }
 
 impl Op {
     /// Every op, in run order.
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 11] = [
         Op::Copy,
         Op::WeightNormForward,
         Op::WeightNormForwardOut,
@@ -93,6 +98,7 @@ impl Op {
         Op::PowerIteration,
         Op::SpectralNormTrainStep,
         Op::SeedLoopStep,
+        Op::SeedLoopStepCpp,
     ];
 
     /// The name in the CSV's `op` column and in the Python protocol.
@@ -108,7 +114,14 @@ impl Op {
             Op::PowerIteration => "power_iteration",
             Op::SpectralNormTrainStep => "spectral_norm_train_step",
             Op::SeedLoopStep => "seed_loop_step",
+            Op::SeedLoopStepCpp => "seed_loop_step_cpp",
         }
+    }
+
+    /// Whether the op is one step of the seed document's loop (a fixed 3x2 f32 CPU case,
+    /// outside the size sweeps).
+    pub fn is_seed_loop(self) -> bool {
+        matches!(self, Op::SeedLoopStep | Op::SeedLoopStepCpp)
     }
 
     /// Whether the op runs power iterations (its rows carry `n_power_iterations`).
@@ -124,13 +137,13 @@ impl Op {
     }
 
     /// Whether the op has cases on `device` in `dtype`: `weight_norm_forward_out` only on
-    /// the CPU in f32, f64 and bf16 (ATen's fused CPU kernel); `seed_loop_step` only on
+    /// the CPU in f32, f64 and bf16 (ATen's fused CPU kernel); the seed-loop ops only on
     /// the CPU in f32; the others everywhere (a dtype without a kernel is then recorded
     /// as `unsupported`).
     pub fn runs_on(self, device: DeviceKind, dtype: DType) -> bool {
         match self {
             Op::WeightNormForwardOut => device == DeviceKind::Cpu && matches!(dtype, DType::F32 | DType::F64 | DType::Bf16),
-            Op::SeedLoopStep => device == DeviceKind::Cpu && dtype == DType::F32,
+            Op::SeedLoopStep | Op::SeedLoopStepCpp => device == DeviceKind::Cpu && dtype == DType::F32,
             _ => true,
         }
     }
@@ -148,7 +161,7 @@ impl Op {
             Op::SpectralNormForwardBackward => 10.0 + 2.5 * n_power_iterations as f64,
             Op::PowerIteration => 2.5 * n_power_iterations as f64,
             Op::SpectralNormTrainStep => 30.0,
-            Op::SeedLoopStep => 0.0,
+            Op::SeedLoopStep | Op::SeedLoopStepCpp => 0.0,
         }
     }
 }
@@ -525,14 +538,20 @@ pub fn time_rust(case: &Case, sampling: &Sampling) -> Result<Timed> {
                 Ok(())
             })
         }
-        Op::SeedLoopStep => {
+        Op::SeedLoopStep | Op::SeedLoopStepCpp => {
             anyhow::ensure!(
                 (case.rows, case.cols, case.dtype, case.device) == (3, 2, DType::F32, DeviceKind::Cpu),
-                "seed_loop_step is a 3x2 float32 weight on the CPU, got {}",
+                "{} is a 3x2 float32 weight on the CPU, got {}",
+                case.op,
                 case.label()
             );
             let mut random = PyRandom::new(CASE_SEED);
             let mut model = SeedModel::new(Example::WeightNorm)?;
+            if case.op == Op::SeedLoopStepCpp {
+                let bias = model.layer.layer().bs.as_ref().context("Linear(2, 3) has a bias")?;
+                let mut cpp = SeedStepCpp::new(model.layer.weight_v(), model.layer.weight_g(), bias, model.adam.config().lr)?;
+                return time_body(sampling, device, || cpp.step(random.random())).with_context(|| format!("timing {} in C++", case.label()));
+            }
             time_body(sampling, device, || {
                 let x = Tensor::f_randn([10, 2], (Kind::Float, Device::Cpu))?.f_mul_scalar(random.random())?.f_mul_scalar(10.0)?;
                 model.train_step(&x)
@@ -593,7 +612,7 @@ mod tests {
     fn every_op_times_the_requested_sample_count() {
         let _generator = norm_tch::backend::lock_global_generator();
         for op in Op::ALL {
-            let shape = if op == Op::SeedLoopStep { Shape { rows: 3, cols: 2 } } else { Shape { rows: 4, cols: 6 } };
+            let shape = if op.is_seed_loop() { Shape { rows: 3, cols: 2 } } else { Shape { rows: 4, cols: 6 } };
             let case = Case { n_power_iterations: op.has_power_iterations().then_some(2), ..Case::cpu_f32(op, shape) };
             let timed = time_rust(&case, &Sampling::fixed(1, 3)).unwrap();
             assert_eq!((timed.warmup, timed.iterations_per_sample, timed.nanos.len()), (1, 1, 3), "{case:?}");

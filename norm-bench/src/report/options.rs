@@ -76,7 +76,7 @@ impl Default for ReportOptions {
             ops: Op::ALL.to_vec(),
             sizes: vec![64, 256, 512, 1024, 2048, 4096],
             rect_shapes: vec![Shape { rows: 512, cols: 2048 }, Shape { rows: 2048, cols: 512 }],
-            rect_ops: all_but(&[Op::Copy, Op::SeedLoopStep]),
+            rect_ops: all_but(&[Op::Copy, Op::SeedLoopStep, Op::SeedLoopStepCpp]),
             copy_sizes: None,
             extra_dtypes: vec![DType::F64, DType::Bf16, DType::F16],
             dtype_ops: vec![Op::WeightNormForward, Op::WeightNormForwardOut, Op::SpectralNormForwardTrain],
@@ -155,11 +155,11 @@ impl ReportOptions {
                     _ => vec![None],
                 };
                 let mut shapes: Vec<Shape> = match op {
-                    Op::SeedLoopStep => vec![],
+                    op if op.is_seed_loop() => vec![],
                     Op::Copy => self.copy_sizes.as_ref().unwrap_or(&self.sizes).iter().map(|&n| Shape::square(n)).collect(),
                     _ => self.sizes.iter().map(|&n| Shape::square(n)).collect(),
                 };
-                if self.rect_ops.contains(&op) && op != Op::SeedLoopStep {
+                if self.rect_ops.contains(&op) && !op.is_seed_loop() {
                     shapes.extend(self.rect_shapes.iter().copied());
                 }
                 for shape in shapes {
@@ -168,7 +168,7 @@ impl ReportOptions {
                     }
                 }
             }
-            for &op in self.dtype_ops.iter().filter(|op| self.ops.contains(op) && **op != Op::SeedLoopStep) {
+            for &op in self.dtype_ops.iter().filter(|op| self.ops.contains(op) && !op.is_seed_loop()) {
                 for &shape in &self.dtype_shapes {
                     for &dtype in self.extra_dtypes.iter().filter(|&&d| d != DType::F32 && op.runs_on(device, d)) {
                         let k = match op {
@@ -181,8 +181,10 @@ impl ReportOptions {
                 }
             }
         }
-        if self.ops.contains(&Op::SeedLoopStep) && unique_devices.contains(&DeviceKind::Cpu) {
-            cases.push(Case::cpu_f32(Op::SeedLoopStep, Shape { rows: 3, cols: 2 }));
+        if unique_devices.contains(&DeviceKind::Cpu) {
+            for op in [Op::SeedLoopStep, Op::SeedLoopStepCpp].into_iter().filter(|op| self.ops.contains(op)) {
+                cases.push(Case::cpu_f32(op, Shape { rows: 3, cols: 2 }));
+            }
         }
         cases
     }
@@ -384,13 +386,14 @@ mod tests {
         let options = ReportOptions::default();
         options.validate().unwrap();
         let cases = options.timing_cases(&[DeviceKind::Cpu]);
-        for op in Op::ALL.into_iter().filter(|&op| op != Op::SeedLoopStep && op != Op::Copy) {
+        for op in Op::ALL.into_iter().filter(|&op| !op.is_seed_loop() && op != Op::Copy) {
             for n in [64, 512, 2048, 4096] {
                 assert!(cases.iter().any(|c| c.op == op && c.rows == n && c.cols == n && c.dtype == DType::F32), "{op} {n}");
             }
         }
         assert!(cases.iter().any(|c| c.op == Op::Copy && c.rows == 4096));
-        assert_eq!(cases.last().unwrap().op, Op::SeedLoopStep);
+        let last: Vec<Op> = cases[cases.len() - 2..].iter().map(|c| c.op).collect();
+        assert_eq!(last, [Op::SeedLoopStep, Op::SeedLoopStepCpp]);
         assert!(cases.iter().all(|c| c.device == DeviceKind::Cpu));
         assert!(cases.iter().any(|c| c.dtype == DType::Bf16 && c.op == Op::WeightNormForward));
         let k: Vec<Option<u64>> = cases.iter().filter(|c| c.op == Op::PowerIteration && c.rows == 64 && c.cols == 64).map(|c| c.n_power_iterations).collect();
@@ -406,7 +409,7 @@ mod tests {
         assert_eq!(cases.iter().position(|c| c.op == Op::WeightNormForwardOut), Some(cases.iter().rposition(|c| c.op == Op::WeightNormForward && c.dtype == DType::F32).unwrap() + 1));
         // CUDA rows only when a CUDA device is available; not for the CPU-only ops.
         let with_cuda = options.timing_cases(&[DeviceKind::Cpu, DeviceKind::Cuda]);
-        let cpu_only = cases.iter().filter(|c| matches!(c.op, Op::SeedLoopStep | Op::WeightNormForwardOut)).count();
+        let cpu_only = cases.iter().filter(|c| c.op.is_seed_loop() || c.op == Op::WeightNormForwardOut).count();
         assert_eq!(with_cuda.iter().filter(|c| c.device == DeviceKind::Cuda).count(), cases.len() - cpu_only);
         assert!(with_cuda.iter().all(|c| c.device == DeviceKind::Cpu || c.op.runs_on(DeviceKind::Cuda, c.dtype)));
     }

@@ -75,7 +75,7 @@ fn op_label(op: Op, k: Option<u64>) -> String {
 /// The (op, k) lines of the ratio tables, in run order.
 fn op_lines(report: &Report, device: DeviceKind) -> Vec<(Op, Option<u64>)> {
     let mut lines = Vec::new();
-    for row in report.timing.iter().filter(|r| r.case.device == device && r.case.dtype == DType::F32 && r.case.op != Op::SeedLoopStep) {
+    for row in report.timing.iter().filter(|r| r.case.device == device && r.case.dtype == DType::F32 && !r.case.op.is_seed_loop()) {
         let key = (row.case.op, row.case.n_power_iterations);
         if !lines.contains(&key) {
             lines.push(key);
@@ -186,6 +186,22 @@ fn seed_loop_section(out: &mut String, report: &Report) {
             }
         },
         None => out.push_str("Not timed (yet).\n\n"),
+    }
+    // The floor: the same step from C++ straight to libtorch (PyTorch's op sequence).
+    let seed = find(report, Op::SeedLoopStep, Shape { rows: 3, cols: 2 }, DType::F32, DeviceKind::Cpu, None).and_then(|row| median(&row.rust));
+    if let Some(row) = find(report, Op::SeedLoopStepCpp, Shape { rows: 3, cols: 2 }, DType::F32, DeviceKind::Cpu, None) {
+        if let (Some(c), Some(p), Some(ratio)) = (median(&row.rust), median(&row.pytorch), row.ratio()) {
+            let vs_norm = seed.map(|r| format!("; norm / C++ = **{:.2}**", r / c)).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "The floor: the same step written in C++ straight against libtorch, making PyTorch's own sequence of ATen calls \
+                 (Adam one parameter at a time, its step a float32 tensor; no Python, no Rust; `seed_loop_step_cpp`, same bits as \
+                 norm's): {}, {ratio:.3} of PyTorch's {} in its own rounds{vs_norm}. Below that ratio only fewer ATen calls go; \
+                 norm packs the three tiny parameters' Adam updates into one run of the calls.\n",
+                duration_text(c),
+                duration_text(p),
+            );
+        }
     }
 }
 
