@@ -89,58 +89,50 @@ bool packable(const Item& it) {
   return true;
 }
 
-at::Tensor gather(const std::vector<const at::Tensor*>& parts, int64_t total, const at::TensorOptions& options) {
+// The values of one field of every item, end to end in a new flat tensor.
+template <typename T>
+at::Tensor gather(const std::vector<Item>& group, T* Item::*field, int64_t total, const at::TensorOptions& options) {
   at::Tensor flat = at::empty({total}, options);
   char* out = static_cast<char*>(flat.data_ptr());
-  for (const at::Tensor* t : parts) {
-    std::memcpy(out, t->const_data_ptr(), t->nbytes());
-    out += t->nbytes();
+  for (const Item& it : group) {
+    const at::Tensor& t = *(it.*field);
+    std::memcpy(out, t.const_data_ptr(), t.nbytes());
+    out += t.nbytes();
   }
   return flat;
 }
 
-void scatter(const at::Tensor& flat, const std::vector<at::Tensor*>& parts, int bumps) {
+// The flat tensor's values back into that field of every item, bumping each tensor's
+// version counter `bumps` times (once per in-place call the unpacked update makes on it).
+void scatter(const at::Tensor& flat, const std::vector<Item>& group, at::Tensor* Item::*field, int bumps) {
   const char* in = static_cast<const char*>(flat.const_data_ptr());
-  for (at::Tensor* t : parts) {
-    std::memcpy(t->data_ptr(), in, t->nbytes());
-    in += t->nbytes();
-    for (int i = 0; i < bumps; ++i) t->unsafeGetTensorImpl()->bump_version();
+  for (const Item& it : group) {
+    at::Tensor& t = *(it.*field);
+    std::memcpy(t.data_ptr(), in, t.nbytes());
+    in += t.nbytes();
+    for (int i = 0; i < bumps; ++i) t.unsafeGetTensorImpl()->bump_version();
   }
 }
 
 void update_packed(const std::vector<Item>& group, const Hyper& h) {
-  const at::Tensor& first = *group.front().param;
   int64_t total = 0;
-  std::vector<const at::Tensor*> params, grads, exp_avgs, exp_avg_sqs, maxes;
-  for (const Item& it : group) {
-    total += it.param->numel();
-    params.push_back(it.param);
-    grads.push_back(it.grad);
-    exp_avgs.push_back(it.exp_avg);
-    exp_avg_sqs.push_back(it.exp_avg_sq);
-    if (it.max_exp_avg_sq != nullptr) maxes.push_back(it.max_exp_avg_sq);
-  }
-  const bool amsgrad = !maxes.empty();
-  const at::TensorOptions options = first.options().requires_grad(false);
-  at::Tensor param = gather(params, total, options);
-  at::Tensor grad = gather(grads, total, options);
-  at::Tensor exp_avg = gather(exp_avgs, total, options);
-  at::Tensor exp_avg_sq = gather(exp_avg_sqs, total, options);
-  at::Tensor max_exp_avg_sq = amsgrad ? gather(maxes, total, options) : at::Tensor();
+  for (const Item& it : group) total += it.param->numel();
+  const bool amsgrad = group.front().max_exp_avg_sq != nullptr;  // the same for the whole group
+  const at::TensorOptions options = group.front().param->options().requires_grad(false);
+  at::Tensor param = gather(group, &Item::param, total, options);
+  at::Tensor grad = gather(group, &Item::grad, total, options);
+  at::Tensor exp_avg = gather(group, &Item::exp_avg, total, options);
+  at::Tensor exp_avg_sq = gather(group, &Item::exp_avg_sq, total, options);
+  at::Tensor max_exp_avg_sq = amsgrad ? gather(group, &Item::max_exp_avg_sq, total, options) : at::Tensor();
   update_one(param, grad, exp_avg, exp_avg_sq, amsgrad ? &max_exp_avg_sq : nullptr, h, group.front().step);
 
-  auto targets = [&](at::Tensor* Item::*field) {
-    std::vector<at::Tensor*> out;
-    for (const Item& it : group) out.push_back(it.*field);
-    return out;
-  };
   // In-place calls per tensor in update_one: param addcdiv_ (+ mul_ under decoupled
   // weight decay), exp_avg lerp_, exp_avg_sq mul_ and addcmul_, max_exp_avg_sq maximum out=.
   const bool decays_param = h.weight_decay != 0 && h.decoupled_weight_decay;
-  scatter(param, targets(&Item::param), decays_param ? 2 : 1);
-  scatter(exp_avg, targets(&Item::exp_avg), 1);
-  scatter(exp_avg_sq, targets(&Item::exp_avg_sq), 2);
-  if (amsgrad) scatter(max_exp_avg_sq, targets(&Item::max_exp_avg_sq), 1);
+  scatter(param, group, &Item::param, decays_param ? 2 : 1);
+  scatter(exp_avg, group, &Item::exp_avg, 1);
+  scatter(exp_avg_sq, group, &Item::exp_avg_sq, 2);
+  if (amsgrad) scatter(max_exp_avg_sq, group, &Item::max_exp_avg_sq, 1);
 }
 
 }  // namespace

@@ -15,14 +15,11 @@
 //! [`norm_core::weight_norm::compute_weight`] (what the layers call), whose graph
 //! PyTorch's backward needs.
 
+use crate::backend::{tch_err, TchBackend};
 use crate::ffi;
 use norm_core::weight_norm::WeightNormDim;
-use norm_core::{Error, Result};
+use norm_core::{Backend, Error, Result};
 use tch::{Device, Kind, Tensor};
-
-fn shape(t: &Tensor) -> Vec<usize> {
-    t.size().into_iter().map(|d| d as usize).collect()
-}
 
 /// `out.copy_(torch._weight_norm(v, g, dim))` without the intermediate tensor, bit for
 /// bit, for the dims ATen fuses: `0` and `rank - 1` (spelled non-negative).
@@ -39,28 +36,30 @@ pub fn weight_norm_out(v: &Tensor, g: &Tensor, dim: WeightNormDim, out: &mut Ten
             return Err(Error::Unsupported { what: format!("{name} on {:?}", t.device()), reason: "weight_norm_out runs ATen's CPU kernel; expected CPU tensors".into() });
         }
     }
-    let kind = v.f_kind().map_err(|e| Error::Backend { op: "kind", message: e.to_string() })?;
+    let kind = v.f_kind().map_err(tch_err("kind"))?;
     if !matches!(kind, Kind::Float | Kind::Double | Kind::BFloat16) {
         return Err(Error::UnsupportedDType { what: "weight_norm_out's v".into(), got: format!("{kind:?}"), expected: "Float, Double or BFloat16 (ATen's fused kernel; Half takes the composite path)".into() });
     }
     for (name, t) in [("g", g), ("out", &*out)] {
-        let k = t.f_kind().map_err(|e| Error::Backend { op: "kind", message: e.to_string() })?;
+        let k = t.f_kind().map_err(tch_err("kind"))?;
         if k != kind {
             return Err(Error::UnsupportedDType { what: format!("weight_norm_out's {name}"), got: format!("{k:?}"), expected: format!("{kind:?}, v's dtype") });
         }
     }
-    let v_shape = shape(v);
+    let v_shape = TchBackend::shape(v);
     let rank = v_shape.len();
     let fused = dim.value() == 0 || (rank > 0 && dim.value() == rank as i64 - 1);
     if !fused || dim.resolve(rank)?.is_none() {
         return Err(Error::invalid("dim", dim.value(), format!("0 or {} (the dims ATen's fused kernel takes, for a rank-{rank} v)", rank as i64 - 1)));
     }
     let g_expected = dim.g_shape(&v_shape)?;
-    if shape(g) != g_expected {
-        return Err(Error::ShapeMismatch { what: format!("weight_norm_out's g for dim {}", dim.value()), expected: g_expected, got: shape(g) });
+    let g_shape = TchBackend::shape(g);
+    if g_shape != g_expected {
+        return Err(Error::ShapeMismatch { what: format!("weight_norm_out's g for dim {}", dim.value()), expected: g_expected, got: g_shape });
     }
-    if shape(out) != v_shape {
-        return Err(Error::ShapeMismatch { what: "weight_norm_out's out (v's shape)".into(), expected: v_shape, got: shape(out) });
+    let out_shape = TchBackend::shape(out);
+    if out_shape != v_shape {
+        return Err(Error::ShapeMismatch { what: "weight_norm_out's out (v's shape)".into(), expected: v_shape, got: out_shape });
     }
     if !out.is_contiguous() {
         return Err(Error::Unsupported { what: format!("out with strides {:?}", out.stride()), reason: "weight_norm_out writes a contiguous tensor; expected out.is_contiguous()".into() });

@@ -163,7 +163,8 @@ fn ratio_tables(out: &mut String, report: &Report) {
 
 fn seed_loop_section(out: &mut String, report: &Report) {
     out.push_str("## Seed-loop step\n\n");
-    match find(report, Op::SeedLoopStep, Shape { rows: 3, cols: 2 }, DType::F32, DeviceKind::Cpu, None) {
+    let seed_row = find(report, Op::SeedLoopStep, Shape { rows: 3, cols: 2 }, DType::F32, DeviceKind::Cpu, None);
+    match seed_row {
         Some(row) => match (median(&row.rust), median(&row.pytorch), row.ratio()) {
             (Some(r), Some(p), Some(ratio)) => {
                 let verdict = if ratio <= SEED_LOOP_GOAL { "met" } else { "not met" };
@@ -188,7 +189,7 @@ fn seed_loop_section(out: &mut String, report: &Report) {
         None => out.push_str("Not timed (yet).\n\n"),
     }
     // The floor: the same step from C++ straight to libtorch (PyTorch's op sequence).
-    let seed = find(report, Op::SeedLoopStep, Shape { rows: 3, cols: 2 }, DType::F32, DeviceKind::Cpu, None).and_then(|row| median(&row.rust));
+    let seed = seed_row.and_then(|row| median(&row.rust));
     if let Some(row) = find(report, Op::SeedLoopStepCpp, Shape { rows: 3, cols: 2 }, DType::F32, DeviceKind::Cpu, None) {
         if let (Some(c), Some(p), Some(ratio)) = (median(&row.rust), median(&row.pytorch), row.ratio()) {
             let vs_norm = seed.map(|r| format!("; norm / C++ = **{:.2}**", r / c)).unwrap_or_default();
