@@ -5,10 +5,12 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc");
-    let include = std::env::var("DEP_NORM_ATEN_OPS_INCLUDE").expect("norm-tch's build script exports the libtorch include folder");
+    let include = std::env::var("DEP_NORM_ATEN_OPS_INCLUDE")
+        .expect("norm-tch's build script exports the libtorch include folder");
     let abi = std::env::var("DEP_NORM_ATEN_OPS_CXX11_ABI").expect("norm-tch's build script exports the C++11 ABI flag");
     let include = std::path::PathBuf::from(include);
-    let norm_tch_csrc = std::env::var("DEP_NORM_ATEN_OPS_CSRC").expect("norm-tch's build script exports its csrc folder");
+    let norm_tch_csrc =
+        std::env::var("DEP_NORM_ATEN_OPS_CSRC").expect("norm-tch's build script exports its csrc folder");
     cc::Build::new()
         .cpp(true)
         .file("csrc/seed_step_cpp.cpp")

@@ -15,12 +15,17 @@ fn main() {
         Some(dir) => (PathBuf::from(dir), std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into())),
         None => {
             let python = std::env::var("PYTHON").unwrap_or_else(|_| "python".into());
-            let script = "import os, torch; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))";
+            let script =
+                "import os, torch; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))";
             let out = Command::new(&python)
                 .args(["-c", script])
                 .output()
                 .unwrap_or_else(|e| panic!("norm-tch: cannot run `{python}` to locate torch ({e}); set LIBTORCH or put the venv's python first on PATH"));
-            assert!(out.status.success(), "norm-tch: `{python}` could not import torch: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "norm-tch: `{python}` could not import torch: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let text = String::from_utf8(out.stdout).expect("utf-8 from python");
             let mut lines = text.lines();
             let root = PathBuf::from(lines.next().expect("torch path"));

@@ -78,8 +78,12 @@ fn weight_norm_out_cpu(c: &mut Criterion) {
         if n >= 4096 {
             group.sample_size(10);
         }
-        group.bench_function("_weight_norm", |b| b.iter(|| drop(compute_weight::<TchBackend>(&v, &g, dim).expect("_weight_norm"))));
-        group.bench_function("weight_norm_out", |b| b.iter(|| weight_norm_out(&v, &g, dim, &mut out).expect("weight_norm_out")));
+        group.bench_function("_weight_norm", |b| {
+            b.iter(|| drop(compute_weight::<TchBackend>(&v, &g, dim).expect("_weight_norm")))
+        });
+        group.bench_function("weight_norm_out", |b| {
+            b.iter(|| weight_norm_out(&v, &g, dim, &mut out).expect("weight_norm_out"))
+        });
         group.finish();
     }
 }

@@ -8,7 +8,9 @@ use tch::{Device, Kind, Tensor};
 /// `parameter` adds the `Parameter containing:` header and `requires_grad=True`.
 pub fn python_repr(t: &Tensor, parameter: bool) -> Result<String> {
     let shape = t.size();
-    let values = Vec::<f32>::try_from(&t.f_detach()?.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?.f_reshape([-1])?)?;
+    let values = Vec::<f32>::try_from(
+        &t.f_detach()?.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?.f_reshape([-1])?,
+    )?;
     let cells: Vec<String> = values.iter().map(|v| format!("{v:.4}")).collect();
     let width = cells.iter().map(String::len).max().unwrap_or(0);
     let padded: Vec<String> = cells.iter().map(|c| format!("{c:>width$}")).collect();
@@ -21,5 +23,9 @@ pub fn python_repr(t: &Tensor, parameter: bool) -> Result<String> {
         }
         _ => format!("{padded:?}"),
     };
-    Ok(if parameter { format!("Parameter containing:\ntensor({body}, requires_grad=True)") } else { format!("tensor({body})") })
+    Ok(if parameter {
+        format!("Parameter containing:\ntensor({body}, requires_grad=True)")
+    } else {
+        format!("tensor({body})")
+    })
 }

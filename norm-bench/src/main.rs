@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "norm-bench", version, about = "PyTorch-exact weight/spectral normalization for tch: replays, parity and timing reports")]
+#[command(
+    name = "norm-bench",
+    version,
+    about = "PyTorch-exact weight/spectral normalization for tch: replays, parity and timing reports"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,9 +84,17 @@ enum Command {
 
 /// `norm-bench parity`: exit 0 when bit-equal (or with --json), 1 on any difference,
 /// 2 for a malformed spec.
-fn parity(spec_path: PathBuf, json: bool, reference: Option<PathBuf>, live: bool, python: Option<PathBuf>, differences_only: bool) -> Result<ExitCode> {
+fn parity(
+    spec_path: PathBuf,
+    json: bool,
+    reference: Option<PathBuf>,
+    live: bool,
+    python: Option<PathBuf>,
+    differences_only: bool,
+) -> Result<ExitCode> {
     use norm_bench::parity::{compare, run, spec};
-    let text = std::fs::read_to_string(&spec_path).map_err(|e| anyhow::anyhow!("reading {}: {e}", spec_path.display()))?;
+    let text =
+        std::fs::read_to_string(&spec_path).map_err(|e| anyhow::anyhow!("reading {}: {e}", spec_path.display()))?;
     let spec = match spec::parse_spec(&text) {
         Ok(spec) => spec,
         Err(e) => {
@@ -108,8 +120,10 @@ fn parity(spec_path: PathBuf, json: bool, reference: Option<PathBuf>, live: bool
     }
     let theirs: run::ParityOutput = match reference {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not a parity output: {e}", path.display()))?
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not a parity output: {e}", path.display()))?
         }
         None => norm_bench::parity::run_pytorch(&python.unwrap_or_else(report::pytorch::default_python), &spec_path)?,
     };
@@ -141,21 +155,35 @@ fn seed_loop(example: Example, seed: u64, steps: u64, json: bool) -> Result<()> 
         return Ok(());
     }
     let headers: &[(usize, &str)] = match example {
-        Example::WeightNorm => &[(0, "################原始权重:################"), (4, "################规范化后的权重:#################"), (8, "################规范化后的权重:#################")],
-        Example::SeedSpectral => &[(0, "\n################ 原始权重:################\n"), (2, "\n################ 规范化后的权重:################\n")],
+        Example::WeightNorm => &[
+            (0, "################原始权重:################"),
+            (4, "################规范化后的权重:#################"),
+            (8, "################规范化后的权重:#################"),
+        ],
+        Example::SeedSpectral => &[
+            (0, "\n################ 原始权重:################\n"),
+            (2, "\n################ 规范化后的权重:################\n"),
+        ],
     };
     for (i, (name, tensor)) in replay.printouts.iter().enumerate() {
         if let Some((_, header)) = headers.iter().find(|(at, _)| *at == i) {
             writeln!(stdout, "{header}")?;
         }
-        let label = if example == Example::WeightNorm && i == 7 { "weight (effective)".to_string() } else { name.clone() };
+        let label =
+            if example == Example::WeightNorm && i == 7 { "weight (effective)".to_string() } else { name.clone() };
         writeln!(stdout, "linear_layer.{label}:  {}", norm_bench::format::python_repr(tensor, name != "weight")?)?;
     }
     Ok(())
 }
 
 /// `norm-bench convert`: one stderr line per converted layer (`PREFIX: FROM -> TO`).
-fn convert(input: PathBuf, output: PathBuf, to: &str, spectral_dim: &[String], weight_norm_dim: &[String]) -> Result<()> {
+fn convert(
+    input: PathBuf,
+    output: PathBuf,
+    to: &str,
+    spectral_dim: &[String],
+    weight_norm_dim: &[String],
+) -> Result<()> {
     use norm_tch::checkpoint::{self, ConvertOptions, Format, StateDict, Target};
     let target: Target = to.parse()?;
     let mut options = ConvertOptions::default();
@@ -184,16 +212,22 @@ fn main() -> ExitCode {
             Ok(code) => return code,
             Err(e) => Err(e),
         },
-        Command::Parity { spec, json, reference, live, python, differences_only } => match parity(spec, json, reference, live, python, differences_only) {
-            Ok(code) => return code,
-            Err(e) => Err(e),
-        },
-        Command::Convert { input, output, to, spectral_dim, weight_norm_dim } => convert(input, output, &to, &spectral_dim, &weight_norm_dim),
+        Command::Parity { spec, json, reference, live, python, differences_only } => {
+            match parity(spec, json, reference, live, python, differences_only) {
+                Ok(code) => return code,
+                Err(e) => Err(e),
+            }
+        }
+        Command::Convert { input, output, to, spectral_dim, weight_norm_dim } => {
+            convert(input, output, &to, &spectral_dim, &weight_norm_dim)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`norm-bench ... | head`) is not an error worth a message.
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

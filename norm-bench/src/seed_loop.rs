@@ -75,8 +75,12 @@ impl SeedModel {
         let vs = VarStore::new(Device::Cpu);
         let mut layer = linear(&vs, "", 2, 3, LinearConfig::default())?;
         let (weight, bias, lr) = match example {
-            Example::WeightNorm => (f32_tensor(&[0.0, -2e-2, 0.3, 1.0, 1e-2, 0.0], &[3, 2])?, f32_tensor(&[-0.3, 0.0, -2e-2], &[3])?, 2e-3),
-            Example::SeedSpectral => (f32_tensor(&[0.0, -2e2, 0.3, 1.0, 1e2, 0.0], &[3, 2])?, f32_tensor(&[-0.3, 0.0, -2e2], &[3])?, 1e-4),
+            Example::WeightNorm => {
+                (f32_tensor(&[0.0, -2e-2, 0.3, 1.0, 1e-2, 0.0], &[3, 2])?, f32_tensor(&[-0.3, 0.0, -2e-2], &[3])?, 2e-3)
+            }
+            Example::SeedSpectral => {
+                (f32_tensor(&[0.0, -2e2, 0.3, 1.0, 1e2, 0.0], &[3, 2])?, f32_tensor(&[-0.3, 0.0, -2e2], &[3])?, 1e-4)
+            }
         };
         tch::no_grad(|| -> Result<()> {
             layer.ws.f_copy_(&weight)?;

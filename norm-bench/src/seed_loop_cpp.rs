@@ -18,7 +18,13 @@ use torch_sys::C_tensor;
 extern "C" {
     /// norm-tch's (`csrc/aten_ops.cpp`): the message of the last failed call on this thread.
     fn norm_last_error() -> *const c_char;
-    fn norm_bench_seed_cpp_new(out: *mut *mut c_void, v: *const C_tensor, g: *const C_tensor, bias: *const C_tensor, lr: f64) -> c_int;
+    fn norm_bench_seed_cpp_new(
+        out: *mut *mut c_void,
+        v: *const C_tensor,
+        g: *const C_tensor,
+        bias: *const C_tensor,
+        lr: f64,
+    ) -> c_int;
     fn norm_bench_seed_cpp_free(state: *mut c_void);
     fn norm_bench_seed_cpp_step(state: *mut c_void, r: f64) -> c_int;
     fn norm_bench_seed_cpp_param(state: *mut c_void, i: c_int, out: *mut *mut C_tensor) -> c_int;
@@ -43,7 +49,9 @@ impl SeedStepCpp {
     pub fn new(weight_v: &Tensor, weight_g: &Tensor, bias: &Tensor, lr: f64) -> Result<Self> {
         let mut state = std::ptr::null_mut();
         // SAFETY: live handles, copied by the callee; on success `state` is owned by Self.
-        check("new", unsafe { norm_bench_seed_cpp_new(&mut state, weight_v.as_ptr(), weight_g.as_ptr(), bias.as_ptr(), lr) })?;
+        check("new", unsafe {
+            norm_bench_seed_cpp_new(&mut state, weight_v.as_ptr(), weight_g.as_ptr(), bias.as_ptr(), lr)
+        })?;
         Ok(SeedStepCpp { state })
     }
 

@@ -44,8 +44,21 @@ impl TensorBits {
         if self.shape != other.shape || self.f32_bits.len() != other.f32_bits.len() {
             return None;
         }
-        let ordered = |b: u32| -> i64 { if b & 0x8000_0000 != 0 { -((b & 0x7fff_ffff) as i64) } else { b as i64 } };
-        Some(self.f32_bits.iter().zip(&other.f32_bits).map(|(&a, &b)| if a == b { 0 } else { ordered(a).abs_diff(ordered(b)) }).max().unwrap_or(0))
+        let ordered = |b: u32| -> i64 {
+            if b & 0x8000_0000 != 0 {
+                -((b & 0x7fff_ffff) as i64)
+            } else {
+                b as i64
+            }
+        };
+        Some(
+            self.f32_bits
+                .iter()
+                .zip(&other.f32_bits)
+                .map(|(&a, &b)| if a == b { 0 } else { ordered(a).abs_diff(ordered(b)) })
+                .max()
+                .unwrap_or(0),
+        )
     }
 }
 

@@ -25,7 +25,8 @@ fn json_is_one_object_with_the_documented_fields() {
     assert_eq!(tensors["weight_g"]["shape"], serde_json::json!([3, 1]));
     assert_eq!(tensors["weight_v"]["f32_bits"].as_array().unwrap().len(), 6);
     // The document's initial weight, exactly: [[0, -2e-2], [0.3, 1.0], [1e-2, 0]] as float32.
-    let weight: Vec<u32> = tensors["weight_v"]["f32_bits"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u32).collect();
+    let weight: Vec<u32> =
+        tensors["weight_v"]["f32_bits"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u32).collect();
     let expected: Vec<u32> = [0.0f64, -2e-2, 0.3, 1.0, 1e-2, 0.0].iter().map(|&x| (x as f32).to_bits()).collect();
     assert_eq!(weight, expected);
 }

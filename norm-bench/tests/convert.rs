@@ -46,7 +46,14 @@ fn script() -> PathBuf {
 }
 
 fn run_python(python: &Path, args: &[&str], stdin: Option<&Value>) -> Result<Vec<u8>> {
-    let mut child = Command::new(python).arg(script()).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| format!("running {}", python.display()))?;
+    let mut child = Command::new(python)
+        .arg(script())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {}", python.display()))?;
     let mut input = child.stdin.take().context("python stdin")?;
     if let Some(v) = stdin {
         input.write_all(serde_json::to_string(v)?.as_bytes())?;
@@ -69,12 +76,20 @@ fn target_scheme(s: &str, target: &str) -> &'static str {
 }
 
 fn hex_to_u32(hex: &str) -> Result<Vec<u32>> {
-    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16)).collect::<std::result::Result<_, _>>()?;
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+        .collect::<std::result::Result<_, _>>()?;
     Ok(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
 fn expected_bits(v: &Value) -> Result<Vec<u32>> {
-    v["bits"].as_array().context("bits")?.iter().map(|b| b.as_u64().map(|b| b as u32).context("a bit pattern")).collect()
+    v["bits"]
+        .as_array()
+        .context("bits")?
+        .iter()
+        .map(|b| b.as_u64().map(|b| b as u32).context("a bit pattern"))
+        .collect()
 }
 
 #[test]
@@ -100,7 +115,8 @@ fn converted_checkpoints_load_in_pytorch_strict_with_the_same_outputs() -> Resul
     for (source, schemes) in SOURCES {
         // The sources themselves, to compare the untouched entries against (the legacy file
         // loads into a hook-API model through PyTorch's upgrade hook).
-        let source_schemes: Vec<&str> = schemes.iter().map(|s| if *s == "sn_legacy" { "sn_hooks" } else { s }).collect();
+        let source_schemes: Vec<&str> =
+            schemes.iter().map(|s| if *s == "sn_legacy" { "sn_hooks" } else { s }).collect();
         items.push((dir.join(format!("{source}.pt")), source_schemes, source, dir.join(format!("{source}.pt"))));
         for target in ["hooks", "parametrizations", "folded"] {
             let targets: Vec<&str> = schemes.iter().map(|s| target_scheme(s, target)).collect();
@@ -108,14 +124,23 @@ fn converted_checkpoints_load_in_pytorch_strict_with_the_same_outputs() -> Resul
             for (in_ext, out_ext) in [("pt", "pt"), ("safetensors", "pt"), ("pt", "safetensors")] {
                 let input = dir.join(format!("{source}.{in_ext}"));
                 let output = dir.join(format!("{source}-{in_ext}-to-{target}.{out_ext}"));
-                let out = norm_bench(&["convert", input.to_str().context("utf-8")?, output.to_str().context("utf-8")?, "--to", target])?;
+                let out = norm_bench(&[
+                    "convert",
+                    input.to_str().context("utf-8")?,
+                    output.to_str().context("utf-8")?,
+                    "--to",
+                    target,
+                ])?;
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 ensure!(out.status.success(), "convert {source}.{in_ext} --to {target}: {stderr}");
                 let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(" -> ")).collect();
                 ensure!(lines.len() == converted_layers, "convert {source}.{in_ext} --to {target}: {} layer lines for {converted_layers} converted layers:\n{stderr}", lines.len());
                 for (i, (s, t)) in schemes.iter().zip(&targets).enumerate().filter(|(_, (s, t))| s != t) {
                     let prefix = [0, 1, 3][i];
-                    ensure!(lines.iter().any(|l| l.starts_with(&format!("{prefix}: "))), "no line for layer {prefix} ({s} -> {t}):\n{stderr}");
+                    ensure!(
+                        lines.iter().any(|l| l.starts_with(&format!("{prefix}: "))),
+                        "no line for layer {prefix} ({s} -> {t}):\n{stderr}"
+                    );
                 }
                 items.push((output, targets.clone(), source, input));
             }
@@ -135,19 +160,35 @@ fn converted_checkpoints_load_in_pytorch_strict_with_the_same_outputs() -> Resul
         ensure!(r.get("error").is_none(), "{what}: {}", r["error"]);
         let want = expected_bits(&expected["outputs"][*source])?;
         ensure!(expected_bits(&r["output"])? == want, "{what}: output differs from the source model's");
-        ensure!(r["entries"]["2.num_batches_tracked"]["dtype"] == "torch.int64", "{what}: num_batches_tracked is {}", r["entries"]["2.num_batches_tracked"]["dtype"]);
+        ensure!(
+            r["entries"]["2.num_batches_tracked"]["dtype"] == "torch.int64",
+            "{what}: num_batches_tracked is {}",
+            r["entries"]["2.num_batches_tracked"]["dtype"]
+        );
         if path.extension().is_some_and(|e| e == "pt") {
             ensure!(r["type"] == "OrderedDict", "{what}: torch.load(weights_only=True) gave a {}", r["type"]);
         }
         // Entries of other layers pass through byte for byte (inputs are checked as .pt).
         let pt_input = input.with_extension("pt");
         let source_entries = &by_path[pt_input.as_path()]["entries"];
-        for key in ["0.bias", "1.bias", "3.bias", "2.weight", "2.bias", "2.running_mean", "2.running_var", "2.num_batches_tracked"] {
+        for key in [
+            "0.bias",
+            "1.bias",
+            "3.bias",
+            "2.weight",
+            "2.bias",
+            "2.running_mean",
+            "2.running_var",
+            "2.num_batches_tracked",
+        ] {
             ensure!(r["entries"][key] == source_entries[key], "{what}: `{key}` changed");
         }
         if *source == "sn_legacy" && schemes[0] == "sn_hooks" && path != input {
             for (key, want) in expected["upgraded"].as_object().context("upgraded")? {
-                ensure!(hex_to_u32(r["entries"][key]["hex"].as_str().context("hex")?)? == expected_bits(want)?, "{what}: upgraded `{key}` differs from PyTorch's hook");
+                ensure!(
+                    hex_to_u32(r["entries"][key]["hex"].as_str().context("hex")?)? == expected_bits(want)?,
+                    "{what}: upgraded `{key}` differs from PyTorch's hook"
+                );
             }
         }
         checked_files += 1;
@@ -181,7 +222,10 @@ fn undecidable_dims_need_a_flag_and_then_match_pytorch() -> Result<()> {
     for (input, flag) in [("square_sn.pt", "--spectral-dim"), ("tiny_wn.pt", "--weight-norm-dim")] {
         let out = norm_bench(&["convert", &path(input)?, &path("never.pt")?, "--to", "folded"])?;
         let stderr = String::from_utf8_lossy(&out.stderr);
-        ensure!(!out.status.success() && stderr.contains(flag) && stderr.contains("layer `0`"), "{input} without {flag}: {stderr}");
+        ensure!(
+            !out.status.success() && stderr.contains(flag) && stderr.contains("layer `0`"),
+            "{input} without {flag}: {stderr}"
+        );
         ensure!(!dir.join("never.pt").exists(), "{input}: an output was written after a refusal");
     }
     // Renames need no dim.
@@ -191,7 +235,14 @@ fn undecidable_dims_need_a_flag_and_then_match_pytorch() -> Result<()> {
     let mut items = Vec::new();
     for (input, args, output, model, key, want) in [
         ("square_sn.pt", vec!["--spectral-dim", "1"], "square_1.pt", "square", "0.weight", Some("square_sn_weight")),
-        ("square_sn.pt", vec!["--spectral-dim", "0=1"], "square_01.safetensors", "square", "0.weight", Some("square_sn_weight")),
+        (
+            "square_sn.pt",
+            vec!["--spectral-dim", "0=1"],
+            "square_01.safetensors",
+            "square",
+            "0.weight",
+            Some("square_sn_weight"),
+        ),
         ("square_sn.pt", vec!["--spectral-dim", "0"], "square_0.pt", "square", "0.weight", None),
         ("tiny_wn.pt", vec!["--weight-norm-dim", "1"], "tiny_1.pt", "tiny", "0.weight", Some("tiny_wn_weight")),
     ] {
@@ -228,7 +279,11 @@ fn undecidable_dims_need_a_flag_and_then_match_pytorch() -> Result<()> {
     let notes = dir.join("notes.pt");
     std::fs::write(&notes, "not a checkpoint\n")?;
     let out = norm_bench(&["convert", notes.to_str().context("utf-8")?, &path("x.pt")?, "--to", "folded"])?;
-    ensure!(out.status.code() == Some(1) && String::from_utf8_lossy(&out.stderr).contains("notes.pt"), "{}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.code() == Some(1) && String::from_utf8_lossy(&out.stderr).contains("notes.pt"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&dir).ok(); // kept on failure for inspection
     Ok(())
 }

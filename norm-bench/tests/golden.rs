@@ -31,7 +31,13 @@ struct SeedLoopFile {
 
 fn assert_bits_equal(what: &str, got: &TensorBits, expected: &TensorBits) -> Result<()> {
     ensure!(got.shape == expected.shape, "{what}: shape {:?}, PyTorch has {:?}", got.shape, expected.shape);
-    ensure!(got == expected, "{what}: bits differ from PyTorch (max {} ULP)\n  rust:    {:?}\n  pytorch: {:?}", got.max_ulp(expected).unwrap_or(u64::MAX), got.values(), expected.values());
+    ensure!(
+        got == expected,
+        "{what}: bits differ from PyTorch (max {} ULP)\n  rust:    {:?}\n  pytorch: {:?}",
+        got.max_ulp(expected).unwrap_or(u64::MAX),
+        got.values(),
+        expected.values()
+    );
     Ok(())
 }
 
@@ -39,7 +45,11 @@ fn assert_bits_equal(what: &str, got: &TensorBits, expected: &TensorBits) -> Res
 fn seed_loop_matches_pytorch_bit_for_bit() -> Result<()> {
     let Some(golden) = golden() else { return Ok(()) };
     let files: Vec<&String> = golden.manifest.files.iter().filter(|f| f.starts_with("seed_loop/")).collect();
-    ensure!(files.len() >= 18, "expected the seed-loop goldens for 2 examples x 3 seeds x 3 step counts, found {}", files.len());
+    ensure!(
+        files.len() >= 18,
+        "expected the seed-loop goldens for 2 examples x 3 seeds x 3 step counts, found {}",
+        files.len()
+    );
     for rel in files {
         let file: SeedLoopFile = golden.read(rel)?;
         let replay = seed_loop::replay(file.example, file.seed, file.steps).with_context(|| rel.clone())?;
@@ -117,16 +127,29 @@ fn linear_init_draws_like_pytorch() -> Result<()> {
     let file: LinearInitFile = golden.read("linear_init.json")?;
     ensure!(!file.cases.is_empty(), "no linear_init cases");
     for case in &file.cases {
-        let what = format!("seed {} Linear({}, {}, bias={})", case.seed, case.in_features, case.out_features, case.bias);
+        let what =
+            format!("seed {} Linear({}, {}, bias={})", case.seed, case.in_features, case.out_features, case.bias);
         let _generator = norm_tch::backend::lock_global_generator();
         tch::manual_seed(case.seed as i64);
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let layer = norm_tch::layers::linear(&vs, "fc", case.in_features, case.out_features, norm_tch::layers::LinearConfig { bias: case.bias })?;
+        let layer = norm_tch::layers::linear(
+            &vs,
+            "fc",
+            case.in_features,
+            case.out_features,
+            norm_tch::layers::LinearConfig { bias: case.bias },
+        )?;
         let next = tch::Tensor::f_randn([4], (tch::Kind::Float, tch::Device::Cpu))?;
         assert_bits_equal(&format!("{what} weight"), &TensorBits::from_tensor(&layer.ws)?, &case.tensors["weight"])?;
-        assert_bits_equal(&format!("{what} next randn"), &TensorBits::from_tensor(&next)?, &case.tensors["next_randn"])?;
+        assert_bits_equal(
+            &format!("{what} next randn"),
+            &TensorBits::from_tensor(&next)?,
+            &case.tensors["next_randn"],
+        )?;
         match (&layer.bs, case.tensors.get("bias")) {
-            (Some(b), Some(expected)) => assert_bits_equal(&format!("{what} bias"), &TensorBits::from_tensor(b)?, expected)?,
+            (Some(b), Some(expected)) => {
+                assert_bits_equal(&format!("{what} bias"), &TensorBits::from_tensor(b)?, expected)?
+            }
             (None, None) => {}
             _ => anyhow::bail!("{what}: bias presence differs"),
         }

@@ -50,14 +50,23 @@ fn seed_loop_matches_live_pytorch() -> Result<()> {
     ensure!(lines.len() == runs.len(), "expected {} JSON lines from PyTorch, got {}", runs.len(), lines.len());
     for (&(example, seed, steps), line) in runs.iter().zip(lines) {
         let expected: PyRun = serde_json::from_str(line)?;
-        ensure!((expected.example, expected.seed, expected.steps) == (example, seed, steps), "PyTorch answered for another run");
+        ensure!(
+            (expected.example, expected.seed, expected.steps) == (example, seed, steps),
+            "PyTorch answered for another run"
+        );
         let replay = seed_loop::replay(example, seed, steps)?;
         ensure!(replay.snapshots.len() == expected.snapshots.len(), "{example:?} seed {seed}: snapshot count");
         for (got, want) in replay.snapshots.iter().zip(&expected.snapshots) {
             ensure!(got.label == want.label, "snapshot labels {} vs {}", got.label, want.label);
             for (name, bits) in &want.tensors {
                 let ours = got.tensors.get(name).with_context(|| format!("missing {name}"))?;
-                ensure!(ours == bits, "{} seed {seed} steps {steps} {} {name}: bits differ from live PyTorch (max {:?} ULP)", example.name(), got.label, ours.max_ulp(bits));
+                ensure!(
+                    ours == bits,
+                    "{} seed {seed} steps {steps} {} {name}: bits differ from live PyTorch (max {:?} ULP)",
+                    example.name(),
+                    got.label,
+                    ours.max_ulp(bits)
+                );
             }
         }
     }

@@ -38,20 +38,35 @@ fn shipped_spec_matches_committed_pytorch_output() -> Result<()> {
 /// A random but valid case: any layer, either norm, either API, any dim form.
 fn random_case(rng: &mut PyRandom, index: usize) -> Value {
     let pick = |rng: &mut PyRandom, n: u32| -> i64 { (rng.random() * n as f64) as i64 };
-    let kinds = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "embedding"];
+    let kinds = [
+        "linear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "embedding",
+    ];
     let kind = kinds[pick(rng, kinds.len() as u32) as usize];
     let batch = 1 + pick(rng, 3);
     let (layer, input_shape, rank) = match kind {
         "linear" => {
             let (i, o) = (1 + pick(rng, 6), 1 + pick(rng, 6));
-            (json!({"kind": kind, "in_features": i, "out_features": o, "bias": pick(rng, 2) == 1}), json!([batch, i]), 2)
+            (
+                json!({"kind": kind, "in_features": i, "out_features": o, "bias": pick(rng, 2) == 1}),
+                json!([batch, i]),
+                2,
+            )
         }
         "embedding" => {
             let (n, d) = (2 + pick(rng, 8), 1 + pick(rng, 5));
             (json!({"kind": kind, "num_embeddings": n, "embedding_dim": d}), json!([batch, 1 + pick(rng, 4)]), 2)
         }
         _ => {
-            let spatial = kind.trim_end_matches('d').chars().last().and_then(|c| c.to_digit(10)).expect("conv kinds end in <n>d") as usize;
+            let spatial =
+                kind.trim_end_matches('d').chars().last().and_then(|c| c.to_digit(10)).expect("conv kinds end in <n>d")
+                    as usize;
             let (c_in, c_out) = (1 + pick(rng, 3), 1 + pick(rng, 3));
             let kernel: Vec<i64> = (0..spatial).map(|_| 1 + pick(rng, 3)).collect();
             let stride: Vec<i64> = (0..spatial).map(|_| 1 + pick(rng, 2)).collect();
@@ -127,8 +142,16 @@ fn malformed_specs_name_the_case_and_field() {
         ("seed", json!(-1), "field `seed`"),
         ("mode", json!("training"), "field `mode`"),
         ("steps", json!("2"), "field `steps`"),
-        ("norm", json!({"kind": "weight_norm", "api": "hooks", "n_power_iterations": 2}), "field `norm.n_power_iterations`"),
-        ("layer", json!({"kind": "conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": [3], "bias": true}), "field `layer.kernel_size`"),
+        (
+            "norm",
+            json!({"kind": "weight_norm", "api": "hooks", "n_power_iterations": 2}),
+            "field `norm.n_power_iterations`",
+        ),
+        (
+            "layer",
+            json!({"kind": "conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": [3], "bias": true}),
+            "field `layer.kernel_size`",
+        ),
         ("layer", json!({"kind": "lstm"}), "field `layer.kind`"),
         ("optimizer", json!({"kind": "adam", "betas": [0.9]}), "field `optimizer.betas`"),
         ("extra", json!(1), "field `extra`"),
@@ -142,7 +165,10 @@ fn malformed_specs_name_the_case_and_field() {
         let err = spec::parse_spec(&text).expect_err(key).to_string();
         assert!(err.contains("case 1 (\"c\")") && err.contains(needle), "{key}: {err}");
     }
-    assert!(spec::parse_spec(&json!({"cases": [case.clone(), case]}).to_string()).unwrap_err().to_string().contains("duplicate"));
+    assert!(spec::parse_spec(&json!({"cases": [case.clone(), case]}).to_string())
+        .unwrap_err()
+        .to_string()
+        .contains("duplicate"));
 }
 
 #[test]
@@ -158,22 +184,38 @@ fn cli_exit_codes() -> Result<()> {
 
     // A reference that differs in one bit makes the command exit 1 and say where.
     let spec_path = dir.join("spec.json");
-    std::fs::write(&spec_path, r#"{"cases": [{"name": "one", "seed": 3, "layer": {"kind": "linear", "in_features": 2, "out_features": 2, "bias": true},
-        "norm": {"kind": "spectral_norm", "api": "parametrizations"}, "mode": "train", "input_shape": [1, 2], "steps": 1}]}"#)?;
+    std::fs::write(
+        &spec_path,
+        r#"{"cases": [{"name": "one", "seed": 3, "layer": {"kind": "linear", "in_features": 2, "out_features": 2, "bias": true},
+        "norm": {"kind": "spectral_norm", "api": "parametrizations"}, "mode": "train", "input_shape": [1, 2], "steps": 1}]}"#,
+    )?;
     let json_out = std::process::Command::new(bin).args(["parity", "--spec"]).arg(&spec_path).arg("--json").output()?;
     assert!(json_out.status.success());
     let mut reference: run::ParityOutput = serde_json::from_slice(&json_out.stdout)?;
     let ref_path = dir.join("ref.json");
     std::fs::write(&ref_path, serde_json::to_string(&reference)?)?;
-    let same = std::process::Command::new(bin).args(["parity", "--spec"]).arg(&spec_path).arg("--reference").arg(&ref_path).output()?;
+    let same = std::process::Command::new(bin)
+        .args(["parity", "--spec"])
+        .arg(&spec_path)
+        .arg("--reference")
+        .arg(&ref_path)
+        .output()?;
     assert_eq!(same.status.code(), Some(0), "{}", String::from_utf8_lossy(&same.stdout));
     let step = &mut reference.cases[0].steps.as_mut().unwrap()[0];
     step.tensors.get_mut("loss").unwrap().f32_bits[0] ^= 1;
     std::fs::write(&ref_path, serde_json::to_string(&reference)?)?;
-    let differ = std::process::Command::new(bin).args(["parity", "--spec"]).arg(&spec_path).arg("--reference").arg(&ref_path).output()?;
+    let differ = std::process::Command::new(bin)
+        .args(["parity", "--spec"])
+        .arg(&spec_path)
+        .arg("--reference")
+        .arg(&ref_path)
+        .output()?;
     assert_eq!(differ.status.code(), Some(1));
     let table = String::from_utf8_lossy(&differ.stdout);
-    assert!(table.lines().any(|l| l.contains("one") && l.contains("loss") && l.contains("NO") && l.contains(" 1 ")), "{table}");
+    assert!(
+        table.lines().any(|l| l.contains("one") && l.contains("loss") && l.contains("NO") && l.contains(" 1 ")),
+        "{table}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

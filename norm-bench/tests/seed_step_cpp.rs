@@ -38,7 +38,11 @@ fn the_cpp_step_equals_norms_step_bit_for_bit() {
         assert_eq!(bits(&v), bits(model.layer.weight_v()), "{at}: weight_v");
         assert_eq!(bits(&g), bits(model.layer.weight_g()), "{at}: weight_g");
         assert_eq!(bits(&b), bits(&bias), "{at}: bias");
-        assert_ne!(bits(&b), bits(&SeedModel::new(Example::WeightNorm).unwrap().layer.layer().bs.as_ref().unwrap().shallow_clone()), "{at}: trained");
+        assert_ne!(
+            bits(&b),
+            bits(&SeedModel::new(Example::WeightNorm).unwrap().layer.layer().bs.as_ref().unwrap().shallow_clone()),
+            "{at}: trained"
+        );
     }
 }
 

@@ -153,7 +153,10 @@ pub trait AutodiffBackend: Backend {
     /// The updates of one `optimizer.step()`, in parameter order. The default runs
     /// [`AutodiffBackend::adam_update`] for each; a backend may batch them where that
     /// provably gives the same bits (updates of distinct parameters are independent).
-    fn adam_update_many(config: &crate::optim::AdamConfig, updates: Vec<crate::optim::AdamUpdate<'_, Self>>) -> Result<()> {
+    fn adam_update_many(
+        config: &crate::optim::AdamConfig,
+        updates: Vec<crate::optim::AdamUpdate<'_, Self>>,
+    ) -> Result<()> {
         for u in updates {
             Self::adam_update(config, u.step, u.param, u.grad, u.exp_avg, u.exp_avg_sq, u.max_exp_avg_sq)?;
         }

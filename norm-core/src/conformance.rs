@@ -8,8 +8,8 @@
 
 use crate::backend::{AutodiffBackend, Backend};
 use crate::error::Error;
-use crate::optim::{Adam, AdamConfig};
 use crate::functional::normalize;
+use crate::optim::{Adam, AdamConfig};
 use crate::spectral_norm::{check_n_power_iterations, hooks, parametrizations};
 use crate::weight_norm::{compute_weight, initial_g, WeightNormDim};
 
@@ -24,9 +24,14 @@ fn fail<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> String + '_ {
 pub fn test_values(n: usize, salt: u32) -> Vec<f32> {
     (0..n)
         .map(|i| {
-            let x = ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(salt.wrapping_mul(40_503)) >> 8) as f32 / (1u32 << 24) as f32;
+            let x = ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(salt.wrapping_mul(40_503)) >> 8) as f32
+                / (1u32 << 24) as f32;
             let v = 2.0 * x - 1.0;
-            if v.abs() < 1e-3 { 0.5 } else { v }
+            if v.abs() < 1e-3 {
+                0.5
+            } else {
+                v
+            }
         })
         .collect()
 }
@@ -67,7 +72,12 @@ pub fn weight_norm_dim_contract<B: Backend>(device: &B::Device) -> Outcome {
         }
         let weight = compute_weight::<B>(&w, &g, dim).map_err(fail("compute_weight"))?;
         let expected: Vec<f64> = values.iter().map(|&x| x as f64).collect();
-        assert_close(&format!("weight at registration, dim {dim}"), &B::to_f32_vec(&weight).map_err(fail("to_f32_vec"))?, &expected, 1e-5)?;
+        assert_close(
+            &format!("weight at registration, dim {dim}"),
+            &B::to_f32_vec(&weight).map_err(fail("to_f32_vec"))?,
+            &expected,
+            1e-5,
+        )?;
     }
     let whole = initial_g::<B>(&w, WeightNormDim::WHOLE).map_err(fail("initial_g"))?;
     let norm = values.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
@@ -134,7 +144,8 @@ pub fn adam_follows_its_formula<B: AutodiffBackend>(device: &B::Device) -> Outco
         let (mut m, mut s, mut smax) = (vec![0.0f64; n], vec![0.0f64; n], vec![0.0f64; n]);
         for step in 1..=5 {
             let grad = test_values(n, 10 + step);
-            B::set_grad(&param, B::from_f32(&grad, &[n], device).map_err(fail("from_f32"))?).map_err(fail("set_grad"))?;
+            B::set_grad(&param, B::from_f32(&grad, &[n], device).map_err(fail("from_f32"))?)
+                .map_err(fail("set_grad"))?;
             adam.step().map_err(fail("step"))?;
             let t = step as f64;
             for i in 0..n {
@@ -167,7 +178,8 @@ pub fn adam_follows_its_formula<B: AutodiffBackend>(device: &B::Device) -> Outco
 pub fn adam_skips_params_without_grad<B: AutodiffBackend>(device: &B::Device) -> Outcome {
     let a = B::from_f32(&[1.0, 2.0], &[2], device).map_err(fail("from_f32"))?;
     let b = B::from_f32(&[3.0, 4.0], &[2], device).map_err(fail("from_f32"))?;
-    let mut adam = Adam::<B>::new(vec![B::shallow_clone(&a), B::shallow_clone(&b)], AdamConfig::with_lr(0.1)).map_err(fail("Adam::new"))?;
+    let mut adam = Adam::<B>::new(vec![B::shallow_clone(&a), B::shallow_clone(&b)], AdamConfig::with_lr(0.1))
+        .map_err(fail("Adam::new"))?;
     B::set_grad(&a, B::from_f32(&[1.0, -1.0], &[2], device).map_err(fail("from_f32"))?).map_err(fail("set_grad"))?;
     adam.step().map_err(fail("step"))?;
     if B::to_f32_vec(&b).map_err(fail("to_f32_vec"))? != vec![3.0, 4.0] {
@@ -209,12 +221,22 @@ pub fn normalize_is_unit_norm<B: Backend>(device: &B::Device) -> Outcome {
     let x = B::from_f32(&[3.0, 4.0, 0.0, 0.0, 1e-20, -1e-20], &[3, 2], device).map_err(fail("from_f32"))?;
     let rows = normalize::<B>(&x, 1, 1e-12, None).map_err(fail("normalize"))?;
     // Row 2's norm is below eps: it is divided by eps instead.
-    assert_close("normalize dim 1", &B::to_f32_vec(&rows).map_err(fail("to_f32_vec"))?, &[0.6, 0.8, 0.0, 0.0, 1e-8, -1e-8], 1e-5)?;
+    assert_close(
+        "normalize dim 1",
+        &B::to_f32_vec(&rows).map_err(fail("to_f32_vec"))?,
+        &[0.6, 0.8, 0.0, 0.0, 1e-8, -1e-8],
+        1e-5,
+    )?;
     let v = B::from_f32(&[1.0, 2.0, 2.0], &[3], device).map_err(fail("from_f32"))?;
     let mut out = B::zeros_like(&v).map_err(fail("zeros_like"))?;
     let alias = B::shallow_clone(&out);
     normalize::<B>(&v, 0, 1e-12, Some(&mut out)).map_err(fail("normalize out"))?;
-    assert_close("normalize out= (seen through another handle)", &B::to_f32_vec(&alias).map_err(fail("to_f32_vec"))?, &[1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0], 1e-6)
+    assert_close(
+        "normalize out= (seen through another handle)",
+        &B::to_f32_vec(&alias).map_err(fail("to_f32_vec"))?,
+        &[1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0],
+        1e-6,
+    )
 }
 
 /// Power iteration finds σ = 3 of `[[2, 1], [1, 2], [0, 0]]` in both APIs, the
@@ -228,7 +250,8 @@ pub fn spectral_norm_estimates_sigma<B: AutodiffBackend>(device: &B::Device) -> 
     if B::shape(&u) != [3] || B::shape(&v) != [2] {
         return Err(format!("hook u, v shapes {:?} {:?}, expected [3] [2]", B::shape(&u), B::shape(&v)));
     }
-    let normalized = hooks::compute_weight::<B>(&w, &mut u, &mut v, 0, 30, 1e-12, true).map_err(fail("hooks compute_weight"))?;
+    let normalized =
+        hooks::compute_weight::<B>(&w, &mut u, &mut v, 0, 30, 1e-12, true).map_err(fail("hooks compute_weight"))?;
     assert_close("hooks W / sigma", &B::to_f32_vec(&normalized).map_err(fail("to_f32_vec"))?, &expected, 1e-4)?;
     let (u_before, v_before) = (B::to_f32_vec(&u).map_err(fail("u"))?, B::to_f32_vec(&v).map_err(fail("v"))?);
     hooks::compute_weight::<B>(&w, &mut u, &mut v, 0, 30, 1e-12, false).map_err(fail("hooks eval"))?;
@@ -236,18 +259,28 @@ pub fn spectral_norm_estimates_sigma<B: AutodiffBackend>(device: &B::Device) -> 
         return Err("hooks: eval mode changed u or v".into());
     }
 
-    let mut state = parametrizations::SpectralNormState::<B>::new(&w, 1, 0, 1e-12).map_err(fail("SpectralNormState::new"))?;
+    let mut state =
+        parametrizations::SpectralNormState::<B>::new(&w, 1, 0, 1e-12).map_err(fail("SpectralNormState::new"))?;
     for _ in 0..10 {
         state.forward(&w, true).map_err(fail("parametrized forward"))?;
     }
     let normalized = state.forward(&w, false).map_err(fail("parametrized eval"))?;
-    assert_close("parametrizations W / sigma", &B::to_f32_vec(&normalized).map_err(fail("to_f32_vec"))?, &expected, 1e-4)?;
+    assert_close(
+        "parametrizations W / sigma",
+        &B::to_f32_vec(&normalized).map_err(fail("to_f32_vec"))?,
+        &expected,
+        1e-4,
+    )?;
 
     // ConvTranspose-style dim 1 on a 3-D weight: W_mat is size(1) x rest.
     let w3 = B::from_f32(&test_values(24, 9), &[2, 3, 4], device).map_err(fail("from_f32"))?;
     let (u3, v3) = hooks::initial_u_v::<B>(&w3, 1, 1e-12).map_err(fail("initial_u_v dim 1"))?;
     if B::shape(&u3) != [3] || B::shape(&v3) != [8] {
-        return Err(format!("dim 1 of [2, 3, 4]: u, v shapes {:?} {:?}, expected [3] [8]", B::shape(&u3), B::shape(&v3)));
+        return Err(format!(
+            "dim 1 of [2, 3, 4]: u, v shapes {:?} {:?}, expected [3] [8]",
+            B::shape(&u3),
+            B::shape(&v3)
+        ));
     }
     // A 1-D weight in the parametrization API is just normalize(weight).
     let w1 = B::from_f32(&[3.0, 4.0], &[2], device).map_err(fail("from_f32"))?;
@@ -255,7 +288,12 @@ pub fn spectral_norm_estimates_sigma<B: AutodiffBackend>(device: &B::Device) -> 
     if s1.u.is_some() {
         return Err("a 1-D weight must have no u buffer".into());
     }
-    assert_close("1-D parametrized", &B::to_f32_vec(&s1.forward(&w1, true).map_err(fail("1-D forward"))?).map_err(fail("to_f32_vec"))?, &[0.6, 0.8], 1e-6)
+    assert_close(
+        "1-D parametrized",
+        &B::to_f32_vec(&s1.forward(&w1, true).map_err(fail("1-D forward"))?).map_err(fail("to_f32_vec"))?,
+        &[0.6, 0.8],
+        1e-6,
+    )
 }
 
 /// PyTorch's error cases: `n_power_iterations <= 0`, dims out of range, and the hook

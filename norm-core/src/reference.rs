@@ -75,7 +75,11 @@ impl RefTensor {
     pub fn new(data: Vec<f32>, shape: &[usize]) -> Result<Self> {
         let numel: usize = shape.iter().product();
         if numel != data.len() {
-            return Err(Error::invalid("data", format!("{} values", data.len()), format!("{numel} values for shape {shape:?}")));
+            return Err(Error::invalid(
+                "data",
+                format!("{} values", data.len()),
+                format!("{numel} values for shape {shape:?}"),
+            ));
         }
         Ok(RefTensor { shape: shape.to_vec(), data: Arc::new(Mutex::new(data)), grad: Arc::new(Mutex::new(None)) })
     }
@@ -104,7 +108,11 @@ impl RefTensor {
     fn update(&mut self, others: &[&RefTensor], f: impl Fn(f32, &[f32]) -> f32) -> Result<()> {
         for o in others {
             if o.shape != self.shape {
-                return Err(Error::ShapeMismatch { what: "in-place operand".into(), expected: self.shape.clone(), got: o.shape.clone() });
+                return Err(Error::ShapeMismatch {
+                    what: "in-place operand".into(),
+                    expected: self.shape.clone(),
+                    got: o.shape.clone(),
+                });
             }
         }
         let other_values: Vec<Vec<f32>> = others.iter().map(|o| o.values()).collect();
@@ -122,7 +130,8 @@ impl RefTensor {
 
 fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let rank = a.len().max(b.len());
-    let pad = |s: &[usize]| -> Vec<usize> { std::iter::repeat(1).take(rank - s.len()).chain(s.iter().copied()).collect() };
+    let pad =
+        |s: &[usize]| -> Vec<usize> { std::iter::repeat(1).take(rank - s.len()).chain(s.iter().copied()).collect() };
     let (pa, pb) = (pad(a), pad(b));
     pa.iter()
         .zip(&pb)
@@ -139,7 +148,8 @@ fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
 fn broadcast_binary(a: &RefTensor, b: &RefTensor, f: impl Fn(f32, f32) -> f32) -> Result<RefTensor> {
     let out_shape = broadcast_shape(&a.shape, &b.shape)?;
     let strides_for = |s: &[usize]| -> Vec<usize> {
-        let padded: Vec<usize> = std::iter::repeat(1).take(out_shape.len() - s.len()).chain(s.iter().copied()).collect();
+        let padded: Vec<usize> =
+            std::iter::repeat(1).take(out_shape.len() - s.len()).chain(s.iter().copied()).collect();
         let mut strides = vec![0; padded.len()];
         let mut acc = 1;
         for d in (0..padded.len()).rev() {
@@ -269,7 +279,10 @@ impl Backend for RefBackend {
     fn reshape(t: &RefTensor, shape: &[i64]) -> Result<RefTensor> {
         let numel: usize = t.shape.iter().product();
         let known: i64 = shape.iter().filter(|&&d| d != -1).product();
-        let resolved: Vec<usize> = shape.iter().map(|&d| if d == -1 && known > 0 { numel / known as usize } else { d.max(0) as usize }).collect();
+        let resolved: Vec<usize> = shape
+            .iter()
+            .map(|&d| if d == -1 && known > 0 { numel / known as usize } else { d.max(0) as usize })
+            .collect();
         if resolved.iter().product::<usize>() != numel {
             return Err(Error::invalid("shape", format!("{shape:?}"), format!("a shape with {numel} elements")));
         }
@@ -300,15 +313,24 @@ impl Backend for RefBackend {
             return Err(Error::invalid("mat", format!("shape {:?}", mat.shape), "a matrix"));
         };
         if vec.shape != [cols] {
-            return Err(Error::ShapeMismatch { what: "mv vector".into(), expected: vec![cols], got: vec.shape.clone() });
+            return Err(Error::ShapeMismatch {
+                what: "mv vector".into(),
+                expected: vec![cols],
+                got: vec.shape.clone(),
+            });
         }
         let (m, v) = (mat.values(), vec.values());
-        let out = (0..rows).map(|r| (0..cols).map(|c| m[r * cols + c] as f64 * v[c] as f64).sum::<f64>() as f32).collect();
+        let out =
+            (0..rows).map(|r| (0..cols).map(|c| m[r * cols + c] as f64 * v[c] as f64).sum::<f64>() as f32).collect();
         RefTensor::new(out, &[rows])
     }
     fn dot(a: &RefTensor, b: &RefTensor) -> Result<RefTensor> {
         if a.shape.len() != 1 || a.shape != b.shape {
-            return Err(Error::ShapeMismatch { what: "dot operands".into(), expected: a.shape.clone(), got: b.shape.clone() });
+            return Err(Error::ShapeMismatch {
+                what: "dot operands".into(),
+                expected: a.shape.clone(),
+                got: b.shape.clone(),
+            });
         }
         let sum = a.values().iter().zip(b.values()).map(|(&x, y)| x as f64 * y as f64).sum::<f64>();
         RefTensor::new(vec![sum as f32], &[])
@@ -327,7 +349,11 @@ impl Backend for RefBackend {
         let moved = Self::permute(t, &order)?.values();
         let len = t.shape[a];
         let others: usize = t.shape.iter().product::<usize>() / len.max(1);
-        let out: Vec<f32> = if len == 0 { vec![0.0; others] } else { moved.chunks(len).map(|c| c.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt() as f32).collect() };
+        let out: Vec<f32> = if len == 0 {
+            vec![0.0; others]
+        } else {
+            moved.chunks(len).map(|c| c.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt() as f32).collect()
+        };
         let mut shape = t.shape.clone();
         if keepdim {
             shape[a] = 1;
@@ -347,7 +373,11 @@ impl Backend for RefBackend {
     fn div_out(a: &RefTensor, b: &RefTensor, out: &mut RefTensor) -> Result<()> {
         let result = Self::div(a, b)?;
         if result.shape != out.shape {
-            return Err(Error::ShapeMismatch { what: "div out".into(), expected: result.shape, got: out.shape.clone() });
+            return Err(Error::ShapeMismatch {
+                what: "div out".into(),
+                expected: result.shape,
+                got: out.shape.clone(),
+            });
         }
         out.update(&[&result], |_, r| r[0])
     }
@@ -368,14 +398,22 @@ impl Backend for RefBackend {
         }
         let axis = if dim < 0 { dim + rank } else { dim };
         if !(0..rank).contains(&axis) {
-            return Err(Error::DimOutOfRange { dim, rank: v.shape.len(), expected: format!("-1 or an axis in [{}, {}]", -rank, rank - 1) });
+            return Err(Error::DimOutOfRange {
+                dim,
+                rank: v.shape.len(),
+                expected: format!("-1 or an axis in [{}, {}]", -rank, rank - 1),
+            });
         }
         let axis = axis as usize;
         let inner: usize = v.shape[axis + 1..].iter().product();
         let size = v.shape[axis];
         let outer: usize = v.shape[..axis].iter().product();
         let norms = (0..size)
-            .map(|k| l2(&mut (0..outer).flat_map(|o| (0..inner).map(move |i| (o * size + k) * inner + i)).map(|idx| values[idx])))
+            .map(|k| {
+                l2(&mut (0..outer)
+                    .flat_map(|o| (0..inner).map(move |i| (o * size + k) * inner + i))
+                    .map(|idx| values[idx]))
+            })
             .collect();
         let mut shape = vec![1; v.shape.len()];
         shape[axis] = size;

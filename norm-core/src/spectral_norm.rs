@@ -48,7 +48,11 @@ pub mod hooks {
 
     /// PyTorch's default `dim`: 1 for ConvTranspose layers, else 0.
     pub fn default_dim(is_conv_transpose: bool) -> i64 {
-        if is_conv_transpose { 1 } else { 0 }
+        if is_conv_transpose {
+            1
+        } else {
+            0
+        }
     }
 
     /// Checks `dim` for a weight of rank `rank`: only `0 <= dim < rank` works. The hook

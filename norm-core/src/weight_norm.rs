@@ -58,11 +58,7 @@ impl WeightNormDim {
             Err(Error::DimOutOfRange {
                 dim,
                 rank,
-                expected: format!(
-                    "None or -1 (whole tensor), or an axis in [{}, {}]",
-                    -r,
-                    r - 1
-                ),
+                expected: format!("None or -1 (whole tensor), or an axis in [{}, {}]", -r, r - 1),
             })
         }
     }
@@ -111,7 +107,11 @@ pub fn compute_weight<B: Backend>(v: &B::Tensor, g: &B::Tensor, dim: WeightNormD
     let expected = dim.g_shape(&v_shape)?;
     let got = B::shape(g);
     if got != expected {
-        return Err(Error::ShapeMismatch { what: format!("weight_g for weight_v of shape {v_shape:?} and dim {dim}"), expected, got });
+        return Err(Error::ShapeMismatch {
+            what: format!("weight_g for weight_v of shape {v_shape:?} and dim {dim}"),
+            expected,
+            got,
+        });
     }
     B::weight_norm(v, g, dim.value())
 }

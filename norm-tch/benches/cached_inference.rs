@@ -18,7 +18,9 @@
 //! docs/fold_and_cache.md: time per call of the best and the median round, ratios to `plain`.
 
 use criterion::{BenchmarkId, Criterion};
-use norm_tch::layers::{conv1d, linear, Conv1d, ConvOptions, LinearConfig, SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer};
+use norm_tch::layers::{
+    conv1d, linear, Conv1d, ConvOptions, LinearConfig, SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer,
+};
 use std::time::{Duration, Instant};
 use tch::nn::{Linear, Module, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -31,7 +33,12 @@ type Variant = (&'static str, Box<dyn Fn() -> Tensor>);
 
 /// The variants for one layer shape; `make` builds the layer at prefix "m" of a store,
 /// `plain_of` a plain layer from it with the given weight. Run under `no_grad`.
-fn variants<L, P>(seed: i64, make: impl Fn(&VarStore) -> L, plain_of: impl Fn(&L, &Tensor) -> P, x: Tensor) -> Vec<Variant>
+fn variants<L, P>(
+    seed: i64,
+    make: impl Fn(&VarStore) -> L,
+    plain_of: impl Fn(&L, &Tensor) -> P,
+    x: Tensor,
+) -> Vec<Variant>
 where
     L: WeightedLayer + std::fmt::Debug + Send + 'static,
     P: Module + 'static,
@@ -50,7 +57,7 @@ where
     let plain = plain_of(wn.layer(), &wn.weight().unwrap());
     let sn = SpectralNorm::new(&vs_sn, "m", make(&vs_sn), SpectralNormOptions::default()).unwrap();
     let _ = sn.f_forward_t(&x, true).unwrap(); // one power iteration, as after a training step
-    // Same bits all the way.
+                                               // Same bits all the way.
     assert!(wn.forward(&x).equal(&plain.forward(&x)) && folded.forward(&x).equal(&plain.forward(&x)));
     let x = std::rc::Rc::new(x);
     let (wn, sn) = (std::rc::Rc::new(wn), std::rc::Rc::new(sn));
@@ -62,7 +69,10 @@ where
         ("cached", Box::new(move || wn1.forward(&x3))),
         ("uncached", Box::new(move || wn2.layer().forward_with_weight(&x4, &wn2.weight().unwrap()).unwrap())),
         ("sn_cached", Box::new(move || sn1.f_forward_t(&x5, false).unwrap())),
-        ("sn_uncached", Box::new(move || sn2.layer().forward_with_weight(&x6, &sn2.compute_weight(false).unwrap()).unwrap())),
+        (
+            "sn_uncached",
+            Box::new(move || sn2.layer().forward_with_weight(&x6, &sn2.compute_weight(false).unwrap()).unwrap()),
+        ),
     ]
 }
 
@@ -91,7 +101,14 @@ fn conv_case() -> (String, Vec<Variant>) {
 }
 
 fn cases() -> Vec<(String, Vec<Variant>)> {
-    vec![linear_case(16, 1), linear_case(512, 1), linear_case(512, 64), linear_case(4096, 1), linear_case(4096, 64), conv_case()]
+    vec![
+        linear_case(16, 1),
+        linear_case(512, 1),
+        linear_case(512, 64),
+        linear_case(4096, 1),
+        linear_case(4096, 64),
+        conv_case(),
+    ]
 }
 
 fn criterion_benches(c: &mut Criterion) {
@@ -137,13 +154,20 @@ fn interleaved(variants: &[Variant], rounds: usize, slice: Duration) -> Vec<(f64
 }
 
 fn fmt_time(s: f64) -> String {
-    if s < 1e-3 { format!("{:.1} µs", s * 1e6) } else { format!("{:.2} ms", s * 1e3) }
+    if s < 1e-3 {
+        format!("{:.1} µs", s * 1e6)
+    } else {
+        format!("{:.2} ms", s * 1e3)
+    }
 }
 
 fn table() {
     let quick = std::env::var_os("NORM_BENCH_QUICK").is_some();
     let (rounds, slice) = if quick { (5, Duration::from_millis(20)) } else { (41, Duration::from_millis(50)) };
-    println!("threads: 1, cpu capability: {}, {rounds} interleaved rounds; best round (median round in parentheses)", norm_tch::backend::cpu_capability());
+    println!(
+        "threads: 1, cpu capability: {}, {rounds} interleaved rounds; best round (median round in parentheses)",
+        norm_tch::backend::cpu_capability()
+    );
     println!();
     println!("| layer | plain (a) | folded | cached (b) | uncached (c) | folded/a | b/a | c/a | SN cached/a | SN uncached/a |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
@@ -153,7 +177,18 @@ fn table() {
         assert_eq!(names, ["plain", "folded", "cached", "uncached", "sn_cached", "sn_uncached"]);
         let time = |i: usize| format!("{} ({})", fmt_time(t[i].0), fmt_time(t[i].1));
         let ratio = |i: usize, digits: usize| format!("{:.digits$} ({:.digits$})", t[i].0 / t[0].0, t[i].1 / t[0].1);
-        println!("| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |", time(0), time(1), time(2), time(3), ratio(1, 2), ratio(2, 2), ratio(3, 1), ratio(4, 2), ratio(5, 1));
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            time(0),
+            time(1),
+            time(2),
+            time(3),
+            ratio(1, 2),
+            ratio(2, 2),
+            ratio(3, 1),
+            ratio(4, 2),
+            ratio(5, 1)
+        );
     }
 }
 
@@ -165,7 +200,11 @@ fn main() {
         return;
     }
     let quick = std::env::var_os("NORM_BENCH_QUICK").is_some();
-    let (warm, measure) = if quick { (Duration::from_millis(200), Duration::from_millis(600)) } else { (Duration::from_secs(1), Duration::from_secs(3)) };
+    let (warm, measure) = if quick {
+        (Duration::from_millis(200), Duration::from_millis(600))
+    } else {
+        (Duration::from_secs(1), Duration::from_secs(3))
+    };
     let mut c = Criterion::default().sample_size(20).warm_up_time(warm).measurement_time(measure).configure_from_args();
     criterion_benches(&mut c);
     c.final_summary();

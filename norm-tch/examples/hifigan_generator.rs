@@ -58,7 +58,9 @@ fn parse_args() -> Result<Args> {
             "--seed" => args.seed = value()?.parse().context("--seed: expected an integer in [0, 2^64)")?,
             "--save-folded" => args.save_folded = Some(value()?.into()),
             "-h" | "--help" => {
-                println!("usage: hifigan_generator [--checkpoint GEN.pt --io GEN.json] [--seed N] [--save-folded OUT.pt]");
+                println!(
+                    "usage: hifigan_generator [--checkpoint GEN.pt --io GEN.json] [--seed N] [--save-folded OUT.pt]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -75,7 +77,12 @@ fn describe(what: &str, ours: &Bits, theirs: &Bits) -> String {
     match ours.max_ulp(theirs) {
         None => format!("{what}: shapes differ ({:?} vs {:?})", ours.shape, theirs.shape),
         Some(0) if ours == theirs => format!("{what}: bit-equal"),
-        Some(u) => format!("{what}: max {u} ULP, max abs diff {:.3e} ({} of {} values differ)", ours.max_abs_diff(theirs), ours.count_differing(theirs), ours.f32_bits.len()),
+        Some(u) => format!(
+            "{what}: max {u} ULP, max abs diff {:.3e} ({} of {} values differ)",
+            ours.max_abs_diff(theirs),
+            ours.count_differing(theirs),
+            ours.f32_bits.len()
+        ),
     }
 }
 
@@ -83,7 +90,9 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     norm_tch::backend::set_num_threads(1)?;
     let torch: Option<TorchIo> = match &args.io {
-        Some(path) => Some(serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?),
+        Some(path) => {
+            Some(serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?)
+        }
         None => None,
     };
     let config = torch.as_ref().map_or_else(Config::default, |t| t.config.clone());
@@ -96,7 +105,13 @@ fn main() -> Result<()> {
                 Generator::new(&vs, &config)?
             };
             let report = load_checkpoint(&mut vs, path, &LoadOptions::default())?;
-            println!("loaded {} ({} layers converted; made by torch {}, {})", path.display(), report.conversions.len(), t.torch, t.cpu_capability);
+            println!(
+                "loaded {} ({} layers converted; made by torch {}, {})",
+                path.display(),
+                report.conversions.len(),
+                t.torch,
+                t.cpu_capability
+            );
             (model, t.input.to_tensor()?)
         }
         _ => {
@@ -108,7 +123,12 @@ fn main() -> Result<()> {
 }
 
 fn run(mut model: Generator, vs: &VarStore, x: &Tensor, torch: Option<&TorchIo>, args: &Args) -> Result<()> {
-    println!("model: {} weight-normed layers, {} variables; input {:?}", model.num_layers(), vs.variables().len(), x.size());
+    println!(
+        "model: {} weight-normed layers, {} variables; input {:?}",
+        model.num_layers(),
+        vs.variables().len(),
+        x.size()
+    );
     let y = Bits::of(&tch::no_grad(|| model.forward(x))?)?;
     println!("output          {}", y.summary());
     let mut ok = true;

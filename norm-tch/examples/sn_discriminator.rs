@@ -79,7 +79,13 @@ fn parse_args() -> Result<Args> {
 fn main() -> Result<()> {
     let args = parse_args()?;
     norm_tch::backend::set_num_threads(1)?;
-    println!("training the discriminator: seed {}, {} Adam steps, batch {} (cpu capability {})", args.seed, args.steps, args.batch, norm_tch::backend::cpu_capability());
+    println!(
+        "training the discriminator: seed {}, {} Adam steps, batch {} (cpu capability {})",
+        args.seed,
+        args.steps,
+        args.batch,
+        norm_tch::backend::cpu_capability()
+    );
     let run = train(args.seed, args.steps, args.batch, |step, loss| {
         let v = loss.double_value(&[]) as f32;
         println!("step {step}: loss {v:.9} (bits {:#010x})", v.to_bits());
@@ -95,9 +101,16 @@ fn main() -> Result<()> {
         println!("wrote the eval input (and Rust's output) to {}", path.display());
     }
     if let Some(path) = &args.reference {
-        let torch: TorchRun = serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?;
+        let torch: TorchRun =
+            serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?;
         if (torch.seed, torch.steps, torch.batch) != (args.seed, args.steps, args.batch) {
-            bail!("{} is a run with seed {}, {} steps, batch {}: pass the same here", path.display(), torch.seed, torch.steps, torch.batch);
+            bail!(
+                "{} is a run with seed {}, {} steps, batch {}: pass the same here",
+                path.display(),
+                torch.seed,
+                torch.steps,
+                torch.batch
+            );
         }
         println!("against PyTorch's run in {} (torch {}, {}):", path.display(), torch.torch, torch.cpu_capability);
         let (lines, differing) = compare(&run, &torch)?;

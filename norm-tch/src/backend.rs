@@ -39,7 +39,11 @@ pub fn synchronize(device: Device) {
 /// respect to `t`, same shape) into the leaves. tch's `backward()` only takes scalar losses.
 pub fn backward_with_grad(t: &Tensor, gradient: &Tensor) -> Result<()> {
     if t.size() != gradient.size() {
-        return Err(Error::ShapeMismatch { what: "backward gradient".into(), expected: TchBackend::shape(t), got: TchBackend::shape(gradient) });
+        return Err(Error::ShapeMismatch {
+            what: "backward gradient".into(),
+            expected: TchBackend::shape(t),
+            got: TchBackend::shape(gradient),
+        });
     }
     ffi::backward_with_grad(t, gradient)
 }
@@ -95,13 +99,25 @@ impl Backend for TchBackend {
     fn from_f32(data: &[f32], shape: &[usize], device: &Device) -> Result<Tensor> {
         let numel: usize = shape.iter().product();
         if numel != data.len() {
-            return Err(Error::invalid("data", format!("{} values", data.len()), format!("{numel} values for shape {shape:?}")));
+            return Err(Error::invalid(
+                "data",
+                format!("{} values", data.len()),
+                format!("{numel} values for shape {shape:?}"),
+            ));
         }
         let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-        Tensor::f_from_slice(data).and_then(|t| t.f_reshape(dims.as_slice())).and_then(|t| t.f_to_device(*device)).map_err(tch_err("from_f32"))
+        Tensor::f_from_slice(data)
+            .and_then(|t| t.f_reshape(dims.as_slice()))
+            .and_then(|t| t.f_to_device(*device))
+            .map_err(tch_err("from_f32"))
     }
     fn to_f32_vec(t: &Tensor) -> Result<Vec<f32>> {
-        let flat = t.f_to_kind(Kind::Float).and_then(|t| t.f_to_device(Device::Cpu)).and_then(|t| t.f_contiguous()).and_then(|t| t.f_reshape([-1])).map_err(tch_err("to_f32_vec"))?;
+        let flat = t
+            .f_to_kind(Kind::Float)
+            .and_then(|t| t.f_to_device(Device::Cpu))
+            .and_then(|t| t.f_contiguous())
+            .and_then(|t| t.f_reshape([-1]))
+            .map_err(tch_err("to_f32_vec"))?;
         Vec::<f32>::try_from(&flat).map_err(tch_err("to_f32_vec"))
     }
     fn deep_clone(t: &Tensor) -> Result<Tensor> {
@@ -206,7 +222,11 @@ impl AutodiffBackend for TchBackend {
     }
     fn set_grad(t: &Tensor, grad: Tensor) -> Result<()> {
         if t.size() != grad.size() {
-            return Err(Error::ShapeMismatch { what: "grad".into(), expected: Self::shape(t), got: Self::shape(&grad) });
+            return Err(Error::ShapeMismatch {
+                what: "grad".into(),
+                expected: Self::shape(t),
+                got: Self::shape(&grad),
+            });
         }
         ffi::set_grad(t, &grad)
     }
@@ -231,7 +251,10 @@ impl AutodiffBackend for TchBackend {
     }
     /// One C++ call for the whole step; small parameters are packed into shared ATen calls
     /// (bit-identical, see `csrc/adam.cpp`; `tests/adam_fused.rs` checks it).
-    fn adam_update_many(config: &norm_core::optim::AdamConfig, updates: Vec<norm_core::optim::AdamUpdate<'_, Self>>) -> Result<()> {
+    fn adam_update_many(
+        config: &norm_core::optim::AdamConfig,
+        updates: Vec<norm_core::optim::AdamUpdate<'_, Self>>,
+    ) -> Result<()> {
         adam_update_packed(config, updates).map(drop)
     }
 }
@@ -241,6 +264,9 @@ impl AutodiffBackend for TchBackend {
 /// run of the ATen calls (the same bits: ATen runs every element of tensors that small
 /// through its scalar loop; see `csrc/adam.cpp`). Returns how many packed groups (of two
 /// or more parameters) there were.
-pub fn adam_update_packed(config: &norm_core::optim::AdamConfig, updates: Vec<norm_core::optim::AdamUpdate<'_, TchBackend>>) -> Result<usize> {
+pub fn adam_update_packed(
+    config: &norm_core::optim::AdamConfig,
+    updates: Vec<norm_core::optim::AdamUpdate<'_, TchBackend>>,
+) -> Result<usize> {
     ffi::adam_update_many(config, updates)
 }

@@ -10,7 +10,14 @@ use torch_sys::C_tensor;
 extern "C" {
     fn norm_last_error() -> *const c_char;
     fn norm_add_alpha(out: *mut *mut C_tensor, t: *const C_tensor, other: *const C_tensor, alpha: f64) -> c_int;
-    fn norm_linalg_vector_norm(out: *mut *mut C_tensor, t: *const C_tensor, ord: f64, dims: *const i64, ndims: c_int, keepdim: c_int) -> c_int;
+    fn norm_linalg_vector_norm(
+        out: *mut *mut C_tensor,
+        t: *const C_tensor,
+        ord: f64,
+        dims: *const i64,
+        ndims: c_int,
+        keepdim: c_int,
+    ) -> c_int;
     fn norm_leaky_relu(out: *mut *mut C_tensor, t: *const C_tensor, negative_slope: f64) -> c_int;
     fn norm_clone_contiguous(out: *mut *mut C_tensor, t: *const C_tensor) -> c_int;
     fn norm_addcmul_(t: *mut C_tensor, t1: *const C_tensor, t2: *const C_tensor, value: f64) -> c_int;
@@ -86,7 +93,9 @@ pub fn add_alpha(t: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor> {
 pub fn linalg_vector_norm(t: &Tensor, ord: f64, dims: &[i64], keepdim: bool) -> Result<Tensor> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
     // SAFETY: a live handle and a dims slice valid for the call; `out` is owned by the result.
-    check("linalg_vector_norm", unsafe { norm_linalg_vector_norm(&mut out, t.as_ptr(), ord, dims.as_ptr(), dims.len() as c_int, keepdim as c_int) })?;
+    check("linalg_vector_norm", unsafe {
+        norm_linalg_vector_norm(&mut out, t.as_ptr(), ord, dims.as_ptr(), dims.len() as c_int, keepdim as c_int)
+    })?;
     Ok(unsafe { Tensor::from_ptr(out) })
 }
 
@@ -134,7 +143,15 @@ pub fn adam_update(
     // SAFETY: live handles (the optional one null when absent); the call updates param and
     // the state tensors in place.
     check("adam_update", unsafe {
-        norm_adam_update(param.as_mut_ptr(), grad.as_ptr(), exp_avg.as_mut_ptr(), exp_avg_sq.as_mut_ptr(), max_ptr, &hyper, step as f64)
+        norm_adam_update(
+            param.as_mut_ptr(),
+            grad.as_ptr(),
+            exp_avg.as_mut_ptr(),
+            exp_avg_sq.as_mut_ptr(),
+            max_ptr,
+            &hyper,
+            step as f64,
+        )
     })
 }
 
@@ -168,8 +185,12 @@ impl From<&norm_core::optim::AdamConfig> for AdamHyper {
 /// bytes that share dtype, step and AMSGrad-ness are packed and updated by one run of the
 /// ATen calls (the same bits: ATen runs tensors that small through its scalar loop);
 /// the others one by one. Returns the number of packed groups.
-pub fn adam_update_many(config: &norm_core::optim::AdamConfig, updates: Vec<norm_core::optim::AdamUpdate<'_, crate::TchBackend>>) -> Result<usize> {
-    let n = c_int::try_from(updates.len()).map_err(|_| Error::invalid("params", updates.len(), "at most i32::MAX parameters"))?;
+pub fn adam_update_many(
+    config: &norm_core::optim::AdamConfig,
+    updates: Vec<norm_core::optim::AdamUpdate<'_, crate::TchBackend>>,
+) -> Result<usize> {
+    let n = c_int::try_from(updates.len())
+        .map_err(|_| Error::invalid("params", updates.len(), "at most i32::MAX parameters"))?;
     let mut params = Vec::with_capacity(updates.len());
     let mut grads = Vec::with_capacity(updates.len());
     let mut exp_avgs = Vec::with_capacity(updates.len());
@@ -245,18 +266,35 @@ pub fn tensor_fingerprints(ts: &[&Tensor], out: &mut [[i64; 3]]) -> Result<bool>
     }
     let mut needs_graph: c_int = 0;
     // SAFETY: ts.len() live handles; `out` has room for 3 * ts.len() values.
-    check("tensor_fingerprints", unsafe { norm_tensor_fingerprints(ptrs.as_ptr(), ts.len() as c_int, out.as_mut_ptr().cast::<i64>(), &mut needs_graph) })?;
+    check("tensor_fingerprints", unsafe {
+        norm_tensor_fingerprints(ptrs.as_ptr(), ts.len() as c_int, out.as_mut_ptr().cast::<i64>(), &mut needs_graph)
+    })?;
     Ok(needs_graph != 0)
 }
 
 // --- Checkpoints: torch.save's zip container and a private seeded generator.
 
 extern "C" {
-    fn norm_pt_read_records(path: *const c_char, ctx: *mut std::ffi::c_void, sink: extern "C" fn(*mut std::ffi::c_void, *const c_char, *const c_char, usize)) -> c_int;
-    fn norm_pt_write_records(path: *const c_char, n: c_int, names: *const *const c_char, data: *const *const c_char, lens: *const usize) -> c_int;
+    fn norm_pt_read_records(
+        path: *const c_char,
+        ctx: *mut std::ffi::c_void,
+        sink: extern "C" fn(*mut std::ffi::c_void, *const c_char, *const c_char, usize),
+    ) -> c_int;
+    fn norm_pt_write_records(
+        path: *const c_char,
+        n: c_int,
+        names: *const *const c_char,
+        data: *const *const c_char,
+        lens: *const usize,
+    ) -> c_int;
     fn norm_cpu_generator_new(gen: *mut *mut std::ffi::c_void, seed: u64) -> c_int;
     fn norm_cpu_generator_free(gen: *mut std::ffi::c_void);
-    fn norm_cpu_generator_normal(out: *mut *mut C_tensor, gen: *mut std::ffi::c_void, like: *const C_tensor, n: i64) -> c_int;
+    fn norm_cpu_generator_normal(
+        out: *mut *mut C_tensor,
+        gen: *mut std::ffi::c_void,
+        like: *const C_tensor,
+        n: i64,
+    ) -> c_int;
 }
 
 extern "C" fn collect_record(ctx: *mut std::ffi::c_void, name: *const c_char, data: *const c_char, len: usize) {
@@ -265,7 +303,8 @@ extern "C" fn collect_record(ctx: *mut std::ffi::c_void, name: *const c_char, da
     // failure, which aborts.
     let records = unsafe { &mut *(ctx as *mut Vec<(String, Vec<u8>)>) };
     let name = unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned();
-    let bytes = if len == 0 { Vec::new() } else { unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec() };
+    let bytes =
+        if len == 0 { Vec::new() } else { unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec() };
     records.push((name, bytes));
 }
 
@@ -278,7 +317,9 @@ pub fn pt_read_records(path: &str) -> Result<Vec<(String, Vec<u8>)>> {
     let path = c_string("path", path)?;
     let mut records: Vec<(String, Vec<u8>)> = Vec::new();
     // SAFETY: a NUL-terminated path; the sink only appends to `records`, alive for the call.
-    check("read .pt archive", unsafe { norm_pt_read_records(path.as_ptr(), &mut records as *mut _ as *mut std::ffi::c_void, collect_record) })?;
+    check("read .pt archive", unsafe {
+        norm_pt_read_records(path.as_ptr(), &mut records as *mut _ as *mut std::ffi::c_void, collect_record)
+    })?;
     Ok(records)
 }
 
@@ -290,7 +331,15 @@ pub fn pt_write_records(path: &str, records: &[(String, Vec<u8>)]) -> Result<()>
     let data_ptrs: Vec<*const c_char> = records.iter().map(|(_, d)| d.as_ptr() as *const c_char).collect();
     let lens: Vec<usize> = records.iter().map(|(_, d)| d.len()).collect();
     // SAFETY: n entries in each array, each pointer valid for its length for the call.
-    check("write .pt archive", unsafe { norm_pt_write_records(path.as_ptr(), records.len() as c_int, name_ptrs.as_ptr(), data_ptrs.as_ptr(), lens.as_ptr()) })
+    check("write .pt archive", unsafe {
+        norm_pt_write_records(
+            path.as_ptr(),
+            records.len() as c_int,
+            name_ptrs.as_ptr(),
+            data_ptrs.as_ptr(),
+            lens.as_ptr(),
+        )
+    })
 }
 
 /// A CPU generator of its own, seeded like `torch.manual_seed(seed)` seeds the global one.

@@ -13,7 +13,11 @@ use tch::{Device, Kind, Tensor};
 /// `torch.nn.init._calculate_fan_in_and_fan_out`: `(size(1) * receptive, size(0) * receptive)`.
 pub fn fan_in_and_fan_out(shape: &[i64]) -> Result<(i64, i64)> {
     if shape.len() < 2 {
-        return Err(Error::invalid("tensor", format!("shape {shape:?}"), "at least 2 dimensions to compute fan in and fan out"));
+        return Err(Error::invalid(
+            "tensor",
+            format!("shape {shape:?}"),
+            "at least 2 dimensions to compute fan in and fan out",
+        ));
     }
     let receptive: i64 = shape[2..].iter().product();
     Ok((shape[1] * receptive, shape[0] * receptive))

@@ -23,6 +23,6 @@ pub mod var_store;
 pub mod weight_norm_out;
 
 pub use backend::TchBackend;
-pub use weight_norm_out::weight_norm_out;
 pub use norm_core::{self, Error, Result};
 pub use tch;
+pub use weight_norm_out::weight_norm_out;

@@ -45,7 +45,11 @@ impl ModulePath {
 
     /// The full name of parameter `name` of this module (`fc.weight`).
     pub fn full_name(&self, name: &str) -> String {
-        if self.prefix.is_empty() { name.to_string() } else { format!("{}.{}", self.prefix, name) }
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{}", self.prefix, name)
+        }
     }
 
     /// The variable `name` of this module, if registered.
@@ -86,7 +90,10 @@ impl ModulePath {
         if vars.named_variables.contains_key(&to) {
             return Err(Error::invalid("name", &to, "a parameter name not yet registered in the VarStore"));
         }
-        let tensor = vars.named_variables.remove(&from).ok_or_else(|| Error::MissingParameter { name: from.clone(), module: format!("module `{}`", self.prefix) })?;
+        let tensor = vars.named_variables.remove(&from).ok_or_else(|| Error::MissingParameter {
+            name: from.clone(),
+            module: format!("module `{}`", self.prefix),
+        })?;
         vars.named_variables.insert(to, tensor.shallow_clone());
         Ok(tensor)
     }
@@ -95,7 +102,10 @@ impl ModulePath {
     pub fn remove(&self, vs: &VarStore, name: &str) -> Result<Tensor> {
         let full = self.full_name(name);
         let mut vars = lock(vs);
-        let tensor = vars.named_variables.remove(&full).ok_or_else(|| Error::MissingParameter { name: full.clone(), module: format!("module `{}`", self.prefix) })?;
+        let tensor = vars.named_variables.remove(&full).ok_or_else(|| Error::MissingParameter {
+            name: full.clone(),
+            module: format!("module `{}`", self.prefix),
+        })?;
         vars.trainable_variables.retain(|v| !same_tensor(&v.tensor, &tensor));
         Ok(tensor)
     }

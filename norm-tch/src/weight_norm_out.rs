@@ -33,36 +33,62 @@ use tch::{Device, Kind, Tensor};
 pub fn weight_norm_out(v: &Tensor, g: &Tensor, dim: WeightNormDim, out: &mut Tensor) -> Result<()> {
     for (name, t) in [("v", v), ("g", g), ("out", &*out)] {
         if t.device() != Device::Cpu {
-            return Err(Error::Unsupported { what: format!("{name} on {:?}", t.device()), reason: "weight_norm_out runs ATen's CPU kernel; expected CPU tensors".into() });
+            return Err(Error::Unsupported {
+                what: format!("{name} on {:?}", t.device()),
+                reason: "weight_norm_out runs ATen's CPU kernel; expected CPU tensors".into(),
+            });
         }
     }
     let kind = v.f_kind().map_err(tch_err("kind"))?;
     if !matches!(kind, Kind::Float | Kind::Double | Kind::BFloat16) {
-        return Err(Error::UnsupportedDType { what: "weight_norm_out's v".into(), got: format!("{kind:?}"), expected: "Float, Double or BFloat16 (ATen's fused kernel; Half takes the composite path)".into() });
+        return Err(Error::UnsupportedDType {
+            what: "weight_norm_out's v".into(),
+            got: format!("{kind:?}"),
+            expected: "Float, Double or BFloat16 (ATen's fused kernel; Half takes the composite path)".into(),
+        });
     }
     for (name, t) in [("g", g), ("out", &*out)] {
         let k = t.f_kind().map_err(tch_err("kind"))?;
         if k != kind {
-            return Err(Error::UnsupportedDType { what: format!("weight_norm_out's {name}"), got: format!("{k:?}"), expected: format!("{kind:?}, v's dtype") });
+            return Err(Error::UnsupportedDType {
+                what: format!("weight_norm_out's {name}"),
+                got: format!("{k:?}"),
+                expected: format!("{kind:?}, v's dtype"),
+            });
         }
     }
     let v_shape = TchBackend::shape(v);
     let rank = v_shape.len();
     let fused = dim.value() == 0 || (rank > 0 && dim.value() == rank as i64 - 1);
     if !fused || dim.resolve(rank)?.is_none() {
-        return Err(Error::invalid("dim", dim.value(), format!("0 or {} (the dims ATen's fused kernel takes, for a rank-{rank} v)", rank as i64 - 1)));
+        return Err(Error::invalid(
+            "dim",
+            dim.value(),
+            format!("0 or {} (the dims ATen's fused kernel takes, for a rank-{rank} v)", rank as i64 - 1),
+        ));
     }
     let g_expected = dim.g_shape(&v_shape)?;
     let g_shape = TchBackend::shape(g);
     if g_shape != g_expected {
-        return Err(Error::ShapeMismatch { what: format!("weight_norm_out's g for dim {}", dim.value()), expected: g_expected, got: g_shape });
+        return Err(Error::ShapeMismatch {
+            what: format!("weight_norm_out's g for dim {}", dim.value()),
+            expected: g_expected,
+            got: g_shape,
+        });
     }
     let out_shape = TchBackend::shape(out);
     if out_shape != v_shape {
-        return Err(Error::ShapeMismatch { what: "weight_norm_out's out (v's shape)".into(), expected: v_shape, got: out_shape });
+        return Err(Error::ShapeMismatch {
+            what: "weight_norm_out's out (v's shape)".into(),
+            expected: v_shape,
+            got: out_shape,
+        });
     }
     if !out.is_contiguous() {
-        return Err(Error::Unsupported { what: format!("out with strides {:?}", out.stride()), reason: "weight_norm_out writes a contiguous tensor; expected out.is_contiguous()".into() });
+        return Err(Error::Unsupported {
+            what: format!("out with strides {:?}", out.stride()),
+            reason: "weight_norm_out writes a contiguous tensor; expected out.is_contiguous()".into(),
+        });
     }
     if ffi::grad_enabled() && (v.requires_grad() || g.requires_grad()) {
         return Err(Error::Unsupported {

@@ -74,12 +74,16 @@ fn packed_small_parameters_update_bit_for_bit_like_one_at_a_time() {
             let starts: Vec<Tensor> = case.shapes.iter().map(|s| Tensor::randn(*s, (case.kind, Device::Cpu))).collect();
             let zeros = || starts.iter().map(Tensor::zeros_like).collect::<Vec<_>>();
             // [packed, one at a time]
-            let mut p = [starts.iter().map(Tensor::copy).collect::<Vec<_>>(), starts.iter().map(Tensor::copy).collect()];
+            let mut p =
+                [starts.iter().map(Tensor::copy).collect::<Vec<_>>(), starts.iter().map(Tensor::copy).collect()];
             let (mut m, mut s, mut x) = ([zeros(), zeros()], [zeros(), zeros()], [zeros(), zeros()]);
             for step in 1..=6 {
                 // Gradients over many magnitudes, so every rounding path is exercised.
-                let grads: Vec<Tensor> =
-                    starts.iter().enumerate().map(|(i, t)| t.randn_like() * 10f64.powi((step + i as i32) % 7 - 3)).collect();
+                let grads: Vec<Tensor> = starts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| t.randn_like() * 10f64.powi((step + i as i32) % 7 - 3))
+                    .collect();
                 let [p0, p1] = &mut p;
                 let [m0, m1] = &mut m;
                 let [s0, s1] = &mut s;
@@ -103,7 +107,16 @@ fn packed_small_parameters_update_bit_for_bit_like_one_at_a_time() {
                 assert_eq!(groups, case.groups, "{:?}", case.shapes);
                 for i in 0..grads.len() {
                     let max1 = if config.amsgrad { Some(&mut x1[i]) } else { None };
-                    single_tensor_update::<TchBackend>(&config, step as f32, &mut p1[i], grads[i].copy(), &mut m1[i], &mut s1[i], max1).unwrap();
+                    single_tensor_update::<TchBackend>(
+                        &config,
+                        step as f32,
+                        &mut p1[i],
+                        grads[i].copy(),
+                        &mut m1[i],
+                        &mut s1[i],
+                        max1,
+                    )
+                    .unwrap();
                 }
                 for i in 0..grads.len() {
                     let at = format!("{config:?} {:?} step {step} parameter {i}", case.shapes);
@@ -141,7 +154,11 @@ fn parameters_sharing_storage_are_not_packed() {
     ];
     assert_eq!(norm_tch::backend::adam_update_packed(&config, updates).unwrap(), 0);
     for i in 0..2 {
-        let (mut p, mut m, mut s) = (reference.narrow(0, 2 * i, 2), Tensor::zeros([2], (Kind::Float, Device::Cpu)), Tensor::zeros([2], (Kind::Float, Device::Cpu)));
+        let (mut p, mut m, mut s) = (
+            reference.narrow(0, 2 * i, 2),
+            Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+            Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+        );
         single_tensor_update::<TchBackend>(&config, 1.0, &mut p, grad.copy(), &mut m, &mut s, None).unwrap();
     }
     assert_eq!(bits(&base), bits(&reference));

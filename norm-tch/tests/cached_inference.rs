@@ -4,7 +4,10 @@
 //! exact.
 
 use norm_core::optim::AdamConfig;
-use norm_tch::layers::{conv1d, linear, CacheStats, ConvOptions, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer};
+use norm_tch::layers::{
+    conv1d, linear, CacheStats, ConvOptions, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions, WeightNorm,
+    WeightedLayer,
+};
 use norm_tch::optim::Adam;
 use tch::nn::{Linear, Module, ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -73,7 +76,8 @@ fn adam_step_invalidates_the_cache(in_dim: i64, out_dim: i64) {
     let before = tch::no_grad(|| wn.forward(&x));
     // The loss from the weight directly, not through the layer's forward, so the cached
     // weight stays in place and only the step's version bumps can invalidate it.
-    let loss = wn.layer().forward_with_weight(&x, &wn.weight().unwrap()).unwrap().pow_tensor_scalar(2).sum(None::<Kind>);
+    let loss =
+        wn.layer().forward_with_weight(&x, &wn.weight().unwrap()).unwrap().pow_tensor_scalar(2).sum(None::<Kind>);
     opt.zero_grad().unwrap();
     loss.backward();
     opt.step().unwrap();
@@ -133,7 +137,9 @@ fn a_training_forward_recomputes_and_drops_the_cached_weight() {
         (SpectralNorm::new(&vs, "sn", lin, SpectralNormOptions::default()).unwrap(), randn(&[4, 16]))
     });
     let eval = |sn: &SpectralNorm<Linear>| tch::no_grad(|| sn.forward_t(&x, false));
-    let reference = |sn: &SpectralNorm<Linear>| tch::no_grad(|| sn.layer().forward_with_weight(&x, &sn.compute_weight(false).unwrap()).unwrap());
+    let reference = |sn: &SpectralNorm<Linear>| {
+        tch::no_grad(|| sn.layer().forward_with_weight(&x, &sn.compute_weight(false).unwrap()).unwrap())
+    };
     let y0 = eval(&sn);
     assert!(eval(&sn).equal(&y0));
     assert_eq!(sn.cache_stats(), stats(1, 1, 0));

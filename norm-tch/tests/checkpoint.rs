@@ -33,11 +33,10 @@ mod support;
 
 use anyhow::{bail, ensure, Context, Result};
 use norm_core::Error;
-use support::{fresh_dir, python_or_skip};
 use norm_tch::checkpoint::{load_checkpoint, load_state_dict, save_state_dict, LoadOptions, Scheme, StateDict};
 use norm_tch::layers::{
-    conv1d, conv_transpose1d, linear, Conv1d, ConvOptions, ConvTranspose1d, ConvTransposeOptions, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions,
-    WeightNorm, WeightedLayer,
+    conv1d, conv_transpose1d, linear, Conv1d, ConvOptions, ConvTranspose1d, ConvTransposeOptions, LinearConfig,
+    Parametrized, SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer,
 };
 use norm_tch::var_store::ModulePath;
 use serde::Deserialize;
@@ -46,6 +45,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use support::{fresh_dir, python_or_skip};
 use tch::nn::{Linear, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -164,7 +164,12 @@ impl Model {
 
     fn unchanged_since(&self, before: &BTreeMap<String, Tensor>) -> Result<()> {
         let now = self.snapshot()?;
-        ensure!(now.keys().eq(before.keys()), "the VarStore's names changed: {:?} -> {:?}", before.keys().collect::<Vec<_>>(), now.keys().collect::<Vec<_>>());
+        ensure!(
+            now.keys().eq(before.keys()),
+            "the VarStore's names changed: {:?} -> {:?}",
+            before.keys().collect::<Vec<_>>(),
+            now.keys().collect::<Vec<_>>()
+        );
         for (k, t) in &now {
             let b = &before[k];
             ensure!(t.size() == b.size() && t.kind() == b.kind() && t.f_equal(b)?, "variable `{k}` changed");
@@ -174,7 +179,14 @@ impl Model {
 }
 
 fn run_python(python: &Path, args: &[&str], stdin: Option<&Value>) -> Result<Vec<u8>> {
-    let mut child = Command::new(python).arg(script()).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| format!("running {}", python.display()))?;
+    let mut child = Command::new(python)
+        .arg(script())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {}", python.display()))?;
     let mut input = child.stdin.take().context("python stdin")?;
     if let Some(v) = stdin {
         input.write_all(serde_json::to_string(v)?.as_bytes())?;
@@ -188,7 +200,15 @@ fn run_python(python: &Path, args: &[&str], stdin: Option<&Value>) -> Result<Vec
 /// What loading checkpoint `source` into a model of `target` must give: the key of
 /// PyTorch's output in expected.json, or `None` when norm refuses the conversion.
 fn expected_output(source: &str, target: &str) -> Option<String> {
-    let family = |s: &str| if s.starts_with("wn") { Some('w') } else if s.starts_with("sn") { Some('s') } else { None };
+    let family = |s: &str| {
+        if s.starts_with("wn") {
+            Some('w')
+        } else if s.starts_with("sn") {
+            Some('s')
+        } else {
+            None
+        }
+    };
     match (family(source), family(target)) {
         (None, None) => Some("folded".into()),
         (None, Some(_)) => Some(format!("folded->{target}")),
@@ -206,12 +226,21 @@ fn pytorch_checkpoints_load_into_every_scheme_bit_for_bit() -> Result<()> {
     let expected: Expected = serde_json::from_slice(&std::fs::read(dir.join("expected.json"))?)?;
     norm_tch::backend::set_num_threads(1)?;
     let x = tensor_of(&expected.input)?;
-    let seeded = LoadOptions { convert: norm_tch::checkpoint::ConvertOptions { spectral_seed: Some(expected.seed), ..Default::default() }, ..Default::default() };
+    let seeded = LoadOptions {
+        convert: norm_tch::checkpoint::ConvertOptions { spectral_seed: Some(expected.seed), ..Default::default() },
+        ..Default::default()
+    };
 
     // The _metadata of torch.save(model.state_dict()) arrives: version 1 for the hook API's
     // spectral norm, none in the legacy file (whose layers are then upgraded).
-    ensure!(StateDict::read(dir.join("sn_hooks.pt"))?.spectral_norm_version("1") == Some(1), "sn_hooks.pt: spectral_norm version 1 not read from _metadata");
-    ensure!(StateDict::read(dir.join("sn_legacy.pt"))?.spectral_norm_version("1").is_none(), "sn_legacy.pt: a spectral_norm version read where there is none");
+    ensure!(
+        StateDict::read(dir.join("sn_hooks.pt"))?.spectral_norm_version("1") == Some(1),
+        "sn_hooks.pt: spectral_norm version 1 not read from _metadata"
+    );
+    ensure!(
+        StateDict::read(dir.join("sn_legacy.pt"))?.spectral_norm_version("1").is_none(),
+        "sn_legacy.pt: a spectral_norm version read where there is none"
+    );
 
     let (mut compared, mut refused, mut round_trips) = (0, 0, Vec::new());
     for source in SOURCES {
@@ -223,8 +252,14 @@ fn pytorch_checkpoints_load_into_every_scheme_bit_for_bit() -> Result<()> {
                 let before = model.snapshot()?;
                 let result = load_checkpoint(&mut model.vs, &file, &seeded);
                 let Some(key) = expected_output(source, target) else {
-                    let e = result.err().with_context(|| format!("{what}: loaded, but weight norm <-> spectral norm must be refused"))?;
-                    ensure!(matches!(e, Error::Unsupported { .. }) && e.to_string().contains("different reparametrizations"), "{what}: {e}");
+                    let e = result.err().with_context(|| {
+                        format!("{what}: loaded, but weight norm <-> spectral norm must be refused")
+                    })?;
+                    ensure!(
+                        matches!(e, Error::Unsupported { .. })
+                            && e.to_string().contains("different reparametrizations"),
+                        "{what}: {e}"
+                    );
                     model.unchanged_since(&before).with_context(|| what.clone())?;
                     refused += 1;
                     continue;
@@ -239,7 +274,10 @@ fn pytorch_checkpoints_load_into_every_scheme_bit_for_bit() -> Result<()> {
                     for (name, want) in &expected.upgraded {
                         let var = model.vs.variables_.lock().unwrap().named_variables[name].shallow_clone();
                         let got = bits_of(&var)?;
-                        ensure!(&got == want, "{what}: upgraded `{name}` differs from PyTorch's SpectralNormLoadStateDictPreHook");
+                        ensure!(
+                            &got == want,
+                            "{what}: upgraded `{name}` differs from PyTorch's SpectralNormLoadStateDictPreHook"
+                        );
                     }
                 }
                 if ext == "pt" {
@@ -255,13 +293,16 @@ fn pytorch_checkpoints_load_into_every_scheme_bit_for_bit() -> Result<()> {
     // Folded -> spectral norm without a seed is refused, leaving the model as it was.
     let mut model = Model::new("sn_param")?;
     let before = model.snapshot()?;
-    let e = load_checkpoint(&mut model.vs, dir.join("folded.pt"), &LoadOptions::default()).err().context("folded -> spectral norm without a seed loaded")?;
+    let e = load_checkpoint(&mut model.vs, dir.join("folded.pt"), &LoadOptions::default())
+        .err()
+        .context("folded -> spectral norm without a seed loaded")?;
     ensure!(e.to_string().contains("seed") && e.to_string().contains("layer `0`"), "{e}");
     model.unchanged_since(&before)?;
     refused += 1;
 
     // Rust's saved files, read by PyTorch with strict=True.
-    let items: Vec<Value> = round_trips.iter().map(|(p, t, _)| json!({"path": p, "model": "main", "schemes": [t, t, t]})).collect();
+    let items: Vec<Value> =
+        round_trips.iter().map(|(p, t, _)| json!({"path": p, "model": "main", "schemes": [t, t, t]})).collect();
     let request = json!({"input": {"shape": expected.input.shape, "bits": expected.input.bits}, "items": items});
     let checked: Value = serde_json::from_slice(&run_python(&python, &["check"], Some(&request))?)?;
     let results = checked["results"].as_array().context("results")?;
@@ -271,7 +312,11 @@ fn pytorch_checkpoints_load_into_every_scheme_bit_for_bit() -> Result<()> {
         ensure!(r.get("error").is_none(), "{what}: {}", r["error"]);
         let got: Bits = serde_json::from_value(r["output"].clone())?;
         ensure!(&got == out, "{what}: output differs from Rust's");
-        ensure!(r["entries"]["2.num_batches_tracked"]["dtype"] == "torch.int64", "{what}: num_batches_tracked is {}", r["entries"]["2.num_batches_tracked"]["dtype"]);
+        ensure!(
+            r["entries"]["2.num_batches_tracked"]["dtype"] == "torch.int64",
+            "{what}: num_batches_tracked is {}",
+            r["entries"]["2.num_batches_tracked"]["dtype"]
+        );
         if path.extension().is_some_and(|e| e == "pt") {
             ensure!(r["type"] == "OrderedDict", "{what}: torch.load gave a {}", r["type"]);
         }
@@ -280,7 +325,10 @@ fn pytorch_checkpoints_load_into_every_scheme_bit_for_bit() -> Result<()> {
         "checkpoint parity: {compared} loads bit-equal to PyTorch, {refused} refused conversions, {} Rust-saved files loaded by PyTorch strict with equal outputs",
         round_trips.len()
     );
-    ensure!(compared == 2 * (6 * 5 - 2 * 2 - 2 * 3) && refused == 2 * (2 * 2 + 3 * 2) + 1, "counted {compared} loads and {refused} refusals");
+    ensure!(
+        compared == 2 * (6 * 5 - 2 * 2 - 2 * 3) && refused == 2 * (2 * 2 + 3 * 2) + 1,
+        "counted {compared} loads and {refused} refusals"
+    );
     std::fs::remove_dir_all(&dir).ok(); // kept on failure for inspection
     Ok(())
 }
@@ -390,7 +438,16 @@ fn bad_checkpoints_name_the_problem_and_change_nothing() -> Result<()> {
         }
         Ok(())
     })?;
-    cases.push((conv_shape, vec!["0.parametrizations.weight.original0".into(), "(converted from `0.weight_g`)".into(), "[4, 1, 1]".into(), "[4, 3, 1]".into()], Scheme::WeightNormParametrizations));
+    cases.push((
+        conv_shape,
+        vec![
+            "0.parametrizations.weight.original0".into(),
+            "(converted from `0.weight_g`)".into(),
+            "[4, 1, 1]".into(),
+            "[4, 3, 1]".into(),
+        ],
+        Scheme::WeightNormParametrizations,
+    ));
     let dtype = write("dtype.pt", &|e| {
         for (k, t) in e.iter_mut() {
             if k == "3.bias" {
@@ -399,7 +456,11 @@ fn bad_checkpoints_name_the_problem_and_change_nothing() -> Result<()> {
         }
         Ok(())
     })?;
-    cases.push((dtype, vec!["`3.bias`".into(), "torch.float64".into(), "torch.float32".into()], Scheme::WeightNormHooks));
+    cases.push((
+        dtype,
+        vec!["`3.bias`".into(), "torch.float64".into(), "torch.float32".into()],
+        Scheme::WeightNormHooks,
+    ));
     let bytes = std::fs::read(&good)?;
     let truncated = dir.join("truncated.pt");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2])?;
@@ -425,7 +486,11 @@ fn bad_checkpoints_name_the_problem_and_change_nothing() -> Result<()> {
         let msg = message(load_checkpoint(&mut model.vs, path, &LoadOptions::default()))?;
         eprintln!("{}: {msg}", path.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned()));
         for needle in needles {
-            ensure!(msg.contains(needle.as_str()), "loading {}: the error does not mention {needle:?}: {msg}", path.display());
+            ensure!(
+                msg.contains(needle.as_str()),
+                "loading {}: the error does not mention {needle:?}: {msg}",
+                path.display()
+            );
         }
         model.unchanged_since(&before).with_context(|| format!("after failing to load {}", path.display()))?;
     }
@@ -438,7 +503,10 @@ fn bad_checkpoints_name_the_problem_and_change_nothing() -> Result<()> {
     let msg = message(load_checkpoint(&mut model.vs, &shape, &LoadOptions { strict: false, ..Default::default() }))?;
     ensure!(msg.contains("3.bias"), "{msg}");
     model.unchanged_since(&before)?;
-    eprintln!("bad checkpoints: {} cases refused with the key/shape/file named, the VarStore unchanged", cases.len() + 1);
+    eprintln!(
+        "bad checkpoints: {} cases refused with the key/shape/file named, the VarStore unchanged",
+        cases.len() + 1
+    );
     std::fs::remove_dir_all(&dir).ok(); // kept on failure for inspection
     Ok(())
 }
@@ -461,14 +529,18 @@ fn rust_round_trip_and_scheme_conversions_without_pytorch() -> Result<()> {
             let path = dir.join(format!("{source}.{ext}"));
             save_state_dict(&model.vs, &path)?;
             let read = StateDict::read(&path)?;
-            ensure!(read.get("2.num_batches_tracked").is_some_and(|t| t.kind() == Kind::Int64), "{source}.{ext}: num_batches_tracked lost its dtype");
+            ensure!(
+                read.get("2.num_batches_tracked").is_some_and(|t| t.kind() == Kind::Int64),
+                "{source}.{ext}: num_batches_tracked lost its dtype"
+            );
             for target in TARGETS {
                 let Some(_) = expected_output(source, target) else { continue };
                 if source == "folded" && target != "folded" {
                     continue;
                 }
                 let mut into = Model::new(target)?;
-                load_checkpoint(&mut into.vs, &path, &LoadOptions::default()).with_context(|| format!("{source}.{ext} into {target}"))?;
+                load_checkpoint(&mut into.vs, &path, &LoadOptions::default())
+                    .with_context(|| format!("{source}.{ext} into {target}"))?;
                 ensure!(bits_of(&into.forward(&x)?)? == out, "{source}.{ext} into {target}: output differs");
             }
         }
@@ -491,19 +563,34 @@ fn load_and_save_on(device: Device, name: &str) -> Result<()> {
         linear(&vs, "3", 7, 6, LinearConfig::default())?
     };
     let _lin = Parametrized::weight_norm(&vs, "3", lin, None)?;
-    let report = load_state_dict(&mut vs, &StateDict::read(&path)?, &LoadOptions { strict: false, ..Default::default() })?;
-    ensure!(report.conversions.len() == 1 && report.missing_keys.is_empty() && report.unexpected_keys.len() == 11, "{report:?}");
+    let report =
+        load_state_dict(&mut vs, &StateDict::read(&path)?, &LoadOptions { strict: false, ..Default::default() })?;
+    ensure!(
+        report.conversions.len() == 1 && report.missing_keys.is_empty() && report.unexpected_keys.len() == 11,
+        "{report:?}"
+    );
     let want = StateDict::read(&path)?;
-    for (ours, theirs) in [("3.parametrizations.weight.original0", "3.weight_g"), ("3.parametrizations.weight.original1", "3.weight_v"), ("3.bias", "3.bias")] {
+    for (ours, theirs) in [
+        ("3.parametrizations.weight.original0", "3.weight_g"),
+        ("3.parametrizations.weight.original1", "3.weight_v"),
+        ("3.bias", "3.bias"),
+    ] {
         let var = vs.variables_.lock().unwrap().named_variables[ours].shallow_clone();
         ensure!(var.device() == device, "`{ours}` is on {:?}", var.device());
-        ensure!(hex(&var.f_to_device(Device::Cpu)?)? == hex(want.get(theirs).context("source entry")?)?, "`{ours}` differs from the checkpoint's `{theirs}`");
+        ensure!(
+            hex(&var.f_to_device(Device::Cpu)?)? == hex(want.get(theirs).context("source entry")?)?,
+            "`{ours}` differs from the checkpoint's `{theirs}`"
+        );
     }
     // Saved from `device`: the same bytes again.
     let back = dir.join("back.safetensors");
     save_state_dict(&vs, &back)?;
     let read = StateDict::read(&back)?;
-    ensure!(hex(read.get("3.parametrizations.weight.original1").context("v")?)? == hex(want.get("3.weight_v").context("v")?)?, "v changed through {device:?}");
+    ensure!(
+        hex(read.get("3.parametrizations.weight.original1").context("v")?)?
+            == hex(want.get("3.weight_v").context("v")?)?,
+        "v changed through {device:?}"
+    );
     std::fs::remove_dir_all(&dir).ok(); // kept on failure for inspection
     Ok(())
 }

@@ -30,13 +30,13 @@ mod support;
 
 use anyhow::{bail, ensure, Context, Result};
 use common::bits::Bits;
-use support::{fresh_dir, python_or_skip, repo};
 use common::hifigan::{seeded, Config, Generator, TorchIo};
 use common::sn_discriminator::{compare, train, Discriminator, TorchRun};
 use norm_tch::checkpoint::{load_checkpoint, save_state_dict, state_dict, LoadOptions, StateDict};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
+use support::{fresh_dir, python_or_skip, repo};
 use tch::nn::VarStore;
 use tch::Device;
 
@@ -50,7 +50,11 @@ const UNFOLD_MAX_ABS: f64 = 1e-6;
 
 /// Runs `data/<script>` with the venv's python; its stdout.
 fn run_python(python: &Path, script: &str, args: &[&str]) -> Result<Vec<u8>> {
-    let out = Command::new(python).arg(repo().join("data").join(script)).args(args).output().with_context(|| format!("running {}", python.display()))?;
+    let out = Command::new(python)
+        .arg(repo().join("data").join(script))
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
     ensure!(out.status.success(), "{script} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(out.stdout)
 }
@@ -71,12 +75,18 @@ fn forward(model: &Generator, x: &tch::Tensor) -> Result<Bits> {
 
 #[test]
 fn hifigan_generator_loads_from_pytorch_bit_for_bit_and_folds() -> Result<()> {
-    let Some(python) = python_or_skip("run the HiFi-GAN generator example against live PyTorch")? else { return Ok(()) };
+    let Some(python) = python_or_skip("run the HiFi-GAN generator example against live PyTorch")? else {
+        return Ok(());
+    };
     norm_tch::backend::set_num_threads(1)?;
     let dir = fresh_dir("examples-hifigan")?;
     let (pt, io) = (dir.join("gen.pt"), dir.join("gen.json"));
     let seed = GENERATOR_SEED.to_string();
-    run_python(&python, "hifigan_block.py", &["--out", path_str(&pt)?, "--io", path_str(&io)?, "--fold", "--seed", &seed])?;
+    run_python(
+        &python,
+        "hifigan_block.py",
+        &["--out", path_str(&pt)?, "--io", path_str(&io)?, "--fold", "--seed", &seed],
+    )?;
     let torch: TorchIo = serde_json::from_slice(&std::fs::read(&io)?)?;
     ensure!(torch.config == Config::default(), "the script's default sizes changed: {:?}", torch.config);
     let what = format!("torch {}, {}", torch.torch, torch.cpu_capability);
@@ -88,7 +98,12 @@ fn hifigan_generator_loads_from_pytorch_bit_for_bit_and_folds() -> Result<()> {
     ensure!(Bits::of(&x_rust)? == torch.input, "seeded input differs from PyTorch's ({what})");
     let ours = state_dict(&vs)?;
     let theirs = StateDict::read(&pt)?;
-    ensure!(sorted(ours.keys()) == sorted(torch.state_dict_keys.iter().map(String::as_str)), "state-dict keys: Rust {:?} vs PyTorch {:?}", sorted(ours.keys()), torch.state_dict_keys);
+    ensure!(
+        sorted(ours.keys()) == sorted(torch.state_dict_keys.iter().map(String::as_str)),
+        "state-dict keys: Rust {:?} vs PyTorch {:?}",
+        sorted(ours.keys()),
+        torch.state_dict_keys
+    );
     for key in &torch.state_dict_keys {
         let (a, b) = (Bits::of(ours.get(key).context("key")?)?, Bits::of(theirs.get(key).context("key in gen.pt")?)?);
         ensure!(a == b, "seeded `{key}` differs from PyTorch's ({what}): max {:?} ULP", a.max_ulp(&b));
@@ -102,12 +117,22 @@ fn hifigan_generator_loads_from_pytorch_bit_for_bit_and_folds() -> Result<()> {
     let report = load_checkpoint(&mut vs, &pt, &LoadOptions::default())?;
     ensure!(report.conversions.is_empty(), "conversions {:?}", report.conversions);
     let y = forward(&model, &x)?;
-    ensure!(y == torch.output, "output differs from PyTorch's ({what}): max {:?} ULP, {} of {} values", y.max_ulp(&torch.output), y.count_differing(&torch.output), y.f32_bits.len());
+    ensure!(
+        y == torch.output,
+        "output differs from PyTorch's ({what}): max {:?} ULP, {} of {} values",
+        y.max_ulp(&torch.output),
+        y.count_differing(&torch.output),
+        y.f32_bits.len()
+    );
 
     // Folded: PyTorch's remove_weight_norm keys, and the same output bits.
     model.fold(&vs)?;
     let removed_keys = torch.removed_state_dict_keys.clone().context("removed_state_dict_keys (--fold)")?;
-    ensure!(sorted(state_dict(&vs)?.keys()) == sorted(removed_keys.iter().map(String::as_str)), "folded keys {:?} vs remove_weight_norm's {removed_keys:?}", sorted(state_dict(&vs)?.keys()));
+    ensure!(
+        sorted(state_dict(&vs)?.keys()) == sorted(removed_keys.iter().map(String::as_str)),
+        "folded keys {:?} vs remove_weight_norm's {removed_keys:?}",
+        sorted(state_dict(&vs)?.keys())
+    );
     let folded = forward(&model, &x)?;
     let removed = torch.removed_output.as_ref().context("removed_output (--fold)")?;
     let (vs_unfolded, vs_removed) = (folded.max_ulp(&y).context("shape")?, folded.max_ulp(removed).context("shape")?);
@@ -115,7 +140,10 @@ fn hifigan_generator_loads_from_pytorch_bit_for_bit_and_folds() -> Result<()> {
     // The folded weight is the `_weight_norm(v, g, 0)` the unfolded forward computes, so the
     // folded forward is the same computation: 0 ULP is the documented bound.
     ensure!(vs_unfolded == 0 && folded == y, "folded output is {vs_unfolded} ULP from the unfolded one");
-    ensure!(vs_removed == 0 && &folded == removed, "folded output is {vs_removed} ULP from PyTorch's remove_weight_norm output");
+    ensure!(
+        vs_removed == 0 && &folded == removed,
+        "folded output is {vs_removed} ULP from PyTorch's remove_weight_norm output"
+    );
 
     // A folded checkpoint saved by Rust reads back as plain weights.
     let folded_pt = dir.join("folded.pt");
@@ -124,7 +152,10 @@ fn hifigan_generator_loads_from_pytorch_bit_for_bit_and_folds() -> Result<()> {
 
     // Unfolded again: g = |w|, v = w; the effective weight is w up to rounding.
     model.unfold(&vs)?;
-    ensure!(sorted(state_dict(&vs)?.keys()) == sorted(torch.state_dict_keys.iter().map(String::as_str)), "unfolded keys differ");
+    ensure!(
+        sorted(state_dict(&vs)?.keys()) == sorted(torch.state_dict_keys.iter().map(String::as_str)),
+        "unfolded keys differ"
+    );
     let unfolded = forward(&model, &x)?;
     let (unfold_ulp, unfold_abs) = (unfolded.max_ulp(&y).context("shape")?, unfolded.max_abs_diff(&y));
     ensure!(unfold_abs <= UNFOLD_MAX_ABS, "fold -> unfold moved the output by {unfold_abs:e} (max {unfold_ulp} ULP)");
@@ -141,12 +172,28 @@ fn hifigan_generator_loads_from_pytorch_bit_for_bit_and_folds() -> Result<()> {
 
 #[test]
 fn sn_discriminator_trains_like_pytorch_and_pytorch_loads_it() -> Result<()> {
-    let Some(python) = python_or_skip("run the spectral-norm discriminator example against live PyTorch")? else { return Ok(()) };
+    let Some(python) = python_or_skip("run the spectral-norm discriminator example against live PyTorch")? else {
+        return Ok(());
+    };
     norm_tch::backend::set_num_threads(1)?;
     let dir = fresh_dir("examples-sn-discriminator")?;
     let (seed, steps, batch) = DISCRIMINATOR;
     let torch_json = dir.join("torch.json");
-    run_python(&python, "sn_discriminator.py", &["train", "--out", path_str(&torch_json)?, "--seed", &seed.to_string(), "--steps", &steps.to_string(), "--batch", &batch.to_string()])?;
+    run_python(
+        &python,
+        "sn_discriminator.py",
+        &[
+            "train",
+            "--out",
+            path_str(&torch_json)?,
+            "--seed",
+            &seed.to_string(),
+            "--steps",
+            &steps.to_string(),
+            "--batch",
+            &batch.to_string(),
+        ],
+    )?;
     let torch: TorchRun = serde_json::from_slice(&std::fs::read(&torch_json)?)?;
     let what = format!("torch {}, {}", torch.torch, torch.cpu_capability);
 
@@ -160,12 +207,23 @@ fn sn_discriminator_trains_like_pytorch_and_pytorch_loads_it() -> Result<()> {
     save_state_dict(&run.vs, &rust_pt)?;
     let input = dir.join("input.json");
     std::fs::write(&input, serde_json::to_vec(&json!({"input": Bits::of(&run.eval_input)?}))?)?;
-    let checked: Value = serde_json::from_slice(&run_python(&python, "sn_discriminator.py", &["eval", "--checkpoint", path_str(&rust_pt)?, "--input", path_str(&input)?])?)?;
+    let checked: Value = serde_json::from_slice(&run_python(
+        &python,
+        "sn_discriminator.py",
+        &["eval", "--checkpoint", path_str(&rust_pt)?, "--input", path_str(&input)?],
+    )?)?;
     ensure!(checked["type"] == "OrderedDict", "torch.load gave a {}", checked["type"]);
     let keys: Vec<&str> = checked["keys"].as_array().context("keys")?.iter().filter_map(Value::as_str).collect();
-    ensure!(sorted(keys.iter().copied()) == sorted(torch.state_dict_keys.iter().map(String::as_str)), "rust.pt keys {keys:?}");
+    ensure!(
+        sorted(keys.iter().copied()) == sorted(torch.state_dict_keys.iter().map(String::as_str)),
+        "rust.pt keys {keys:?}"
+    );
     let output: Bits = serde_json::from_value(checked["output"].clone())?;
-    ensure!(output == run.eval_output, "PyTorch's eval output of rust.pt differs from Rust's ({what}): max {:?} ULP", output.max_ulp(&run.eval_output));
+    ensure!(
+        output == run.eval_output,
+        "PyTorch's eval output of rust.pt differs from Rust's ({what}): max {:?} ULP",
+        output.max_ulp(&run.eval_output)
+    );
     eprintln!(
         "sn_discriminator example ({what}): {steps} Adam steps, {} comparisons bit-equal (losses {:?}); rust.pt loaded by PyTorch strict, eval output bit-equal",
         lines.len(),
@@ -179,7 +237,13 @@ fn sn_discriminator_trains_like_pytorch_and_pytorch_loads_it() -> Result<()> {
 fn hifigan_generator_folds_and_round_trips_without_pytorch() -> Result<()> {
     norm_tch::backend::set_num_threads(1)?;
     let dir = fresh_dir("examples-hifigan-rust")?;
-    let config = Config { in_channels: 4, channels: 8, upsample_rates: vec![2, 4], resblock_kernel_sizes: vec![3], dilations: vec![1, 2] };
+    let config = Config {
+        in_channels: 4,
+        channels: 8,
+        upsample_rates: vec![2, 4],
+        resblock_kernel_sizes: vec![3],
+        dilations: vec![1, 2],
+    };
     let vs = VarStore::new(Device::Cpu);
     let (mut model, x) = seeded(&vs, &config, 11, 2, 10)?;
     let y = forward(&model, &x)?;

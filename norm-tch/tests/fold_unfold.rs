@@ -6,7 +6,8 @@
 use norm_core::optim::AdamConfig;
 use norm_core::Error;
 use norm_tch::layers::{
-    conv1d, fold_all, linear, unfold_all, Conv1d, ConvOptions, Foldable, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer,
+    conv1d, fold_all, linear, unfold_all, Conv1d, ConvOptions, Foldable, LinearConfig, Parametrized, SpectralNorm,
+    SpectralNormOptions, WeightNorm, WeightedLayer,
 };
 use norm_tch::optim::Adam;
 use tch::nn::{Linear, Module, ModuleT, VarStore};
@@ -20,7 +21,11 @@ fn names(vs: &VarStore) -> Vec<String> {
 
 fn trainable_names(vs: &VarStore) -> Vec<String> {
     let vars = vs.variables();
-    let mut out: Vec<String> = vs.trainable_variables().iter().map(|t| vars.iter().find(|(_, v)| v.data_ptr() == t.data_ptr()).map(|(n, _)| n.clone()).unwrap_or_default()).collect();
+    let mut out: Vec<String> = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| vars.iter().find(|(_, v)| v.data_ptr() == t.data_ptr()).map(|(n, _)| n.clone()).unwrap_or_default())
+        .collect();
     out.sort();
     out
 }
@@ -46,7 +51,11 @@ fn max_ulps(a: &Tensor, b: &Tensor) -> i64 {
     let b = Vec::<f32>::try_from(b.detach().flatten(0, -1)).unwrap();
     let ordered = |x: f32| {
         let i = x.to_bits() as i32 as i64;
-        if i < 0 { i64::from(i32::MIN) - i } else { i }
+        if i < 0 {
+            i64::from(i32::MIN) - i
+        } else {
+            i
+        }
     };
     a.iter().zip(&b).map(|(x, y)| (ordered(*x) - ordered(*y)).abs()).max().unwrap_or(0)
 }
@@ -120,7 +129,10 @@ fn weight_norm_unfold_sets_v_to_w_and_g_to_its_norm() {
         assert_eq!(names(&vs), ["fc.bias", "fc.weight_g", "fc.weight_v"]);
         assert_eq!(trainable_names(&vs), ["fc.bias", "fc.weight_g", "fc.weight_v"]);
         let vars = vs.variables();
-        assert!(same_storage(&vars["fc.weight_v"], &v) && same_storage(&vars["fc.weight_g"], &g), "the same tensors come back");
+        assert!(
+            same_storage(&vars["fc.weight_v"], &v) && same_storage(&vars["fc.weight_g"], &g),
+            "the same tensors come back"
+        );
         assert!(vars["fc.weight_v"].equal(&w), "v = w exactly");
         let norm = Tensor::norm_except_dim(&w, 2, dim.unwrap_or(-1));
         assert!(vars["fc.weight_g"].equal(&norm), "g = norm_except_dim(w, 2, dim) exactly");
@@ -163,7 +175,11 @@ fn adam_built_before_fold_keeps_updating_the_tensors_the_model_uses() {
         assert!(now < last, "folded step {i}: loss {now} not below {last}");
         last = now;
     }
-    assert_eq!((step_of(&opt, 1), step_of(&opt, 2)), (3.0, 8.0), "g's Adam state is frozen while folded, v's continues as the weight's");
+    assert_eq!(
+        (step_of(&opt, 1), step_of(&opt, 2)),
+        (3.0, 8.0),
+        "g's Adam state is frozen while folded, v's continues as the weight's"
+    );
 
     wn.unfold(&vs).unwrap();
     for i in 0..5 {
@@ -283,7 +299,10 @@ fn spectral_norm_fold_uses_the_stored_u_v_and_unfold_restores_them() {
     let weight = vs.variables()["sn.weight"].shallow_clone();
     assert!(same_storage(&weight, &orig) && weight.equal(&effective), "weight_orig / σ with the stored u, v, in place");
     assert!(u.equal(&u_before) && v.equal(&v_before), "fold does not iterate");
-    assert!(tch::no_grad(|| sn.forward_t(&x, true)).equal(&y_eval), "folded: the plain forward, no iteration in train mode");
+    assert!(
+        tch::no_grad(|| sn.forward_t(&x, true)).equal(&y_eval),
+        "folded: the plain forward, no iteration in train mode"
+    );
     assert!(u.equal(&u_before));
     // The optimizer keeps training the folded weight.
     let before = copy(&weight);
@@ -295,7 +314,11 @@ fn spectral_norm_fold_uses_the_stored_u_v_and_unfold_restores_them() {
     assert_eq!(names(&vs), ["sn.bias", "sn.weight_orig", "sn.weight_u", "sn.weight_v"]);
     assert_eq!(trainable_names(&vs), ["sn.bias", "sn.weight_orig"]);
     let vars = vs.variables();
-    assert!(same_storage(&vars["sn.weight_orig"], &orig) && same_storage(&vars["sn.weight_u"], &u) && same_storage(&vars["sn.weight_v"], &v));
+    assert!(
+        same_storage(&vars["sn.weight_orig"], &orig)
+            && same_storage(&vars["sn.weight_u"], &u)
+            && same_storage(&vars["sn.weight_v"], &v)
+    );
     assert!(u.equal(&u_before) && v.equal(&v_before), "u, v come back unchanged");
     // σ(w / σ) = 1 up to rounding: the effective weight is preserved within ULPs.
     let after = tch::no_grad(|| sn.weight().unwrap());
@@ -306,12 +329,19 @@ fn spectral_norm_fold_uses_the_stored_u_v_and_unfold_restores_them() {
 fn parametrized_weight_norm_and_spectral_norm_fold_and_unfold() {
     // weight norm: original1 (v) becomes weight; original0 (g) = ‖w‖ on unfold.
     let vs = VarStore::new(Device::Cpu);
-    let (lin, x) = seeded(9, || (linear(&vs, "p", 6, 4, LinearConfig::default()).unwrap(), Tensor::randn([3, 6], (Kind::Float, Device::Cpu))));
+    let (lin, x) = seeded(9, || {
+        (linear(&vs, "p", 6, 4, LinearConfig::default()).unwrap(), Tensor::randn([3, 6], (Kind::Float, Device::Cpu)))
+    });
     let mut p = Parametrized::weight_norm(&vs, "p", lin, Some(0)).unwrap();
-    drop(tch::no_grad(|| vs.variables()["p.parametrizations.weight.original0"].shallow_clone().f_mul_scalar_(1.5).unwrap()));
+    drop(tch::no_grad(|| {
+        vs.variables()["p.parametrizations.weight.original0"].shallow_clone().f_mul_scalar_(1.5).unwrap()
+    }));
     let (g, v) = {
         let vars = vs.variables();
-        (vars["p.parametrizations.weight.original0"].shallow_clone(), vars["p.parametrizations.weight.original1"].shallow_clone())
+        (
+            vars["p.parametrizations.weight.original0"].shallow_clone(),
+            vars["p.parametrizations.weight.original1"].shallow_clone(),
+        )
     };
     let effective = tch::no_grad(|| p.weight_t(false).unwrap());
     let y = tch::no_grad(|| p.forward_t(&x, false));
@@ -327,8 +357,14 @@ fn parametrized_weight_norm_and_spectral_norm_fold_and_unfold() {
 
     // spectral norm: original becomes weight; _u, _v come back unchanged.
     let vs = VarStore::new(Device::Cpu);
-    let (conv, x) = seeded(10, || (conv1d(&vs, "c", 3, 5, [3], ConvOptions::default()).unwrap(), Tensor::randn([2, 3, 9], (Kind::Float, Device::Cpu))));
-    let mut p: Parametrized<Conv1d> = seeded(11, || Parametrized::spectral_norm(&vs, "c", conv, SpectralNormOptions::default()).unwrap());
+    let (conv, x) = seeded(10, || {
+        (
+            conv1d(&vs, "c", 3, 5, [3], ConvOptions::default()).unwrap(),
+            Tensor::randn([2, 3, 9], (Kind::Float, Device::Cpu)),
+        )
+    });
+    let mut p: Parametrized<Conv1d> =
+        seeded(11, || Parametrized::spectral_norm(&vs, "c", conv, SpectralNormOptions::default()).unwrap());
     let vars = vs.variables();
     let (orig, u, v) = (
         vars["c.parametrizations.weight.original"].shallow_clone(),
@@ -346,7 +382,12 @@ fn parametrized_weight_norm_and_spectral_norm_fold_and_unfold() {
     p.unfold(&vs).unwrap();
     assert_eq!(
         names(&vs),
-        ["c.bias", "c.parametrizations.weight.0._u", "c.parametrizations.weight.0._v", "c.parametrizations.weight.original"]
+        [
+            "c.bias",
+            "c.parametrizations.weight.0._u",
+            "c.parametrizations.weight.0._v",
+            "c.parametrizations.weight.original"
+        ]
     );
     assert_eq!(trainable_names(&vs), ["c.bias", "c.parametrizations.weight.original"]);
     assert!(same_storage(&vs.variables()["c.parametrizations.weight.0._u"], &u) && u.equal(&u_before));
@@ -368,9 +409,17 @@ struct Model {
 impl Model {
     fn new(vs: &VarStore) -> Model {
         seeded(21, || {
-            let a = WeightNorm::new(vs, "a", linear(vs, "a", 8, 16, LinearConfig::default()).unwrap(), Some(0)).unwrap();
-            let b = SpectralNorm::new(vs, "b", linear(vs, "b", 16, 16, LinearConfig::default()).unwrap(), SpectralNormOptions::default()).unwrap();
-            let c = Parametrized::weight_norm(vs, "c", linear(vs, "c", 16, 2, LinearConfig::default()).unwrap(), None).unwrap();
+            let a =
+                WeightNorm::new(vs, "a", linear(vs, "a", 8, 16, LinearConfig::default()).unwrap(), Some(0)).unwrap();
+            let b = SpectralNorm::new(
+                vs,
+                "b",
+                linear(vs, "b", 16, 16, LinearConfig::default()).unwrap(),
+                SpectralNormOptions::default(),
+            )
+            .unwrap();
+            let c = Parametrized::weight_norm(vs, "c", linear(vs, "c", 16, 2, LinearConfig::default()).unwrap(), None)
+                .unwrap();
             Model { a, b, c }
         })
     }
@@ -388,7 +437,9 @@ impl Model {
 fn a_whole_model_folds_and_unfolds_and_keeps_training() {
     let vs = VarStore::new(Device::Cpu);
     let mut model = Model::new(&vs);
-    let (x, target) = seeded(22, || (Tensor::randn([32, 8], (Kind::Float, Device::Cpu)), Tensor::randn([32, 2], (Kind::Float, Device::Cpu))));
+    let (x, target) = seeded(22, || {
+        (Tensor::randn([32, 8], (Kind::Float, Device::Cpu)), Tensor::randn([32, 2], (Kind::Float, Device::Cpu)))
+    });
     let mut opt = Adam::new(&vs, AdamConfig::with_lr(3e-3)).unwrap();
     let loss = |m: &Model| f64::try_from(tch::no_grad(|| mse(&m.forward(&x, false), &target))).unwrap();
     for _ in 0..20 {
@@ -399,7 +450,11 @@ fn a_whole_model_folds_and_unfolds_and_keeps_training() {
 
     fold_all(&vs, model.layers()).unwrap();
     assert!(model.layers().iter().all(|l| l.is_folded()));
-    assert_eq!(names(&vs), ["a.bias", "a.weight", "b.bias", "b.weight", "c.bias", "c.weight"], "a plain model's state dict");
+    assert_eq!(
+        names(&vs),
+        ["a.bias", "a.weight", "b.bias", "b.weight", "c.bias", "c.weight"],
+        "a plain model's state dict"
+    );
     assert!(tch::no_grad(|| model.forward(&x, false)).equal(&y_eval), "folding changes no bits of the eval forward");
     let mut last = loss(&model);
     for i in 0..20 {

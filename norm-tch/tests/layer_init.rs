@@ -17,15 +17,15 @@ mod support;
 
 use anyhow::{bail, ensure, Context, Result};
 use norm_core::Error;
-use support::python_or_skip;
 use norm_tch::layers::{
-    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, embedding, Conv, ConvOptions, ConvTranspose, ConvTransposeOptions, Embedding,
-    EmbeddingOptions, WeightedLayer,
+    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, embedding, Conv, ConvOptions,
+    ConvTranspose, ConvTransposeOptions, Embedding, EmbeddingOptions, WeightedLayer,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::{Command, Stdio};
+use support::python_or_skip;
 use tch::nn::{Module, PaddingMode, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -80,28 +80,60 @@ impl Spec {
         self
     }
     fn stride(self, v: &[i64]) -> Spec {
-        self.set(|s| if let Spec::Conv { stride, .. } = s { *stride = v.to_vec() })
+        self.set(|s| {
+            if let Spec::Conv { stride, .. } = s {
+                *stride = v.to_vec()
+            }
+        })
     }
     fn padding(self, v: &[i64]) -> Spec {
-        self.set(|s| if let Spec::Conv { padding, .. } = s { *padding = v.to_vec() })
+        self.set(|s| {
+            if let Spec::Conv { padding, .. } = s {
+                *padding = v.to_vec()
+            }
+        })
     }
     fn dilation(self, v: &[i64]) -> Spec {
-        self.set(|s| if let Spec::Conv { dilation, .. } = s { *dilation = v.to_vec() })
+        self.set(|s| {
+            if let Spec::Conv { dilation, .. } = s {
+                *dilation = v.to_vec()
+            }
+        })
     }
     fn output_padding(self, v: &[i64]) -> Spec {
-        self.set(|s| if let Spec::Conv { output_padding, .. } = s { *output_padding = v.to_vec() })
+        self.set(|s| {
+            if let Spec::Conv { output_padding, .. } = s {
+                *output_padding = v.to_vec()
+            }
+        })
     }
     fn groups(self, g: i64) -> Spec {
-        self.set(|s| if let Spec::Conv { groups, .. } = s { *groups = g })
+        self.set(|s| {
+            if let Spec::Conv { groups, .. } = s {
+                *groups = g
+            }
+        })
     }
     fn no_bias(self) -> Spec {
-        self.set(|s| if let Spec::Conv { bias, .. } = s { *bias = false })
+        self.set(|s| {
+            if let Spec::Conv { bias, .. } = s {
+                *bias = false
+            }
+        })
     }
     fn mode(self, m: &'static str) -> Spec {
-        self.set(|s| if let Spec::Conv { padding_mode, .. } = s { *padding_mode = m })
+        self.set(|s| {
+            if let Spec::Conv { padding_mode, .. } = s {
+                *padding_mode = m
+            }
+        })
     }
     fn spatial(self, v: &[i64]) -> Spec {
-        self.set(|s| if let Spec::Conv { spatial, .. } = s { *spatial = v.to_vec() })
+        self.set(|s| {
+            if let Spec::Conv { spatial, .. } = s {
+                *spatial = v.to_vec()
+            }
+        })
     }
 
     fn input_shape(&self) -> Vec<i64> {
@@ -121,14 +153,30 @@ impl Spec {
                 let values: Vec<f32> = (0..numel).map(|i| ((i * 7919 + 13) % 257) as f32 / 64.0 - 2.0).collect();
                 Tensor::f_from_slice(&values)?.f_reshape(shape.as_slice())?
             }
-            Spec::Embedding { num_embeddings, .. } => Tensor::f_from_slice(&indices(numel, *num_embeddings))?.f_reshape(shape.as_slice())?,
+            Spec::Embedding { num_embeddings, .. } => {
+                Tensor::f_from_slice(&indices(numel, *num_embeddings))?.f_reshape(shape.as_slice())?
+            }
         })
     }
 
     fn to_json(&self, seed: u64) -> Result<Value> {
         Ok(match self {
-            Spec::Conv { kind, in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, groups, bias, padding_mode, .. } => {
-                let bits: Vec<u32> = Vec::<f32>::try_from(&self.input()?.f_reshape([-1])?)?.into_iter().map(f32::to_bits).collect();
+            Spec::Conv {
+                kind,
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+                dilation,
+                output_padding,
+                groups,
+                bias,
+                padding_mode,
+                ..
+            } => {
+                let bits: Vec<u32> =
+                    Vec::<f32>::try_from(&self.input()?.f_reshape([-1])?)?.into_iter().map(f32::to_bits).collect();
                 json!({
                     "kind": kind, "seed": seed, "in_channels": in_channels, "out_channels": out_channels,
                     "kernel_size": kernel_size, "stride": stride, "padding": padding, "dilation": dilation,
@@ -153,7 +201,20 @@ impl Spec {
                 let options = EmbeddingOptions { padding_idx, ..Default::default() };
                 Ok(Box::new(embedding(vs, prefix, num_embeddings, embedding_dim, options)?))
             }
-            Spec::Conv { kind, in_channels: i, out_channels: o, kernel_size: k, stride, padding, dilation, output_padding, groups, bias, padding_mode, .. } => {
+            Spec::Conv {
+                kind,
+                in_channels: i,
+                out_channels: o,
+                kernel_size: k,
+                stride,
+                padding,
+                dilation,
+                output_padding,
+                groups,
+                bias,
+                padding_mode,
+                ..
+            } => {
                 fn arr<const N: usize>(v: &[i64]) -> [i64; N] {
                     v.try_into().expect("spec arrays have the kernel's rank")
                 }
@@ -166,12 +227,26 @@ impl Spec {
                 };
                 macro_rules! conv_opts {
                     ($n:literal) => {
-                        ConvOptions::<$n> { stride: arr(&stride), padding: arr(&padding), dilation: arr(&dilation), groups, bias, padding_mode: mode }
+                        ConvOptions::<$n> {
+                            stride: arr(&stride),
+                            padding: arr(&padding),
+                            dilation: arr(&dilation),
+                            groups,
+                            bias,
+                            padding_mode: mode,
+                        }
                     };
                 }
                 macro_rules! tr_opts {
                     ($n:literal) => {
-                        ConvTransposeOptions::<$n> { stride: arr(&stride), padding: arr(&padding), output_padding: arr(&output_padding), groups, bias, dilation: arr(&dilation) }
+                        ConvTransposeOptions::<$n> {
+                            stride: arr(&stride),
+                            padding: arr(&padding),
+                            output_padding: arr(&output_padding),
+                            groups,
+                            bias,
+                            dilation: arr(&dilation),
+                        }
                     };
                 }
                 Ok(match kind {
@@ -265,18 +340,38 @@ fn specs() -> Vec<Spec> {
         conv("conv_transpose1d", 2, 3, &[3]).dilation(&[2]).output_padding(&[1]).no_bias(),
         // ConvTranspose2d
         conv("conv_transpose2d", 3, 4, &[3, 3]),
-        conv("conv_transpose2d", 4, 6, &[3, 2]).stride(&[2, 2]).padding(&[1, 1]).output_padding(&[1, 1]).groups(2).spatial(&[3, 4]),
+        conv("conv_transpose2d", 4, 6, &[3, 2])
+            .stride(&[2, 2])
+            .padding(&[1, 1])
+            .output_padding(&[1, 1])
+            .groups(2)
+            .spatial(&[3, 4]),
         conv("conv_transpose2d", 2, 2, &[2, 3]).no_bias().dilation(&[2, 2]),
         conv("conv_transpose2d", 6, 9, &[1, 3]).groups(3).stride(&[3, 3]).output_padding(&[2, 2]),
         conv("conv_transpose2d", 3, 4, &[3, 3]).stride(&[2, 1]).padding(&[1, 0]),
-        conv("conv_transpose2d", 4, 2, &[3, 2]).stride(&[2, 1]).padding(&[1, 0]).output_padding(&[1, 0]).dilation(&[1, 2]).groups(2).spatial(&[3, 5]),
+        conv("conv_transpose2d", 4, 2, &[3, 2])
+            .stride(&[2, 1])
+            .padding(&[1, 0])
+            .output_padding(&[1, 0])
+            .dilation(&[1, 2])
+            .groups(2)
+            .spatial(&[3, 5]),
         conv("conv_transpose2d", 2, 3, &[2, 5]).stride(&[1, 3]).padding(&[0, 2]).output_padding(&[0, 2]).no_bias(),
         // ConvTranspose3d
         conv("conv_transpose3d", 2, 3, &[2, 2, 2]).spatial(&[2, 3, 2]),
-        conv("conv_transpose3d", 4, 2, &[1, 2, 3]).groups(2).stride(&[2, 2, 2]).output_padding(&[1, 1, 1]).spatial(&[2, 2, 3]),
+        conv("conv_transpose3d", 4, 2, &[1, 2, 3])
+            .groups(2)
+            .stride(&[2, 2, 2])
+            .output_padding(&[1, 1, 1])
+            .spatial(&[2, 2, 3]),
         conv("conv_transpose3d", 3, 3, &[2, 1, 2]).no_bias().padding(&[1, 1, 1]).spatial(&[3, 3, 3]),
         conv("conv_transpose3d", 2, 3, &[3, 2, 3]).stride(&[1, 2, 1]).padding(&[1, 0, 1]).spatial(&[2, 3, 2]),
-        conv("conv_transpose3d", 2, 2, &[2, 2, 3]).stride(&[1, 2, 3]).padding(&[0, 1, 1]).output_padding(&[0, 1, 2]).dilation(&[2, 1, 1]).spatial(&[2, 3, 2]),
+        conv("conv_transpose3d", 2, 2, &[2, 2, 3])
+            .stride(&[1, 2, 3])
+            .padding(&[0, 1, 1])
+            .output_padding(&[0, 1, 2])
+            .dilation(&[2, 1, 1])
+            .spatial(&[2, 3, 2]),
         // ConvTranspose1d with output padding below the dilation but not the stride.
         conv("conv_transpose1d", 2, 2, &[3]).stride(&[1]).dilation(&[3]).output_padding(&[2]),
         // Embedding (numel >= 16 takes ATen's vectorized normal_ path, fewer the scalar one)
@@ -291,7 +386,6 @@ fn specs() -> Vec<Spec> {
 fn seed_for(i: usize) -> u64 {
     [0u64, 1, 42, 1234567, 2024, 987654321][i % 6] + i as u64
 }
-
 
 #[derive(Deserialize)]
 struct Bits {
@@ -343,7 +437,13 @@ fn compare(what: &str, got: &Tensor, expected: &Bits) -> Result<()> {
 
 fn run_pytorch(python: &std::path::Path, cases: &Value) -> Result<PyOutput> {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/layer_init.py");
-    let mut child = Command::new(python).arg(&script).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| format!("running {}", python.display()))?;
+    let mut child = Command::new(python)
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {}", python.display()))?;
     child.stdin.take().context("python stdin")?.write_all(serde_json::to_string(cases)?.as_bytes())?;
     let out = child.wait_with_output()?;
     ensure!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
@@ -357,7 +457,12 @@ fn layers_draw_and_forward_like_pytorch() -> Result<()> {
     let cases = Value::Array(specs.iter().enumerate().map(|(i, s)| s.to_json(seed_for(i))).collect::<Result<_>>()?);
     let py = run_pytorch(&python, &cases)?;
     for (spec, result) in specs.iter().zip(&py.results) {
-        ensure!(result.error_stage.is_none(), "PyTorch rejects {spec:?} at {:?}: {:?}", result.error_stage, result.error_type);
+        ensure!(
+            result.error_stage.is_none(),
+            "PyTorch rejects {spec:?} at {:?}: {:?}",
+            result.error_stage,
+            result.error_type
+        );
     }
     ensure!(py.results.len() == specs.len(), "PyTorch returned {} results for {} cases", py.results.len(), specs.len());
     norm_tch::backend::set_num_threads(1)?;
@@ -374,7 +479,11 @@ fn layers_draw_and_forward_like_pytorch() -> Result<()> {
         match (layer.bias(), &expected.bias) {
             (Some(b), Some(e)) => compare(&format!("{what} bias"), b, e)?,
             (None, None) => {}
-            (got, _) => bail!("{what}: Rust bias {:?}, PyTorch bias present: {}", got.map(Tensor::size), expected.bias.is_some()),
+            (got, _) => bail!(
+                "{what}: Rust bias {:?}, PyTorch bias present: {}",
+                got.map(Tensor::size),
+                expected.bias.is_some()
+            ),
         }
         compare(&format!("{what} next randn"), &next, &expected.next_randn)?;
         let mut names: Vec<String> = vs.variables().into_keys().collect();
@@ -382,7 +491,10 @@ fn layers_draw_and_forward_like_pytorch() -> Result<()> {
         let want: Vec<&str> = if spec.has_bias() { vec!["net.0.bias", "net.0.weight"] } else { vec!["net.0.weight"] };
         ensure!(names == want, "{what}: VarStore names {names:?}");
         ensure!(layer.weight().requires_grad(), "{what}: weight is not trainable");
-        ensure!(layer.default_spectral_norm_dim() == if spec.is_transposed() { 1 } else { 0 }, "{what}: default_spectral_norm_dim");
+        ensure!(
+            layer.default_spectral_norm_dim() == if spec.is_transposed() { 1 } else { 0 },
+            "{what}: default_spectral_norm_dim"
+        );
         let x = spec.input()?;
         let forward = expected.forward.as_ref().context("no forward")?;
         compare(&format!("{what} forward_with_weight"), &layer.forward_with_weight(&x, layer.weight())?, forward)?;
@@ -396,7 +508,12 @@ fn layers_draw_and_forward_like_pytorch() -> Result<()> {
 /// `AssertionError` of the module's `__init__`, or `torch.empty`'s `RuntimeError`) or
 /// `"forward"` (ATen's `RuntimeError`).
 fn error_specs() -> Vec<(Spec, &'static str)> {
-    let emb = |num_embeddings, embedding_dim, padding_idx| Spec::Embedding { num_embeddings, embedding_dim, padding_idx, input_shape: vec![3] };
+    let emb = |num_embeddings, embedding_dim, padding_idx| Spec::Embedding {
+        num_embeddings,
+        embedding_dim,
+        padding_idx,
+        input_shape: vec![3],
+    };
     vec![
         // _ConvNd.__init__'s ValueErrors.
         (conv("conv2d", 2, 2, &[3, 3]).groups(0), "construct"),
@@ -449,14 +566,19 @@ fn same_kind(err: &Error, pytorch: &str) -> bool {
 fn errors_come_where_and_as_pytorch_raises_them() -> Result<()> {
     let Some(python) = python_or_skip("compare layer errors against live PyTorch")? else { return Ok(()) };
     let specs = error_specs();
-    let cases = Value::Array(specs.iter().enumerate().map(|(i, (s, _))| s.to_json(seed_for(i))).collect::<Result<_>>()?);
+    let cases =
+        Value::Array(specs.iter().enumerate().map(|(i, (s, _))| s.to_json(seed_for(i))).collect::<Result<_>>()?);
     let py = run_pytorch(&python, &cases)?;
     ensure!(py.results.len() == specs.len(), "PyTorch returned {} results for {} cases", py.results.len(), specs.len());
     norm_tch::backend::set_num_threads(1)?;
     for (i, ((spec, stage), expected)) in specs.iter().zip(&py.results).enumerate() {
         let what = format!("error case {i} (torch {}) {spec:?}", py.torch);
         let py_type = expected.error_type.as_deref().unwrap_or("nothing");
-        ensure!(expected.error_stage.as_deref() == Some(*stage), "{what}: PyTorch raised {py_type} at {:?}, the test expects {stage}", expected.error_stage);
+        ensure!(
+            expected.error_stage.as_deref() == Some(*stage),
+            "{what}: PyTorch raised {py_type} at {:?}, the test expects {stage}",
+            expected.error_stage
+        );
         let vs = VarStore::new(Device::Cpu);
         let (built, next) = {
             let _generator = norm_tch::backend::lock_global_generator();
@@ -467,14 +589,21 @@ fn errors_come_where_and_as_pytorch_raises_them() -> Result<()> {
         compare(&format!("{what} next randn"), &next, &expected.next_randn)?;
         let err = match (built, *stage) {
             (Err(e), "construct") => {
-                ensure!(vs.variables().is_empty(), "{what}: a failed construction registered {:?}", vs.variables().keys());
+                ensure!(
+                    vs.variables().is_empty(),
+                    "{what}: a failed construction registered {:?}",
+                    vs.variables().keys()
+                );
                 e
             }
             (Ok(layer), "forward") => {
                 compare(&format!("{what} weight"), layer.weight(), expected.weight.as_ref().context("no weight")?)?;
                 let x = spec.input()?;
                 let with_weight = layer.forward_with_weight(&x, layer.weight());
-                ensure!(matches!(with_weight, Err(Error::Backend { .. })), "{what}: forward_with_weight gave {with_weight:?}");
+                ensure!(
+                    matches!(with_weight, Err(Error::Backend { .. })),
+                    "{what}: forward_with_weight gave {with_weight:?}"
+                );
                 match layer.f_forward(&x) {
                     Err(e) => e,
                     Ok(y) => bail!("{what}: the forward succeeded with shape {:?}", y.size()),
@@ -511,9 +640,23 @@ fn layers_drop_into_tch_seq() -> Result<()> {
     let vs = VarStore::new(Device::Cpu);
     let _generator = norm_tch::backend::lock_global_generator();
     let net = tch::nn::seq()
-        .add(conv2d(&vs, "0", 3, 4, [3, 1], ConvOptions { stride: [2, 1], padding: [1, 0], padding_mode: PaddingMode::Reflect, ..Default::default() })?)
+        .add(conv2d(
+            &vs,
+            "0",
+            3,
+            4,
+            [3, 1],
+            ConvOptions { stride: [2, 1], padding: [1, 0], padding_mode: PaddingMode::Reflect, ..Default::default() },
+        )?)
         .add_fn(|x| x.relu())
-        .add(conv_transpose2d(&vs, "2", 4, 2, [3, 2], ConvTransposeOptions { stride: [2, 1], padding: [1, 0], output_padding: [1, 0], ..Default::default() })?);
+        .add(conv_transpose2d(
+            &vs,
+            "2",
+            4,
+            2,
+            [3, 2],
+            ConvTransposeOptions { stride: [2, 1], padding: [1, 0], output_padding: [1, 0], ..Default::default() },
+        )?);
     let y = net.forward(&Tensor::f_ones([1, 3, 6, 5], (Kind::Float, Device::Cpu))?);
     ensure!(y.size() == [1, 2, 6, 6], "shape {:?}", y.size());
     let emb = tch::nn::seq().add(embedding(&vs, "emb", 5, 3, EmbeddingOptions::default())?);
@@ -548,10 +691,18 @@ fn bad_arguments_fail_at_construction() {
     tch::manual_seed(5);
     // _ConvNd.__init__'s ValueErrors.
     expect_invalid("groups 0", conv2d(&vs, "c", 2, 2, [3, 3], ConvOptions { groups: 0, ..c2() }), "groups");
-    expect_invalid("groups -2", conv_transpose2d(&vs, "c", 2, 2, [3, 3], ConvTransposeOptions { groups: -2, ..t2() }), "groups");
+    expect_invalid(
+        "groups -2",
+        conv_transpose2d(&vs, "c", 2, 2, [3, 3], ConvTransposeOptions { groups: -2, ..t2() }),
+        "groups",
+    );
     expect_invalid("in % groups", conv2d(&vs, "c", 3, 4, [3, 3], ConvOptions { groups: 2, ..c2() }), "in_channels");
     expect_invalid("out % groups", conv2d(&vs, "c", 4, 3, [3, 3], ConvOptions { groups: 2, ..c2() }), "out_channels");
-    expect_invalid("out % groups (transposed)", conv_transpose2d(&vs, "c", 4, 3, [3, 3], ConvTransposeOptions { groups: 2, ..t2() }), "out_channels");
+    expect_invalid(
+        "out % groups (transposed)",
+        conv_transpose2d(&vs, "c", 4, 3, [3, 3], ConvTransposeOptions { groups: 2, ..t2() }),
+        "out_channels",
+    );
     // torch.empty's RuntimeError.
     expect_backend("in -1", conv2d(&vs, "c", -1, 2, [3, 3], c2()));
     expect_backend("out -1", conv2d(&vs, "c", 2, -1, [3, 3], c2()));
@@ -559,16 +710,29 @@ fn bad_arguments_fail_at_construction() {
     expect_backend("num_embeddings -1", embedding(&vs, "e", -1, 3, EmbeddingOptions::default()));
     expect_backend("embedding_dim -1", embedding(&vs, "e", 3, -1, EmbeddingOptions::default()));
     // nn.Embedding's AssertionErrors, and weight[0]'s IndexError with no rows.
-    expect_invalid("padding_idx = num", embedding(&vs, "e", 10, 3, EmbeddingOptions { padding_idx: Some(10), ..Default::default() }), "padding_idx");
-    expect_invalid("padding_idx < -num", embedding(&vs, "e", 10, 3, EmbeddingOptions { padding_idx: Some(-11), ..Default::default() }), "padding_idx");
-    expect_backend("padding_idx 0 with no rows", embedding(&vs, "e", 0, 3, EmbeddingOptions { padding_idx: Some(0), ..Default::default() }));
+    expect_invalid(
+        "padding_idx = num",
+        embedding(&vs, "e", 10, 3, EmbeddingOptions { padding_idx: Some(10), ..Default::default() }),
+        "padding_idx",
+    );
+    expect_invalid(
+        "padding_idx < -num",
+        embedding(&vs, "e", 10, 3, EmbeddingOptions { padding_idx: Some(-11), ..Default::default() }),
+        "padding_idx",
+    );
+    expect_backend(
+        "padding_idx 0 with no rows",
+        embedding(&vs, "e", 0, 3, EmbeddingOptions { padding_idx: Some(0), ..Default::default() }),
+    );
     assert!(vs.variables().is_empty(), "failed constructions register nothing");
     assert!(Tensor::randn([4], (Kind::Float, Device::Cpu)).equal(&before), "failed constructions draw nothing");
 
     // What ATen rejects only at the forward constructs fine (a zero kernel draws nothing).
     conv2d(&vs, "k0", 2, 2, [0, 3], c2()).unwrap();
-    conv3d(&vs, "p", 2, 2, [1, 1, 1], ConvOptions { padding: [0, -1, 0], dilation: [1, 0, 1], ..Default::default() }).unwrap();
-    conv_transpose2d(&vs, "op", 2, 2, [3, 3], ConvTransposeOptions { stride: [2, 1], output_padding: [2, 1], ..t2() }).unwrap();
+    conv3d(&vs, "p", 2, 2, [1, 1, 1], ConvOptions { padding: [0, -1, 0], dilation: [1, 0, 1], ..Default::default() })
+        .unwrap();
+    conv_transpose2d(&vs, "op", 2, 2, [3, 3], ConvTransposeOptions { stride: [2, 1], output_padding: [2, 1], ..t2() })
+        .unwrap();
 
     conv2d(&vs, "c", 2, 2, [3, 3], c2()).unwrap();
     expect_invalid("taken name", conv2d(&vs, "c", 2, 2, [3, 3], c2()), "name");
@@ -592,7 +756,10 @@ fn negative_padding_idx_is_stored_normalized() -> Result<()> {
     // The gradient of the padding row is zero, as torch.embedding's backward with padding_idx 5.
     let x = Tensor::from_slice(&[5i64, 1, 5]);
     e.forward_with_weight(&x, &e.weight)?.f_sum(Kind::Float)?.backward();
-    ensure!(e.weight.grad().f_get(5)?.f_abs()?.f_sum(Kind::Float)?.double_value(&[]) == 0.0, "no gradient into the padding row");
+    ensure!(
+        e.weight.grad().f_get(5)?.f_abs()?.f_sum(Kind::Float)?.double_value(&[]) == 0.0,
+        "no gradient into the padding row"
+    );
     ensure!(e.weight.grad().f_get(1)?.f_sum(Kind::Float)?.double_value(&[]) == 3.0, "gradient into row 1");
     Ok(())
 }

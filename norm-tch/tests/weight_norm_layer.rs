@@ -1,10 +1,10 @@
 //! `WeightNorm` as a tch layer: PyTorch's names in the VarStore, registration values,
 //! forward, `remove`, and errors for bad input.
 
+use norm_core::optim::AdamConfig;
 use norm_core::Error;
 use norm_tch::layers::{linear, LinearConfig, WeightNorm};
 use norm_tch::optim::Adam;
-use norm_core::optim::AdamConfig;
 use tch::nn::{Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -33,7 +33,7 @@ fn registers_weight_g_and_weight_v_under_pytorch_names() {
     assert_eq!(wn.weight_v().size(), [3, 4]);
     // v = w exactly; g = per-row 2-norm.
     assert!(wn.weight_v().equal(&w));
-    let row_norms = w.norm_scalaropt_dim(2, [1], true, );
+    let row_norms = w.norm_scalaropt_dim(2, [1], true);
     assert!(wn.weight_g().allclose(&row_norms, 1e-6, 1e-7, false));
     let x = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
     let y = wn.forward(&x);

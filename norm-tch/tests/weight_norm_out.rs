@@ -16,7 +16,8 @@ fn bits(t: &Tensor) -> Vec<u64> {
 
 /// `g` for weight norm along `dim` of `v`: its norms times a random scale.
 fn g_for(v: &Tensor, dim: i64) -> Tensor {
-    Tensor::f_norm_except_dim(v, 2, dim).unwrap() * (Tensor::rand_like(&Tensor::f_norm_except_dim(v, 2, dim).unwrap()) + 0.5)
+    Tensor::f_norm_except_dim(v, 2, dim).unwrap()
+        * (Tensor::rand_like(&Tensor::f_norm_except_dim(v, 2, dim).unwrap()) + 0.5)
 }
 
 #[test]
@@ -62,7 +63,8 @@ fn the_layer_writes_its_weight_into_out() {
     let _generator = norm_tch::backend::lock_global_generator();
     tch::manual_seed(23);
     let vs = VarStore::new(Device::Cpu);
-    let mut wn = WeightNorm::new(&vs, "fc", linear(&vs, "fc", 33, 17, LinearConfig::default()).unwrap(), Some(0)).unwrap();
+    let mut wn =
+        WeightNorm::new(&vs, "fc", linear(&vs, "fc", 33, 17, LinearConfig::default()).unwrap(), Some(0)).unwrap();
     let mut out = Tensor::zeros([17, 33], (Kind::Float, Device::Cpu));
     tch::no_grad(|| wn.weight_out(&mut out)).unwrap();
     assert_eq!(bits(&out), bits(&wn.weight().unwrap()));
@@ -92,7 +94,11 @@ fn bad_inputs_are_errors_that_name_them_and_write_nothing() {
     };
     let mut out = sentinel();
     // dim: the whole-tensor -1, a negative spelling, a middle dim of a 3-d v, out of range.
-    check(weight_norm_out(&v, &Tensor::f_norm_except_dim(&v, 2, -1).unwrap(), WeightNormDim::WHOLE, &mut out), &out, "`dim`");
+    check(
+        weight_norm_out(&v, &Tensor::f_norm_except_dim(&v, 2, -1).unwrap(), WeightNormDim::WHOLE, &mut out),
+        &out,
+        "`dim`",
+    );
     check(weight_norm_out(&v, &g_for(&v, 1), WeightNormDim::new(Some(-2)), &mut out), &out, "`dim`");
     check(weight_norm_out(&v, &g0, WeightNormDim::new(Some(5)), &mut out), &out, "`dim`");
     let v3 = Tensor::randn([3, 4, 5], (Kind::Float, Device::Cpu));

@@ -27,7 +27,9 @@ fn row(case: &str, step: u64, tensor: &str, equal: bool, max_ulp: Option<u64>, n
 
 fn tensor_row(case: &str, step: u64, name: &str, ours: Option<&TensorBits>, theirs: Option<&TensorBits>) -> Row {
     match (ours, theirs) {
-        (Some(a), Some(b)) if a.shape != b.shape => row(case, step, name, false, None, format!("shape {:?} vs PyTorch {:?}", a.shape, b.shape)),
+        (Some(a), Some(b)) if a.shape != b.shape => {
+            row(case, step, name, false, None, format!("shape {:?} vs PyTorch {:?}", a.shape, b.shape))
+        }
         (Some(a), Some(b)) => {
             let ulp = a.max_ulp(b);
             row(case, step, name, a == b, ulp, String::new())
@@ -42,16 +44,45 @@ fn compare_case(ours: &CaseOutput, theirs: &CaseOutput, rows: &mut Vec<Row>) {
     let name = &ours.name;
     match (&ours.error, &theirs.error) {
         (Some(a), Some(b)) => {
-            rows.push(row(name, 0, "error type", a.kind == b.kind, None, if a.kind == b.kind { String::new() } else { format!("{} vs PyTorch {}", a.kind, b.kind) }));
+            rows.push(row(
+                name,
+                0,
+                "error type",
+                a.kind == b.kind,
+                None,
+                if a.kind == b.kind { String::new() } else { format!("{} vs PyTorch {}", a.kind, b.kind) },
+            ));
             return;
         }
-        (Some(a), None) => return rows.push(row(name, 0, "error type", false, None, format!("Rust raised {}: {}; PyTorch ran", a.kind, a.message))),
-        (None, Some(b)) => return rows.push(row(name, 0, "error type", false, None, format!("PyTorch raised {}: {}; Rust ran", b.kind, b.message))),
+        (Some(a), None) => {
+            return rows.push(row(
+                name,
+                0,
+                "error type",
+                false,
+                None,
+                format!("Rust raised {}: {}; PyTorch ran", a.kind, a.message),
+            ))
+        }
+        (None, Some(b)) => {
+            return rows.push(row(
+                name,
+                0,
+                "error type",
+                false,
+                None,
+                format!("PyTorch raised {}: {}; Rust ran", b.kind, b.message),
+            ))
+        }
         (None, None) => {}
     }
     let (ours_steps, theirs_steps) = (ours.steps.as_deref().unwrap_or(&[]), theirs.steps.as_deref().unwrap_or(&[]));
     let same_count = ours_steps.len() == theirs_steps.len();
-    let note = if same_count { String::new() } else { format!("{} steps vs PyTorch {}", ours_steps.len(), theirs_steps.len()) };
+    let note = if same_count {
+        String::new()
+    } else {
+        format!("{} steps vs PyTorch {}", ours_steps.len(), theirs_steps.len())
+    };
     rows.push(row(name, 0, "step count", same_count, None, note));
     for (a, b) in ours_steps.iter().zip(theirs_steps) {
         let names: BTreeSet<&String> = a.tensors.keys().chain(b.tensors.keys()).collect();
@@ -83,14 +114,31 @@ pub fn render(rows: &[Row], only_differences: bool) -> String {
     let shown: Vec<&Row> = rows.iter().filter(|r| !only_differences || !r.equal).collect();
     let case_w = shown.iter().map(|r| r.case.len()).max().unwrap_or(4).max(4);
     let tensor_w = shown.iter().map(|r| r.tensor.len()).max().unwrap_or(6).max(6);
-    let mut out = format!("{:<case_w$}  {:>4}  {:<tensor_w$}  {:<9}  {:>7}  note\n", "case", "step", "tensor", "bit-equal", "max ULP");
+    let mut out = format!(
+        "{:<case_w$}  {:>4}  {:<tensor_w$}  {:<9}  {:>7}  note\n",
+        "case", "step", "tensor", "bit-equal", "max ULP"
+    );
     for r in shown {
         let ulp = r.max_ulp.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
-        out += &format!("{:<case_w$}  {:>4}  {:<tensor_w$}  {:<9}  {:>7}  {}\n", r.case, r.step, r.tensor, if r.equal { "yes" } else { "NO" }, ulp, r.note);
+        out += &format!(
+            "{:<case_w$}  {:>4}  {:<tensor_w$}  {:<9}  {:>7}  {}\n",
+            r.case,
+            r.step,
+            r.tensor,
+            if r.equal { "yes" } else { "NO" },
+            ulp,
+            r.note
+        );
     }
     let differing = rows.iter().filter(|r| !r.equal).count();
     let cases: BTreeSet<&str> = rows.iter().map(|r| r.case.as_str()).collect();
     let bad_cases: BTreeSet<&str> = rows.iter().filter(|r| !r.equal).map(|r| r.case.as_str()).collect();
-    out += &format!("{} comparisons in {} cases: {} differ (in {} cases)\n", rows.len(), cases.len(), differing, bad_cases.len());
+    out += &format!(
+        "{} comparisons in {} cases: {} differ (in {} cases)\n",
+        rows.len(),
+        cases.len(),
+        differing,
+        bad_cases.len()
+    );
     out
 }

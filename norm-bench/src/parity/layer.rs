@@ -4,9 +4,9 @@
 use super::spec::{Api, DimArg, LayerSpec, NormKind, NormSpec};
 use anyhow::Result;
 use norm_tch::layers::{
-    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, embedding, linear, Conv1d, Conv2d, Conv3d, ConvOptions, ConvTranspose1d,
-    ConvTranspose2d, ConvTranspose3d, ConvTransposeOptions, Embedding, EmbeddingOptions, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions, WeightNorm,
-    WeightedLayer,
+    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, embedding, linear, Conv1d, Conv2d,
+    Conv3d, ConvOptions, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, ConvTransposeOptions, Embedding,
+    EmbeddingOptions, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer,
 };
 use tch::nn::{self, VarStore};
 use tch::Tensor;
@@ -71,17 +71,64 @@ fn array<const N: usize>(v: &[i64]) -> [i64; N] {
 /// `torch.nn.<Layer>(...)` registered at the root of `vs` (its init draws from the generator).
 pub fn build_layer(vs: &VarStore, spec: &LayerSpec) -> Result<AnyLayer> {
     Ok(match spec {
-        LayerSpec::Linear { in_features, out_features, bias } => AnyLayer::Linear(linear(vs, "", *in_features, *out_features, LinearConfig { bias: *bias })?),
-        LayerSpec::Embedding { num_embeddings, embedding_dim } => AnyLayer::Embedding(embedding(vs, "", *num_embeddings, *embedding_dim, EmbeddingOptions::default())?),
+        LayerSpec::Linear { in_features, out_features, bias } => {
+            AnyLayer::Linear(linear(vs, "", *in_features, *out_features, LinearConfig { bias: *bias })?)
+        }
+        LayerSpec::Embedding { num_embeddings, embedding_dim } => {
+            AnyLayer::Embedding(embedding(vs, "", *num_embeddings, *embedding_dim, EmbeddingOptions::default())?)
+        }
         LayerSpec::Conv { spatial_dims, transposed, in_channels, out_channels, kernel_size, stride, padding, bias } => {
-            let (i, o, k, s, p, b) = (*in_channels, *out_channels, kernel_size.as_slice(), stride.as_slice(), padding.as_slice(), *bias);
+            let (i, o, k, s, p, b) =
+                (*in_channels, *out_channels, kernel_size.as_slice(), stride.as_slice(), padding.as_slice(), *bias);
             match (spatial_dims, transposed) {
-                (1, false) => AnyLayer::Conv1d(conv1d(vs, "", i, o, array(k), ConvOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() })?),
-                (2, false) => AnyLayer::Conv2d(conv2d(vs, "", i, o, array(k), ConvOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() })?),
-                (3, false) => AnyLayer::Conv3d(conv3d(vs, "", i, o, array(k), ConvOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() })?),
-                (1, true) => AnyLayer::ConvTranspose1d(conv_transpose1d(vs, "", i, o, array(k), ConvTransposeOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() })?),
-                (2, true) => AnyLayer::ConvTranspose2d(conv_transpose2d(vs, "", i, o, array(k), ConvTransposeOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() })?),
-                (3, true) => AnyLayer::ConvTranspose3d(conv_transpose3d(vs, "", i, o, array(k), ConvTransposeOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() })?),
+                (1, false) => AnyLayer::Conv1d(conv1d(
+                    vs,
+                    "",
+                    i,
+                    o,
+                    array(k),
+                    ConvOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() },
+                )?),
+                (2, false) => AnyLayer::Conv2d(conv2d(
+                    vs,
+                    "",
+                    i,
+                    o,
+                    array(k),
+                    ConvOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() },
+                )?),
+                (3, false) => AnyLayer::Conv3d(conv3d(
+                    vs,
+                    "",
+                    i,
+                    o,
+                    array(k),
+                    ConvOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() },
+                )?),
+                (1, true) => AnyLayer::ConvTranspose1d(conv_transpose1d(
+                    vs,
+                    "",
+                    i,
+                    o,
+                    array(k),
+                    ConvTransposeOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() },
+                )?),
+                (2, true) => AnyLayer::ConvTranspose2d(conv_transpose2d(
+                    vs,
+                    "",
+                    i,
+                    o,
+                    array(k),
+                    ConvTransposeOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() },
+                )?),
+                (3, true) => AnyLayer::ConvTranspose3d(conv_transpose3d(
+                    vs,
+                    "",
+                    i,
+                    o,
+                    array(k),
+                    ConvTransposeOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() },
+                )?),
                 _ => anyhow::bail!("unsupported conv dimensionality {spatial_dims}"),
             }
         }
@@ -118,9 +165,15 @@ impl Normalized {
         };
         Ok(match (norm.kind, norm.api) {
             (NormKind::WeightNorm, Api::Hooks) => Normalized::WeightNormHooks(WeightNorm::new(vs, "", layer, wn_dim)?),
-            (NormKind::WeightNorm, Api::Parametrizations) => Normalized::Parametrized(Parametrized::weight_norm(vs, "", layer, wn_dim)?),
-            (NormKind::SpectralNorm, Api::Hooks) => Normalized::SpectralNormHooks(SpectralNorm::new(vs, "", layer, spectral())?),
-            (NormKind::SpectralNorm, Api::Parametrizations) => Normalized::Parametrized(Parametrized::spectral_norm(vs, "", layer, spectral())?),
+            (NormKind::WeightNorm, Api::Parametrizations) => {
+                Normalized::Parametrized(Parametrized::weight_norm(vs, "", layer, wn_dim)?)
+            }
+            (NormKind::SpectralNorm, Api::Hooks) => {
+                Normalized::SpectralNormHooks(SpectralNorm::new(vs, "", layer, spectral())?)
+            }
+            (NormKind::SpectralNorm, Api::Parametrizations) => {
+                Normalized::Parametrized(Parametrized::spectral_norm(vs, "", layer, spectral())?)
+            }
         })
     }
 

@@ -61,7 +61,13 @@ pub fn python_exception_type(error: &anyhow::Error) -> &'static str {
     match error.downcast_ref::<E>() {
         Some(E::InvalidArgument { .. } | E::MissingParameter { .. }) => "ValueError",
         Some(E::DimOutOfRange { .. }) => "IndexError",
-        Some(E::ShapeMismatch { .. } | E::UnsupportedDType { .. } | E::AlreadyRegistered { .. } | E::Unsupported { .. } | E::Backend { .. }) => "RuntimeError",
+        Some(
+            E::ShapeMismatch { .. }
+            | E::UnsupportedDType { .. }
+            | E::AlreadyRegistered { .. }
+            | E::Unsupported { .. }
+            | E::Backend { .. },
+        ) => "RuntimeError",
         None => "RuntimeError",
     }
 }
@@ -73,12 +79,23 @@ pub fn run_spec(spec: &Spec, mut progress: impl FnMut(usize, &CaseOutput)) -> Re
     for (i, case) in spec.cases.iter().enumerate() {
         let output = match run_case(case) {
             Ok(steps) => CaseOutput { name: case.name.clone(), steps: Some(steps), error: None },
-            Err(e) => CaseOutput { name: case.name.clone(), steps: None, error: Some(ErrorOutput { kind: python_exception_type(&e).to_string(), message: format!("{e:#}") }) },
+            Err(e) => CaseOutput {
+                name: case.name.clone(),
+                steps: None,
+                error: Some(ErrorOutput { kind: python_exception_type(&e).to_string(), message: format!("{e:#}") }),
+            },
         };
         progress(i, &output);
         cases.push(output);
     }
-    Ok(ParityOutput { torch: format!("norm {} (tch 0.24.0, libtorch {})", env!("CARGO_PKG_VERSION"), norm_tch::backend::cpu_capability()), cases })
+    Ok(ParityOutput {
+        torch: format!(
+            "norm {} (tch 0.24.0, libtorch {})",
+            env!("CARGO_PKG_VERSION"),
+            norm_tch::backend::cpu_capability()
+        ),
+        cases,
+    })
 }
 
 /// One case: seed, build, normalize, set the mode, then `steps` training steps.
@@ -89,13 +106,25 @@ pub fn run_case(case: &Case) -> Result<Vec<StepOutput>> {
     let layer = build_layer(&vs, &case.layer)?;
     let model = Normalized::apply(&vs, layer, &case.norm)?;
     let mut optimizer = match case.optimizer {
-        Some(o) => Some(Adam::new(&vs, AdamConfig { lr: o.lr, betas: o.betas, eps: o.eps, weight_decay: o.weight_decay, amsgrad: o.amsgrad, ..Default::default() })?),
+        Some(o) => Some(Adam::new(
+            &vs,
+            AdamConfig {
+                lr: o.lr,
+                betas: o.betas,
+                eps: o.eps,
+                weight_decay: o.weight_decay,
+                amsgrad: o.amsgrad,
+                ..Default::default()
+            },
+        )?),
         None => None,
     };
     let mut steps = Vec::with_capacity(case.steps as usize);
     for step in 1..=case.steps {
         let x = match case.layer {
-            LayerSpec::Embedding { num_embeddings, .. } => Tensor::f_randint_low(0, num_embeddings, case.input_shape.as_slice(), (Kind::Int64, Device::Cpu))?,
+            LayerSpec::Embedding { num_embeddings, .. } => {
+                Tensor::f_randint_low(0, num_embeddings, case.input_shape.as_slice(), (Kind::Int64, Device::Cpu))?
+            }
             _ => Tensor::f_randn(case.input_shape.as_slice(), (Kind::Float, Device::Cpu))?,
         };
         let out = model.forward_t(&x, case.train)?;

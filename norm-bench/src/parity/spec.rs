@@ -180,7 +180,9 @@ impl<'a> Fields<'a> {
         self.map.get(key)
     }
     fn int_value(&self, key: &str, v: &Value) -> Result<i64> {
-        v.as_i64().filter(|_| v.is_i64() || v.is_u64()).ok_or_else(|| anyhow!("field `{}`: expected an integer, got {v}", self.name(key)))
+        v.as_i64()
+            .filter(|_| v.is_i64() || v.is_u64())
+            .ok_or_else(|| anyhow!("field `{}`: expected an integer, got {v}", self.name(key)))
     }
     fn int(&self, key: &str) -> Result<i64> {
         self.int_value(key, self.get(key)?)
@@ -195,7 +197,9 @@ impl<'a> Fields<'a> {
         Ok(n)
     }
     fn float_value(&self, key: &str, v: &Value) -> Result<f64> {
-        v.as_f64().filter(|_| v.is_number()).ok_or_else(|| anyhow!("field `{}`: expected a number, got {v}", self.name(key)))
+        v.as_f64()
+            .filter(|_| v.is_number())
+            .ok_or_else(|| anyhow!("field `{}`: expected a number, got {v}", self.name(key)))
     }
     fn float(&self, key: &str) -> Result<f64> {
         self.float_value(key, self.get(key)?)
@@ -210,7 +214,8 @@ impl<'a> Fields<'a> {
     }
     fn int_list(&self, key: &str) -> Result<Vec<i64>> {
         let v = self.get(key)?;
-        let items = v.as_array().ok_or_else(|| anyhow!("field `{}`: expected a list of integers, got {v}", self.name(key)))?;
+        let items =
+            v.as_array().ok_or_else(|| anyhow!("field `{}`: expected a list of integers, got {v}", self.name(key)))?;
         items.iter().map(|item| self.int_value(key, item)).collect()
     }
 }
@@ -219,7 +224,10 @@ fn parse_case(value: &Value) -> Result<Case> {
     let f = Fields::new(value, "", &["name", "seed", "layer", "norm", "mode", "input_shape", "steps", "optimizer"])?;
     let name = f.string("name")?.to_string();
     let seed_value = f.get("seed")?;
-    let seed = seed_value.as_u64().filter(|&s| seed_value.is_u64() && s < (1u64 << 63)).ok_or_else(|| anyhow!("field `seed`: expected an integer in [0, 2^63), got {seed_value}"))?;
+    let seed = seed_value
+        .as_u64()
+        .filter(|&s| seed_value.is_u64() && s < (1u64 << 63))
+        .ok_or_else(|| anyhow!("field `seed`: expected an integer in [0, 2^63), got {seed_value}"))?;
     let layer = parse_layer(f.get("layer")?)?;
     let norm = parse_norm(f.get("norm")?)?;
     let train = match f.string("mode")? {
@@ -243,15 +251,25 @@ fn parse_case(value: &Value) -> Result<Case> {
 }
 
 fn parse_layer(value: &Value) -> Result<LayerSpec> {
-    let kind = value.get("kind").and_then(Value::as_str).ok_or_else(|| anyhow!("field `layer.kind`: missing or not a string"))?;
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("field `layer.kind`: missing or not a string"))?;
     match kind {
         "linear" => {
             let f = Fields::new(value, "layer", &["kind", "in_features", "out_features", "bias"])?;
-            Ok(LayerSpec::Linear { in_features: f.size("in_features")?, out_features: f.size("out_features")?, bias: f.boolean("bias")? })
+            Ok(LayerSpec::Linear {
+                in_features: f.size("in_features")?,
+                out_features: f.size("out_features")?,
+                bias: f.boolean("bias")?,
+            })
         }
         "embedding" => {
             let f = Fields::new(value, "layer", &["kind", "num_embeddings", "embedding_dim"])?;
-            Ok(LayerSpec::Embedding { num_embeddings: f.size("num_embeddings")?, embedding_dim: f.size("embedding_dim")? })
+            Ok(LayerSpec::Embedding {
+                num_embeddings: f.size("num_embeddings")?,
+                embedding_dim: f.size("embedding_dim")?,
+            })
         }
         _ => {
             let (spatial_dims, transposed) = match kind {
@@ -263,7 +281,11 @@ fn parse_layer(value: &Value) -> Result<LayerSpec> {
                 "conv_transpose3d" => (3, true),
                 other => bail!("field `layer.kind`: unknown layer \"{other}\" (expected linear, conv1d/2d/3d, conv_transpose1d/2d/3d or embedding)"),
             };
-            let f = Fields::new(value, "layer", &["kind", "in_channels", "out_channels", "kernel_size", "stride", "padding", "bias"])?;
+            let f = Fields::new(
+                value,
+                "layer",
+                &["kind", "in_channels", "out_channels", "kernel_size", "stride", "padding", "bias"],
+            )?;
             let per_dim = |key: &str, default: i64| -> Result<Vec<i64>> {
                 let list = if f.opt(key).is_some() { f.int_list(key)? } else { vec![default; spatial_dims] };
                 if list.len() != spatial_dims {
@@ -276,7 +298,13 @@ fn parse_layer(value: &Value) -> Result<LayerSpec> {
                 transposed,
                 in_channels: f.size("in_channels")?,
                 out_channels: f.size("out_channels")?,
-                kernel_size: per_dim("kernel_size", 0).and_then(|k| if f.opt("kernel_size").is_none() { Err(anyhow!("field `layer.kernel_size`: missing")) } else { Ok(k) })?,
+                kernel_size: per_dim("kernel_size", 0).and_then(|k| {
+                    if f.opt("kernel_size").is_none() {
+                        Err(anyhow!("field `layer.kernel_size`: missing"))
+                    } else {
+                        Ok(k)
+                    }
+                })?,
                 stride: per_dim("stride", 1)?,
                 padding: per_dim("padding", 0)?,
                 bias: f.boolean("bias")?,
@@ -318,7 +346,13 @@ fn parse_adam(value: &Value) -> Result<AdamSpec> {
         bail!("field `optimizer.kind`: expected \"adam\"");
     }
     let defaults = norm_core::optim::AdamConfig::default();
-    let num = |key: &str, default: f64| -> Result<f64> { if f.opt(key).is_some() { f.float(key) } else { Ok(default) } };
+    let num = |key: &str, default: f64| -> Result<f64> {
+        if f.opt(key).is_some() {
+            f.float(key)
+        } else {
+            Ok(default)
+        }
+    };
     let betas = match f.opt("betas") {
         None => defaults.betas,
         Some(v) => match v.as_array().map(Vec::as_slice) {

@@ -126,14 +126,21 @@ impl Op {
 
     /// Whether the op runs power iterations (its rows carry `n_power_iterations`).
     pub fn has_power_iterations(self) -> bool {
-        matches!(self, Op::SpectralNormForwardTrain | Op::SpectralNormForwardBackward | Op::PowerIteration | Op::SpectralNormTrainStep)
+        matches!(
+            self,
+            Op::SpectralNormForwardTrain
+                | Op::SpectralNormForwardBackward
+                | Op::PowerIteration
+                | Op::SpectralNormTrainStep
+        )
     }
 
     /// Bytes the op must move at least, for the bandwidth columns: `copy`,
     /// `weight_norm_forward` and `weight_norm_forward_out` read one `rows x cols` tensor
     /// and write one (`2 · rows · cols · sizeof(dtype)`); `None` for the other ops.
     pub fn bytes_moved(self, rows: u64, cols: u64, dtype: DType) -> Option<u64> {
-        matches!(self, Op::Copy | Op::WeightNormForward | Op::WeightNormForwardOut).then(|| 2 * rows * cols * dtype.size_bytes())
+        matches!(self, Op::Copy | Op::WeightNormForward | Op::WeightNormForwardOut)
+            .then(|| 2 * rows * cols * dtype.size_bytes())
     }
 
     /// Whether the op has cases on `device` in `dtype`: `weight_norm_forward_out` only on
@@ -142,7 +149,9 @@ impl Op {
     /// as `unsupported`).
     pub fn runs_on(self, device: DeviceKind, dtype: DType) -> bool {
         match self {
-            Op::WeightNormForwardOut => device == DeviceKind::Cpu && matches!(dtype, DType::F32 | DType::F64 | DType::Bf16),
+            Op::WeightNormForwardOut => {
+                device == DeviceKind::Cpu && matches!(dtype, DType::F32 | DType::F64 | DType::Bf16)
+            }
             Op::SeedLoopStep | Op::SeedLoopStepCpp => device == DeviceKind::Cpu && dtype == DType::F32,
             _ => true,
         }
@@ -241,7 +250,10 @@ impl FromStr for DType {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        DType::ALL.into_iter().find(|d| d.name() == text).ok_or_else(|| format!("unknown dtype '{text}' (known: f32, f64, bf16, f16)"))
+        DType::ALL
+            .into_iter()
+            .find(|d| d.name() == text)
+            .ok_or_else(|| format!("unknown dtype '{text}' (known: f32, f64, bf16, f16)"))
     }
 }
 
@@ -380,7 +392,14 @@ pub struct Case {
 impl Case {
     /// A case on the CPU in float32 without power iterations.
     pub fn cpu_f32(op: Op, shape: Shape) -> Self {
-        Case { op, rows: shape.rows, cols: shape.cols, dtype: DType::F32, device: DeviceKind::Cpu, n_power_iterations: None }
+        Case {
+            op,
+            rows: shape.rows,
+            cols: shape.cols,
+            dtype: DType::F32,
+            device: DeviceKind::Cpu,
+            n_power_iterations: None,
+        }
     }
 
     /// The weight's shape.
@@ -416,7 +435,9 @@ impl Case {
 
 /// `randn(dims)` drawn as float32 on the CPU, then converted to the case's dtype and device.
 fn randn(case: &Case, dims: [i64; 2]) -> Result<Tensor> {
-    Ok(Tensor::f_randn(dims, (Kind::Float, Device::Cpu))?.f_to_kind(case.dtype.kind())?.f_to_device(case.device.device())?)
+    Ok(Tensor::f_randn(dims, (Kind::Float, Device::Cpu))?
+        .f_to_kind(case.dtype.kind())?
+        .f_to_device(case.device.device())?)
 }
 
 /// `v = randn(rows, cols)` and `g = norm_except_dim(v, 2, 0)`, as leaves requiring grad or not.
@@ -549,11 +570,15 @@ pub fn time_rust(case: &Case, sampling: &Sampling) -> Result<Timed> {
             let mut model = SeedModel::new(Example::WeightNorm)?;
             if case.op == Op::SeedLoopStepCpp {
                 let bias = model.layer.layer().bs.as_ref().context("Linear(2, 3) has a bias")?;
-                let mut cpp = SeedStepCpp::new(model.layer.weight_v(), model.layer.weight_g(), bias, model.adam.config().lr)?;
-                return time_body(sampling, device, || cpp.step(random.random())).with_context(|| format!("timing {} in C++", case.label()));
+                let mut cpp =
+                    SeedStepCpp::new(model.layer.weight_v(), model.layer.weight_g(), bias, model.adam.config().lr)?;
+                return time_body(sampling, device, || cpp.step(random.random()))
+                    .with_context(|| format!("timing {} in C++", case.label()));
             }
             time_body(sampling, device, || {
-                let x = Tensor::f_randn([10, 2], (Kind::Float, Device::Cpu))?.f_mul_scalar(random.random())?.f_mul_scalar(10.0)?;
+                let x = Tensor::f_randn([10, 2], (Kind::Float, Device::Cpu))?
+                    .f_mul_scalar(random.random())?
+                    .f_mul_scalar(10.0)?;
                 model.train_step(&x)
             })
         }
@@ -581,12 +606,16 @@ mod tests {
         assert_eq!("64".parse::<Shape>().unwrap(), Shape::square(64));
         assert!("0x4".parse::<Shape>().is_err());
         assert!("4xq".parse::<Shape>().is_err());
-        assert_eq!(serde_json::from_str::<Vec<Shape>>(r#"["3x2", 8]"#).unwrap(), [Shape { rows: 3, cols: 2 }, Shape::square(8)]);
+        assert_eq!(
+            serde_json::from_str::<Vec<Shape>>(r#"["3x2", 8]"#).unwrap(),
+            [Shape { rows: 3, cols: 2 }, Shape::square(8)]
+        );
     }
 
     #[test]
     fn a_case_serializes_as_the_protocol_names_it() {
-        let case = Case { n_power_iterations: Some(5), ..Case::cpu_f32(Op::PowerIteration, Shape { rows: 8, cols: 16 }) };
+        let case =
+            Case { n_power_iterations: Some(5), ..Case::cpu_f32(Op::PowerIteration, Shape { rows: 8, cols: 16 }) };
         assert_eq!(
             serde_json::to_string(&case).unwrap(),
             r#"{"op":"power_iteration","rows":8,"cols":16,"dtype":"f32","device":"cpu","n_power_iterations":5}"#
@@ -626,7 +655,10 @@ mod tests {
         assert!(!Op::WeightNormForwardOut.runs_on(DeviceKind::Cpu, DType::F16));
         assert!(!Op::WeightNormForwardOut.runs_on(DeviceKind::Cuda, DType::F32));
         assert!(Op::WeightNormForward.runs_on(DeviceKind::Cuda, DType::F16));
-        assert_eq!(Op::WeightNormForwardOut.bytes_moved(8, 8, DType::F64), Op::WeightNormForward.bytes_moved(8, 8, DType::F64));
+        assert_eq!(
+            Op::WeightNormForwardOut.bytes_moved(8, 8, DType::F64),
+            Op::WeightNormForward.bytes_moved(8, 8, DType::F64)
+        );
         for dtype in [DType::F64, DType::Bf16] {
             let case = Case { dtype, ..Case::cpu_f32(Op::WeightNormForwardOut, Shape { rows: 5, cols: 7 }) };
             assert_eq!(time_rust(&case, &Sampling::fixed(1, 2)).unwrap().nanos.len(), 2, "{dtype}");
@@ -639,7 +671,11 @@ mod tests {
     #[test]
     fn other_dtypes_run_or_fail_with_a_message() {
         let _generator = norm_tch::backend::lock_global_generator();
-        let case = Case { dtype: DType::F64, n_power_iterations: Some(1), ..Case::cpu_f32(Op::SpectralNormForwardTrain, Shape::square(4)) };
+        let case = Case {
+            dtype: DType::F64,
+            n_power_iterations: Some(1),
+            ..Case::cpu_f32(Op::SpectralNormForwardTrain, Shape::square(4))
+        };
         assert_eq!(time_rust(&case, &Sampling::fixed(0, 1)).unwrap().nanos.len(), 1);
         let bad = Case { n_power_iterations: None, ..case };
         assert!(format!("{:#}", time_rust(&bad, &Sampling::fixed(0, 1)).unwrap_err()).contains("n_power_iterations"));

@@ -80,7 +80,10 @@ impl fmt::Display for MatrixKind {
 impl FromStr for MatrixKind {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        MatrixKind::ALL.into_iter().find(|k| k.name() == text.trim()).ok_or_else(|| format!("unknown matrix kind '{text}' (known: random, ill_conditioned)"))
+        MatrixKind::ALL
+            .into_iter()
+            .find(|k| k.name() == text.trim())
+            .ok_or_else(|| format!("unknown matrix kind '{text}' (known: random, ill_conditioned)"))
     }
 }
 
@@ -232,7 +235,9 @@ pub fn seed_weight_norm_losses(k: u64) -> Result<Vec<f32>> {
         losses.push(loss as f32);
         model.train_step(x)
     };
-    let draw = |random: &mut PyRandom| -> Result<Tensor> { Ok(Tensor::f_randn([10, 2], (Kind::Float, Device::Cpu))?.f_mul_scalar(random.random())?.f_mul_scalar(10.0)?) };
+    let draw = |random: &mut PyRandom| -> Result<Tensor> {
+        Ok(Tensor::f_randn([10, 2], (Kind::Float, Device::Cpu))?.f_mul_scalar(random.random())?.f_mul_scalar(10.0)?)
+    };
     for _ in 0..k {
         let x = draw(&mut random)?;
         step(&mut model, &x)?;
@@ -284,7 +289,8 @@ mod tests {
         let w = Tensor::from_slice(&[3.0f32, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]).reshape([3, 4]);
         let (s1, s2) = top_singular_values(&w).unwrap();
         assert!((s1 - 3.0).abs() < 1e-12 && (s2 - 2.0).abs() < 1e-12, "{s1} {s2}");
-        let errors: Vec<f64> = [1, 2, 5, 10, 20, 50].iter().map(|&k| relative_error(sigma_estimate(&w, k).unwrap(), s1)).collect();
+        let errors: Vec<f64> =
+            [1, 2, 5, 10, 20, 50].iter().map(|&k| relative_error(sigma_estimate(&w, k).unwrap(), s1)).collect();
         for pair in errors.windows(2) {
             assert!(pair[1] <= pair[0] + 1e-7, "{errors:?}");
         }

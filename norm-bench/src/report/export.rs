@@ -70,7 +70,8 @@ pub const LOSS_HEADER: [&str; 4] = ["run", "step", "loss_rust", "loss_pytorch"];
 
 /// Writes `contents` to `path` atomically: `.<name>.tmp` beside it, flushed, renamed over it.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).with_context(|| format!("{} has no file name", path.display()))?;
+    let name =
+        path.file_name().and_then(|n| n.to_str()).with_context(|| format!("{} has no file name", path.display()))?;
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&tmp)?;
@@ -169,7 +170,9 @@ pub fn convergence_csv(rows: &[SigmaRow]) -> Result<String> {
                 format!("{}", r.sigma_exact),
                 format!("{:.6}", r.gap),
                 format!("{:.3e}", r.rel_error()),
-                optional(r.sigma_estimate_pytorch, |p| format!("{:.3e}", super::convergence::relative_error(p, r.sigma_exact))),
+                optional(r.sigma_estimate_pytorch, |p| {
+                    format!("{:.3e}", super::convergence::relative_error(p, r.sigma_exact))
+                }),
                 r.sigma_estimate_pytorch.map(|p| (p == r.sigma_estimate).to_string()).unwrap_or_default(),
             ]
         }),
@@ -202,7 +205,12 @@ mod tests {
     use crate::report::convergence::{LossRun, MatrixKind};
 
     fn timed(us: f64) -> Side {
-        Side::Timed { warmup: 2, iterations_per_sample: 1, samples: 2, summary: Summary::from_micros(&[us, us]).unwrap() }
+        Side::Timed {
+            warmup: 2,
+            iterations_per_sample: 1,
+            samples: 2,
+            summary: Summary::from_micros(&[us, us]).unwrap(),
+        }
     }
 
     fn row(op: Op, n: u64, rust: Side, pytorch: Side) -> TimingRow {
@@ -218,7 +226,12 @@ mod tests {
 
     #[test]
     fn timing_csv_schema() {
-        let batched = Side::Timed { warmup: 40, iterations_per_sample: 7, samples: 2, summary: Summary::from_micros(&[4.0, 4.0]).unwrap() };
+        let batched = Side::Timed {
+            warmup: 40,
+            iterations_per_sample: 7,
+            samples: 2,
+            summary: Summary::from_micros(&[4.0, 4.0]).unwrap(),
+        };
         let text = timing_csv(&[
             row(Op::WeightNormForward, 64, timed(2.0), batched),
             row(Op::SpectralNormForwardEval, 64, timed(3.0), Side::Skipped),
@@ -239,9 +252,16 @@ mod tests {
             "weight_norm_forward,64x64,64,64,f32,cpu,,1,ok,2,1,2,2.000,2.000,2.000,2.000,0.000,ok,40,7,2,4.000,4.000,4.000,4.000,0.000,0.5000,32768,16.384,8.192,"
         );
         assert_eq!(lines[2], "spectral_norm_forward_eval,64x64,64,64,f32,cpu,,1,ok,2,1,2,3.000,3.000,3.000,3.000,0.000,skipped,,,,,,,,,,,,,");
-        assert_eq!(lines[3], "copy,8x8,8,8,f32,cpu,,1,pending,,,,,,,,,error,,,,,,,,,,512,,,pytorch: RuntimeError: boom");
+        assert_eq!(
+            lines[3],
+            "copy,8x8,8,8,f32,cpu,,1,pending,,,,,,,,,error,,,,,,,,,,512,,,pytorch: RuntimeError: boom"
+        );
         let out = timing_csv(&[row(Op::WeightNormForwardOut, 64, timed(1.0), timed(4.0))]).unwrap();
-        assert!(out.lines().nth(1).unwrap().starts_with("weight_norm_forward_out,64x64,") && out.contains(",0.2500,32768,32.768,8.192,"), "{out}");
+        assert!(
+            out.lines().nth(1).unwrap().starts_with("weight_norm_forward_out,64x64,")
+                && out.contains(",0.2500,32768,32.768,8.192,"),
+            "{out}"
+        );
         assert!(lines.iter().all(|l| l.split(',').count() == TIMING_HEADER.len()));
     }
 
@@ -272,7 +292,8 @@ mod tests {
         assert_eq!(lines[0], "matrix,shape,rows,cols,n_power_iterations,sigma_estimate,sigma_estimate_pytorch,sigma_exact,sigma2_over_sigma1,rel_error,rel_error_pytorch,estimates_bit_equal");
         assert_eq!(lines[1], "random,4x8,4,8,5,2.5,2.5,3,0.500000,1.667e-1,1.667e-1,true");
 
-        let curves = [LossCurve { run: LossRun::SeedWeightNorm, rust: Some(vec![1.5, 0.25]), pytorch: Some(vec![1.5]) }];
+        let curves =
+            [LossCurve { run: LossRun::SeedWeightNorm, rust: Some(vec![1.5, 0.25]), pytorch: Some(vec![1.5]) }];
         let text = loss_csv(&curves).unwrap();
         assert_eq!(text, "run,step,loss_rust,loss_pytorch\nseed_weight_norm,1,1.5,1.5\nseed_weight_norm,2,0.25,\n");
     }
@@ -285,7 +306,8 @@ mod tests {
         write_atomic(&path, b"first\n").unwrap();
         write_atomic(&path, b"second\n").unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "second\n");
-        let names: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> =
+            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["timing.csv"], "the temporary file was renamed, not copied");
         fs::remove_dir_all(&dir).unwrap();
     }

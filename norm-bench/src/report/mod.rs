@@ -82,7 +82,11 @@ impl Side {
         if short.len() < first_line.len() {
             short.push('…');
         }
-        if dtype == DType::F32 { Side::Error(short) } else { Side::Unsupported(short) }
+        if dtype == DType::F32 {
+            Side::Error(short)
+        } else {
+            Side::Unsupported(short)
+        }
     }
 
     /// The side's outcome of a timing.
@@ -153,7 +157,10 @@ impl TimingRow {
 
     /// The CSV's `note`: the failure messages, `rust: ...; pytorch: ...`.
     pub fn note(&self) -> String {
-        let parts: Vec<String> = [("rust", &self.rust), ("pytorch", &self.pytorch)].iter().filter_map(|(name, side)| side.message().map(|m| format!("{name}: {m}"))).collect();
+        let parts: Vec<String> = [("rust", &self.rust), ("pytorch", &self.pytorch)]
+            .iter()
+            .filter_map(|(name, side)| side.message().map(|m| format!("{name}: {m}")))
+            .collect();
         parts.join("; ")
     }
 }
@@ -302,7 +309,13 @@ struct Progress {
 
 impl Progress {
     fn new(costs: &[f64]) -> Self {
-        Progress { start: Instant::now(), planned: costs.iter().sum::<f64>().max(1e-9), done: 0.0, items_done: 0, items: costs.len() }
+        Progress {
+            start: Instant::now(),
+            planned: costs.iter().sum::<f64>().max(1e-9),
+            done: 0.0,
+            items_done: 0,
+            items: costs.len(),
+        }
     }
 
     fn step(&mut self, cost: f64, message: &str) {
@@ -331,13 +344,17 @@ impl Progress {
 fn case_cost(case: &Case, all_rounds: &sampling::Sampling) -> f64 {
     let sampling = all_rounds.per_round();
     let device_factor = if case.device == DeviceKind::Cuda { 0.02 } else { 1.0 };
-    let per_iteration = case.op.rough_ns_per_element(case.n_power_iterations.unwrap_or(1)) * 1e-9 * case.shape().elements() as f64 * device_factor;
+    let per_iteration = case.op.rough_ns_per_element(case.n_power_iterations.unwrap_or(1))
+        * 1e-9
+        * case.shape().elements() as f64
+        * device_factor;
     let per_iteration = per_iteration * if case.dtype == DType::F32 { 1.0 } else { 2.0 };
     let warmup_cap = (sampling.max_samples * sampling::WARMUP_FACTOR) as f64 * per_iteration;
     let warmup = (sampling.warmup_min as f64 * per_iteration).max((sampling.warmup_ms as f64 * 1e-3).min(warmup_cap));
     // A batched sample lasts about min_sample_us (ops with untimed work between iterations do not batch; ignored here).
     let per_sample = per_iteration.max(sampling.min_sample_us as f64 * 1e-6);
-    let samples = (sampling.min_samples as f64 * per_sample).max((sampling.budget_ms as f64 * 1e-3).min(sampling.max_samples as f64 * per_sample));
+    let samples = (sampling.min_samples as f64 * per_sample)
+        .max((sampling.budget_ms as f64 * 1e-3).min(sampling.max_samples as f64 * per_sample));
     let setup = 20e-9 * case.shape().elements() as f64 + 0.01;
     2.0 * all_rounds.rounds.max(1) as f64 * (warmup + setup + samples)
 }
@@ -356,7 +373,9 @@ fn pool(pooled: &mut Option<sampling::Timed>, round: sampling::Timed) -> &sampli
 /// `76.41 ms (6)`; `212.3 µs (300 × 5 it)` for batched samples.
 fn median_text(side: &Side) -> String {
     match side {
-        Side::Timed { summary, samples, iterations_per_sample: 1, .. } => format!("{} ({samples})", summary::duration_text(summary.median_us)),
+        Side::Timed { summary, samples, iterations_per_sample: 1, .. } => {
+            format!("{} ({samples})", summary::duration_text(summary.median_us))
+        }
         Side::Timed { summary, samples, iterations_per_sample, .. } => {
             format!("{} ({samples} × {iterations_per_sample} it)", summary::duration_text(summary.median_us))
         }
@@ -376,7 +395,8 @@ pub fn run(options: &ReportOptions) -> Result<Report> {
     let (name, dir) = create_run_dir(&options.out, options.run_name.as_deref(), started_unix)?;
     eprintln!("report: writing {}", dir.display());
     let cuda_available = norm_tch::backend::cuda_device(0).is_some();
-    let available: Vec<DeviceKind> = if cuda_available { vec![DeviceKind::Cpu, DeviceKind::Cuda] } else { vec![DeviceKind::Cpu] };
+    let available: Vec<DeviceKind> =
+        if cuda_available { vec![DeviceKind::Cpu, DeviceKind::Cuda] } else { vec![DeviceKind::Cpu] };
     let cases = options.timing_cases(&available);
     let mut report = Report {
         name: name.clone(),
@@ -411,8 +431,14 @@ pub fn run(options: &ReportOptions) -> Result<Report> {
     } else {
         Vec::new()
     };
-    let loss_jobs: Vec<(LossRun, u64)> =
-        if options.loss_curves { vec![(LossRun::SeedWeightNorm, options.seed_loop_steps), (LossRun::SpectralNormLinear64, options.spectral_train_steps)] } else { Vec::new() };
+    let loss_jobs: Vec<(LossRun, u64)> = if options.loss_curves {
+        vec![
+            (LossRun::SeedWeightNorm, options.seed_loop_steps),
+            (LossRun::SpectralNormLinear64, options.spectral_train_steps),
+        ]
+    } else {
+        Vec::new()
+    };
     let mut costs: Vec<f64> = cases.iter().map(|c| case_cost(c, &options.sampling)).collect();
     costs.extend(sigma_jobs.iter().map(|(s, _)| 0.1 + 6e-10 * (s.elements() as f64).powf(1.5)));
     costs.extend(loss_jobs.iter().map(|(_, steps)| 0.1 + 0.002 * *steps as f64));
@@ -425,7 +451,10 @@ pub fn run(options: &ReportOptions) -> Result<Report> {
             Ok(env) => {
                 if let Some(p) = env.get("cpu_capability").and_then(|c| c.as_str()) {
                     if p != report.rust_env.cpu_capability {
-                        report.warn(format!("ATen CPU capability differs: Rust {}, PyTorch {p}", report.rust_env.cpu_capability));
+                        report.warn(format!(
+                            "ATen CPU capability differs: Rust {}, PyTorch {p}",
+                            report.rust_env.cpu_capability
+                        ));
                     }
                 }
                 report.pytorch_env = Some(env);
@@ -450,7 +479,8 @@ pub fn run(options: &ReportOptions) -> Result<Report> {
         // is not asked again for this case. The samples of all rounds are pooled.
         let (mut pytorch_timed, mut rust_timed) = (None::<sampling::Timed>, None::<sampling::Timed>);
         for _ in 0..options.sampling.rounds.max(1) {
-            if let (Some(runner), Side::Pending | Side::Timed { .. }) = (pytorch.as_mut(), &report.timing[row].pytorch) {
+            if let (Some(runner), Side::Pending | Side::Timed { .. }) = (pytorch.as_mut(), &report.timing[row].pytorch)
+            {
                 report.timing[row].pytorch = match runner.time_case(case, &round_sampling) {
                     Ok(Outcome::Done(timed)) => Side::from_timed(pool(&mut pytorch_timed, timed))?,
                     Ok(Outcome::Failed(message)) => {
@@ -458,7 +488,10 @@ pub fn run(options: &ReportOptions) -> Result<Report> {
                         Side::failed(case.dtype, message)
                     }
                     Err(e) => {
-                        report.warn(format!("the PyTorch side stopped at {}: {e:#}; the remaining PyTorch columns stay empty", case.label()));
+                        report.warn(format!(
+                            "the PyTorch side stopped at {}: {e:#}; the remaining PyTorch columns stay empty",
+                            case.label()
+                        ));
                         pytorch = None;
                         Side::Skipped
                     }
@@ -484,7 +517,15 @@ pub fn run(options: &ReportOptions) -> Result<Report> {
         report.write_all()?;
         let r = &report.timing[row];
         let ratio = r.ratio().map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into());
-        progress.step(cost_iter.next().unwrap_or(0.0), &format!("{}: rust {}, pytorch {}, ratio {ratio}", case.label(), median_text(&r.rust), median_text(&r.pytorch)));
+        progress.step(
+            cost_iter.next().unwrap_or(0.0),
+            &format!(
+                "{}: rust {}, pytorch {}, ratio {ratio}",
+                case.label(),
+                median_text(&r.rust),
+                median_text(&r.pytorch)
+            ),
+        );
     }
 
     for (shape, kind) in sigma_jobs {
@@ -497,18 +538,32 @@ pub fn run(options: &ReportOptions) -> Result<Report> {
             }
         };
         if let Some(runner) = pytorch.as_mut() {
-            let spectrum = (kind == convergence::MatrixKind::IllConditioned).then(|| convergence::spectrum(shape.rows.min(shape.cols) as usize));
-            match runner.sigma(kind, shape.rows, shape.cols, convergence::SIGMA_SEED, spectrum.as_deref(), &options.convergence_iterations) {
+            let spectrum = (kind == convergence::MatrixKind::IllConditioned)
+                .then(|| convergence::spectrum(shape.rows.min(shape.cols) as usize));
+            match runner.sigma(
+                kind,
+                shape.rows,
+                shape.cols,
+                convergence::SIGMA_SEED,
+                spectrum.as_deref(),
+                &options.convergence_iterations,
+            ) {
                 // Float32 values: rounding to f32 undoes any last-bit error of the JSON float parser.
-                Ok(Outcome::Done(sigma)) => rows.iter_mut().zip(sigma).for_each(|(row, s)| row.sigma_estimate_pytorch = Some(f64::from(s as f32))),
-                Ok(Outcome::Failed(message)) => report.warn(format!("PyTorch's σ study of {kind} {shape} failed: {message}")),
+                Ok(Outcome::Done(sigma)) => rows
+                    .iter_mut()
+                    .zip(sigma)
+                    .for_each(|(row, s)| row.sigma_estimate_pytorch = Some(f64::from(s as f32))),
+                Ok(Outcome::Failed(message)) => {
+                    report.warn(format!("PyTorch's σ study of {kind} {shape} failed: {message}"))
+                }
                 Err(e) => {
                     report.warn(format!("the PyTorch side stopped: {e:#}"));
                     pytorch = None;
                 }
             }
         }
-        let errors: Vec<String> = rows.iter().map(|r| format!("k={} {:.1e}", r.n_power_iterations, r.rel_error())).collect();
+        let errors: Vec<String> =
+            rows.iter().map(|r| format!("k={} {:.1e}", r.n_power_iterations, r.rel_error())).collect();
         report.sigma.extend(rows);
         report.write_all()?;
         progress.step(cost_iter.next().unwrap_or(0.0), &format!("σ {kind} {shape}: rel. error {}", errors.join(", ")));
@@ -524,7 +579,9 @@ pub fn run(options: &ReportOptions) -> Result<Report> {
             match runner.losses(run, steps) {
                 // Float32 values: rounding to f32 undoes any last-bit error of the JSON float parser.
                 Ok(Outcome::Done(losses)) => curve.pytorch = Some(losses.into_iter().map(|l| l as f32).collect()),
-                Ok(Outcome::Failed(message)) => report.warn(format!("PyTorch's loss run {} failed: {message}", run.name())),
+                Ok(Outcome::Failed(message)) => {
+                    report.warn(format!("PyTorch's loss run {} failed: {message}", run.name()))
+                }
                 Err(e) => {
                     report.warn(format!("the PyTorch side stopped: {e:#}"));
                     pytorch = None;
@@ -627,7 +684,12 @@ mod tests {
         let options = ReportOptions {
             out: out.clone(),
             run_name: Some("t".into()),
-            ops: vec![cases::Op::Copy, cases::Op::WeightNormForward, cases::Op::PowerIteration, cases::Op::SeedLoopStep],
+            ops: vec![
+                cases::Op::Copy,
+                cases::Op::WeightNormForward,
+                cases::Op::PowerIteration,
+                cases::Op::SeedLoopStep,
+            ],
             sizes: vec![8],
             rect_shapes: vec![],
             extra_dtypes: vec![DType::F64],
@@ -652,7 +714,11 @@ mod tests {
         assert!(lines[1].starts_with("copy,8x8,8,8,f32,cpu,,1,ok,1,1,3,"), "{}", lines[1]);
         assert!(lines[3].starts_with("power_iteration,8x8,8,8,f32,cpu,2,1,ok,"), "{}", lines[3]);
         assert!(lines[4].starts_with("weight_norm_forward,8x8,8,8,f64,cpu,,1,ok,"), "{}", lines[4]);
-        assert!(lines[5].starts_with("seed_loop_step,3x2,3,2,f32,cpu,,1,ok,1,1,3,") && lines[5].contains(",skipped,"), "{}", lines[5]);
+        assert!(
+            lines[5].starts_with("seed_loop_step,3x2,3,2,f32,cpu,,1,ok,1,1,3,") && lines[5].contains(",skipped,"),
+            "{}",
+            lines[5]
+        );
         let convergence = fs::read_to_string(dir.join("convergence.csv")).unwrap();
         assert_eq!(convergence.lines().count(), 1 + 2 * 2);
         let loss = fs::read_to_string(dir.join("loss.csv")).unwrap();

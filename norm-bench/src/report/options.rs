@@ -87,7 +87,12 @@ impl Default for ReportOptions {
             threads: 1,
             sampling: Sampling::default(),
             convergence: true,
-            convergence_shapes: vec![Shape::square(64), Shape::square(256), Shape::square(1024), Shape { rows: 256, cols: 1024 }],
+            convergence_shapes: vec![
+                Shape::square(64),
+                Shape::square(256),
+                Shape::square(1024),
+                Shape { rows: 256, cols: 1024 },
+            ],
             convergence_iterations: vec![1, 2, 5, 10, 20, 50],
             matrix_kinds: MatrixKind::ALL.to_vec(),
             loss_curves: true,
@@ -110,7 +115,8 @@ impl ReportOptions {
 
     /// [`ReportOptions::from_json`] on the file at `path`.
     pub fn from_config_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
         Self::from_json(&text).with_context(|| format!("the config file {} is not valid", path.display()))
     }
 
@@ -121,13 +127,23 @@ impl ReportOptions {
         for (name, sizes) in [("sizes", &self.sizes), ("copy_sizes", self.copy_sizes.as_ref().unwrap_or(&self.sizes))] {
             ensure!(sizes.iter().all(|&n| n >= 1), "{name} must be at least 1, got {sizes:?}");
         }
-        for (name, counts) in [("power_iteration_counts", &self.power_iteration_counts), ("convergence_iterations", &self.convergence_iterations)] {
+        for (name, counts) in [
+            ("power_iteration_counts", &self.power_iteration_counts),
+            ("convergence_iterations", &self.convergence_iterations),
+        ] {
             ensure!(counts.iter().all(|&k| k >= 1), "{name} must be at least 1 each, got {counts:?}");
         }
         ensure!(self.n_power_iterations >= 1, "n_power_iterations must be at least 1, got {}", self.n_power_iterations);
-        ensure!(!self.loss_curves || (self.seed_loop_steps >= 1 && self.spectral_train_steps >= 1), "seed_loop_steps and spectral_train_steps must be at least 1");
+        ensure!(
+            !self.loss_curves || (self.seed_loop_steps >= 1 && self.spectral_train_steps >= 1),
+            "seed_loop_steps and spectral_train_steps must be at least 1"
+        );
         if let Some(name) = &self.run_name {
-            let bad = name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) || name == "latest" || name == "LATEST";
+            let bad = name.is_empty()
+                || name.starts_with('.')
+                || name.contains(['/', '\\'])
+                || name == "latest"
+                || name == "LATEST";
             ensure!(!bad, "run_name must be a plain folder name (not empty, no '/', not 'latest'), got {name:?}");
         }
         ensure!(!self.devices.is_empty(), "devices must name at least one device");
@@ -156,7 +172,9 @@ impl ReportOptions {
                 };
                 let mut shapes: Vec<Shape> = match op {
                     op if op.is_seed_loop() => vec![],
-                    Op::Copy => self.copy_sizes.as_ref().unwrap_or(&self.sizes).iter().map(|&n| Shape::square(n)).collect(),
+                    Op::Copy => {
+                        self.copy_sizes.as_ref().unwrap_or(&self.sizes).iter().map(|&n| Shape::square(n)).collect()
+                    }
                     _ => self.sizes.iter().map(|&n| Shape::square(n)).collect(),
                 };
                 if self.rect_ops.contains(&op) && !op.is_seed_loop() {
@@ -164,7 +182,14 @@ impl ReportOptions {
                 }
                 for shape in shapes {
                     for &k in &counts {
-                        cases.push(Case { op, rows: shape.rows, cols: shape.cols, dtype: DType::F32, device, n_power_iterations: k });
+                        cases.push(Case {
+                            op,
+                            rows: shape.rows,
+                            cols: shape.cols,
+                            dtype: DType::F32,
+                            device,
+                            n_power_iterations: k,
+                        });
                     }
                 }
             }
@@ -176,7 +201,14 @@ impl ReportOptions {
                             op if op.has_power_iterations() => Some(self.n_power_iterations),
                             _ => None,
                         };
-                        cases.push(Case { op, rows: shape.rows, cols: shape.cols, dtype, device, n_power_iterations: k });
+                        cases.push(Case {
+                            op,
+                            rows: shape.rows,
+                            cols: shape.cols,
+                            dtype,
+                            device,
+                            n_power_iterations: k,
+                        });
                     }
                 }
             }
@@ -195,7 +227,9 @@ fn parse_size(text: &str) -> std::result::Result<u64, String> {
     match text.trim().parse::<u64>() {
         Ok(0) => Err("a size must be at least 1, got 0".to_string()),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!("expected comma-separated sizes like 64,256,1024; '{}' is not a positive integer", text.trim())),
+        Err(_) => {
+            Err(format!("expected comma-separated sizes like 64,256,1024; '{}' is not a positive integer", text.trim()))
+        }
     }
 }
 
@@ -273,7 +307,11 @@ pub struct ReportArgs {
 
 /// A comma list where the empty string means "none" (`--rect-shapes ''`).
 fn parse_list<T: std::str::FromStr<Err = String>>(flag: &str, items: &[String]) -> Result<Vec<T>> {
-    items.iter().filter(|s| !s.trim().is_empty()).map(|s| s.parse::<T>().map_err(|e| anyhow::anyhow!("--{flag}: {e}"))).collect()
+    items
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.parse::<T>().map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
+        .collect()
 }
 
 impl ReportArgs {
@@ -388,7 +426,10 @@ mod tests {
         let cases = options.timing_cases(&[DeviceKind::Cpu]);
         for op in Op::ALL.into_iter().filter(|&op| !op.is_seed_loop() && op != Op::Copy) {
             for n in [64, 512, 2048, 4096] {
-                assert!(cases.iter().any(|c| c.op == op && c.rows == n && c.cols == n && c.dtype == DType::F32), "{op} {n}");
+                assert!(
+                    cases.iter().any(|c| c.op == op && c.rows == n && c.cols == n && c.dtype == DType::F32),
+                    "{op} {n}"
+                );
             }
         }
         assert!(cases.iter().any(|c| c.op == Op::Copy && c.rows == 4096));
@@ -396,17 +437,26 @@ mod tests {
         assert_eq!(last, [Op::SeedLoopStep, Op::SeedLoopStepCpp]);
         assert!(cases.iter().all(|c| c.device == DeviceKind::Cpu));
         assert!(cases.iter().any(|c| c.dtype == DType::Bf16 && c.op == Op::WeightNormForward));
-        let k: Vec<Option<u64>> = cases.iter().filter(|c| c.op == Op::PowerIteration && c.rows == 64 && c.cols == 64).map(|c| c.n_power_iterations).collect();
+        let k: Vec<Option<u64>> = cases
+            .iter()
+            .filter(|c| c.op == Op::PowerIteration && c.rows == 64 && c.cols == 64)
+            .map(|c| c.n_power_iterations)
+            .collect();
         assert_eq!(k, [Some(1), Some(10)]);
         assert!(cases.iter().filter(|c| c.op == Op::WeightNormForward).all(|c| c.n_power_iterations.is_none()));
         // weight_norm_forward_out: every f32 shape weight_norm_forward has, and its f64 and bf16 rows (no f16).
-        let shapes = |op: Op, dtype: DType| cases.iter().filter(|c| c.op == op && c.dtype == dtype).map(Case::shape).collect::<Vec<_>>();
+        let shapes = |op: Op, dtype: DType| {
+            cases.iter().filter(|c| c.op == op && c.dtype == dtype).map(Case::shape).collect::<Vec<_>>()
+        };
         for dtype in [DType::F32, DType::F64, DType::Bf16] {
             assert_eq!(shapes(Op::WeightNormForwardOut, dtype), shapes(Op::WeightNormForward, dtype), "{dtype}");
             assert!(!shapes(Op::WeightNormForwardOut, dtype).is_empty(), "{dtype}");
         }
         assert!(shapes(Op::WeightNormForwardOut, DType::F16).is_empty());
-        assert_eq!(cases.iter().position(|c| c.op == Op::WeightNormForwardOut), Some(cases.iter().rposition(|c| c.op == Op::WeightNormForward && c.dtype == DType::F32).unwrap() + 1));
+        assert_eq!(
+            cases.iter().position(|c| c.op == Op::WeightNormForwardOut),
+            Some(cases.iter().rposition(|c| c.op == Op::WeightNormForward && c.dtype == DType::F32).unwrap() + 1)
+        );
         // CUDA rows only when a CUDA device is available; not for the CPU-only ops.
         let with_cuda = options.timing_cases(&[DeviceKind::Cpu, DeviceKind::Cuda]);
         let cpu_only = cases.iter().filter(|c| c.op.is_seed_loop() || c.op == Op::WeightNormForwardOut).count();
@@ -427,7 +477,9 @@ mod tests {
         assert!(!options.plots);
         assert_eq!(options.out, PathBuf::from("reports"), "fields left out keep their defaults");
 
-        args(&["--sizes", "32", "--samples", "5", "--warmup", "2", "--no-pytorch", "--rect-shapes", "", "--run", "x"]).apply(&mut options).unwrap();
+        args(&["--sizes", "32", "--samples", "5", "--warmup", "2", "--no-pytorch", "--rect-shapes", "", "--run", "x"])
+            .apply(&mut options)
+            .unwrap();
         assert_eq!(options.sizes, [32]);
         assert_eq!(options.threads, 2, "a flag not given leaves the config's value");
         assert_eq!(options.sampling, Sampling::fixed(2, 5));
@@ -440,7 +492,11 @@ mod tests {
 
         let cases = options.timing_cases(&[DeviceKind::Cpu]);
         let labels: Vec<String> = cases.iter().map(Case::label).collect();
-        assert_eq!(labels, ["copy 16x16 f32 cpu", "weight_norm_forward 32x32 f32 cpu"], "copy runs at copy_sizes, not at sizes");
+        assert_eq!(
+            labels,
+            ["copy 16x16 f32 cpu", "weight_norm_forward 32x32 f32 cpu"],
+            "copy runs at copy_sizes, not at sizes"
+        );
     }
 
     #[test]
@@ -450,7 +506,10 @@ mod tests {
         assert_eq!(options.sampling.per_round().min_sample_us, 250);
         let off = ReportOptions::from_json(r#"{"sampling": {"min_sample_us": 0}}"#).unwrap();
         assert_eq!(off.sampling.min_sample_us, 0);
-        assert!(ReportOptions::from_json(r#"{"sampling": {"min_sample_ms": 1}}"#).unwrap_err().to_string().contains("unknown field"));
+        assert!(ReportOptions::from_json(r#"{"sampling": {"min_sample_ms": 1}}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field"));
         // A flag that does not fix the sample count keeps the config's batching; --samples turns it off.
         let mut options = ReportOptions::from_json(r#"{"sampling": {"min_sample_us": 250}}"#).unwrap();
         args(&["--budget-ms", "50"]).apply(&mut options).unwrap();
@@ -470,7 +529,12 @@ mod tests {
         assert!(ReportOptions { sizes: vec![8, 0], ..Default::default() }.validate().is_err());
         assert!(ReportOptions { convergence_iterations: vec![0], ..Default::default() }.validate().is_err());
         assert!(ReportOptions { run_name: Some("a/b".into()), ..Default::default() }.validate().is_err());
-        assert!(ReportOptions { sampling: Sampling { min_samples: 9, max_samples: 3, ..Default::default() }, ..Default::default() }.validate().is_err());
+        assert!(ReportOptions {
+            sampling: Sampling { min_samples: 9, max_samples: 3, ..Default::default() },
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
         assert!(Cli::try_parse_from(["report", "--sizes", "64,0"]).is_err());
         assert!(Cli::try_parse_from(["report", "--sizes", "64,abc"]).is_err());
         assert!(Cli::try_parse_from(["report", "--threads", "0"]).is_err());
@@ -478,7 +542,11 @@ mod tests {
         assert!(Cli::try_parse_from(["report", "--ops", "copy,nope"]).is_err());
         assert!(args(&["--samples", "3", "--budget-ms", "5"]).resolve().is_err());
         assert!(args(&["--dtypes", "f8"]).resolve().is_err());
-        assert!(args(&["--config", "/nonexistent/config.json"]).resolve().unwrap_err().to_string().contains("/nonexistent/config.json"));
+        assert!(args(&["--config", "/nonexistent/config.json"])
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/config.json"));
     }
 
     #[test]

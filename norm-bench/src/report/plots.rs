@@ -9,7 +9,10 @@ use std::path::Path;
 use std::process::Stdio;
 
 /// `norm-bench/python/plot_report.py`.
-pub const PLOT_SCRIPT: Script = Script { source: include_str!("../../python/plot_report.py"), path: concat!(env!("CARGO_MANIFEST_DIR"), "/python/plot_report.py") };
+pub const PLOT_SCRIPT: Script = Script {
+    source: include_str!("../../python/plot_report.py"),
+    path: concat!(env!("CARGO_MANIFEST_DIR"), "/python/plot_report.py"),
+};
 
 /// The script's exit status when matplotlib cannot be imported.
 pub const NO_MATPLOTLIB: i32 = 4;
@@ -28,8 +31,17 @@ pub fn draw(python: &Path, run_dir: &Path) -> Result<Vec<String>> {
         .with_context(|| format!("cannot run `{}`", python.display()))?;
     match output.status.code() {
         Some(0) => {}
-        Some(NO_MATPLOTLIB) => bail!("matplotlib is not installed in {} (`{} -m pip install matplotlib`)", python.display(), python.display()),
+        Some(NO_MATPLOTLIB) => bail!(
+            "matplotlib is not installed in {} (`{} -m pip install matplotlib`)",
+            python.display(),
+            python.display()
+        ),
         _ => bail!("plot_report.py failed ({}; its stderr is above)", output.status),
     }
-    Ok(String::from_utf8_lossy(&output.stdout).lines().map(str::trim).filter(|l| l.ends_with(".png")).map(str::to_string).collect())
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.ends_with(".png"))
+        .map(str::to_string)
+        .collect())
 }

@@ -52,7 +52,10 @@ impl Script {
 }
 
 /// `norm-bench/python/eager_timing.py`.
-pub const EAGER_TIMING: Script = Script { source: include_str!("../../python/eager_timing.py"), path: concat!(env!("CARGO_MANIFEST_DIR"), "/python/eager_timing.py") };
+pub const EAGER_TIMING: Script = Script {
+    source: include_str!("../../python/eager_timing.py"),
+    path: concat!(env!("CARGO_MANIFEST_DIR"), "/python/eager_timing.py"),
+};
 
 /// The interpreter used when none is given: the repository's `.venv/bin/python`, found
 /// relative to the running binary (`<exe dir>/../../.venv/bin/python`, i.e. from
@@ -68,10 +71,28 @@ pub fn default_python() -> PathBuf {
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Request<'a> {
-    Env { threads: usize },
-    Time { threads: usize, sampling: &'a Sampling, case: &'a Case },
-    Sigma { threads: usize, matrix: MatrixKind, rows: u64, cols: u64, seed: u64, spectrum: Option<&'a [f64]>, iterations: &'a [u64] },
-    Loss { threads: usize, run: LossRun, steps: u64 },
+    Env {
+        threads: usize,
+    },
+    Time {
+        threads: usize,
+        sampling: &'a Sampling,
+        case: &'a Case,
+    },
+    Sigma {
+        threads: usize,
+        matrix: MatrixKind,
+        rows: u64,
+        cols: u64,
+        seed: u64,
+        spectrum: Option<&'a [f64]>,
+        iterations: &'a [u64],
+    },
+    Loss {
+        threads: usize,
+        run: LossRun,
+        steps: u64,
+    },
 }
 
 /// The fields of any answer that Rust reads (others are kept in the raw value).
@@ -147,10 +168,17 @@ impl PytorchRunner {
             Ok(_) => {}
             Err(e) => return Err(self.exited_early(Some(e))),
         }
-        let raw: Value = serde_json::from_str(line.trim_end()).with_context(|| format!("the script's answer is not JSON: {:?}", line.trim_end()))?;
-        let answer: Answer = serde_json::from_value(raw.clone()).with_context(|| format!("the script's answer is not protocol JSON: {:?}", line.trim_end()))?;
+        let raw: Value = serde_json::from_str(line.trim_end())
+            .with_context(|| format!("the script's answer is not JSON: {:?}", line.trim_end()))?;
+        let answer: Answer = serde_json::from_value(raw.clone())
+            .with_context(|| format!("the script's answer is not protocol JSON: {:?}", line.trim_end()))?;
         let expected = serde_json::to_value(request)?;
-        ensure!(Some(answer.kind.as_str()) == expected["kind"].as_str(), "the script answered a {:?} request with kind {:?}", expected["kind"], answer.kind);
+        ensure!(
+            Some(answer.kind.as_str()) == expected["kind"].as_str(),
+            "the script answered a {:?} request with kind {:?}",
+            expected["kind"],
+            answer.kind
+        );
         Ok((answer, raw))
     }
 
@@ -169,7 +197,12 @@ impl PytorchRunner {
     /// answered something that is not the protocol.
     pub fn time_case(&mut self, case: &Case, sampling: &Sampling) -> Result<Outcome<Timed>> {
         let (answer, _) = self.ask(&Request::Time { threads: self.threads, sampling, case })?;
-        ensure!(answer.case.as_ref() == Some(case), "the script answered for {:?} instead of {}", answer.case, case.label());
+        ensure!(
+            answer.case.as_ref() == Some(case),
+            "the script answered for {:?} instead of {}",
+            answer.case,
+            case.label()
+        );
         if let Some(message) = answer.error {
             return Ok(Outcome::Failed(message));
         }
@@ -184,7 +217,8 @@ impl PytorchRunner {
             sampling.min_samples,
             sampling.max_samples
         );
-        let iterations_per_sample = answer.iterations_per_sample.ok_or_else(|| anyhow!("the script's answer has no iterations_per_sample"))?;
+        let iterations_per_sample =
+            answer.iterations_per_sample.ok_or_else(|| anyhow!("the script's answer has no iterations_per_sample"))?;
         ensure!(
             (1..=super::sampling::MAX_ITERATIONS_PER_SAMPLE).contains(&iterations_per_sample),
             "the script batched {iterations_per_sample} iterations per sample, outside [1, {}]",
@@ -194,13 +228,27 @@ impl PytorchRunner {
     }
 
     /// PyTorch's σ estimates (hook API) for the study's matrix, one per iteration count.
-    pub fn sigma(&mut self, matrix: MatrixKind, rows: u64, cols: u64, seed: u64, spectrum: Option<&[f64]>, iterations: &[u64]) -> Result<Outcome<Vec<f64>>> {
-        let (answer, _) = self.ask(&Request::Sigma { threads: self.threads, matrix, rows, cols, seed, spectrum, iterations })?;
+    pub fn sigma(
+        &mut self,
+        matrix: MatrixKind,
+        rows: u64,
+        cols: u64,
+        seed: u64,
+        spectrum: Option<&[f64]>,
+        iterations: &[u64],
+    ) -> Result<Outcome<Vec<f64>>> {
+        let (answer, _) =
+            self.ask(&Request::Sigma { threads: self.threads, matrix, rows, cols, seed, spectrum, iterations })?;
         if let Some(message) = answer.error {
             return Ok(Outcome::Failed(message));
         }
         let sigma = answer.sigma.ok_or_else(|| anyhow!("the script's sigma answer has neither sigma nor error"))?;
-        ensure!(sigma.len() == iterations.len(), "the script sent {} σ estimates for {} iteration counts", sigma.len(), iterations.len());
+        ensure!(
+            sigma.len() == iterations.len(),
+            "the script sent {} σ estimates for {} iteration counts",
+            sigma.len(),
+            iterations.len()
+        );
         Ok(Outcome::Done(sigma))
     }
 
@@ -210,7 +258,9 @@ impl PytorchRunner {
         if let Some(message) = answer.error {
             return Ok(Outcome::Failed(message));
         }
-        Ok(Outcome::Done(answer.losses.ok_or_else(|| anyhow!("the script's loss answer has neither losses nor error"))?))
+        Ok(Outcome::Done(
+            answer.losses.ok_or_else(|| anyhow!("the script's loss answer has neither losses nor error"))?,
+        ))
     }
 
     /// Closes the script's stdin (which ends it) and waits for it to exit.
@@ -264,7 +314,8 @@ mod tests {
             text,
             r#"{"kind":"time","threads":1,"sampling":{"warmup_min":1,"warmup_ms":0,"min_samples":2,"max_samples":2,"budget_ms":0,"rounds":1,"min_sample_us":0},"case":{"op":"copy","rows":4,"cols":4,"dtype":"f32","device":"cpu","n_power_iterations":null}}"#
         );
-        let text = serde_json::to_string(&Request::Loss { threads: 2, run: LossRun::SeedWeightNorm, steps: 3 }).unwrap();
+        let text =
+            serde_json::to_string(&Request::Loss { threads: 2, run: LossRun::SeedWeightNorm, steps: 3 }).unwrap();
         assert_eq!(text, r#"{"kind":"loss","threads":2,"run":"seed_weight_norm","steps":3}"#);
     }
 
@@ -275,16 +326,28 @@ mod tests {
         let mut runner = PytorchRunner::start(&python, 1)?;
         // Fixed counts: one iteration per sample, exactly as asked.
         let case = Case::cpu_f32(Op::WeightNormForwardOut, Shape::square(8));
-        let Outcome::Done(timed) = runner.time_case(&case, &Sampling::fixed(2, 3))? else { panic!("weight_norm_forward_out failed") };
+        let Outcome::Done(timed) = runner.time_case(&case, &Sampling::fixed(2, 3))? else {
+            panic!("weight_norm_forward_out failed")
+        };
         assert_eq!((timed.warmup, timed.iterations_per_sample, timed.nanos.len()), (2, 1, 3));
         // A tiny op with 1 ms samples batches many iterations; its samples are per iteration.
-        let batched = Sampling { warmup_min: 1, warmup_ms: 20, min_samples: 3, max_samples: 10, budget_ms: 20, rounds: 1, min_sample_us: 1000 };
+        let batched = Sampling {
+            warmup_min: 1,
+            warmup_ms: 20,
+            min_samples: 3,
+            max_samples: 10,
+            budget_ms: 20,
+            rounds: 1,
+            min_sample_us: 1000,
+        };
         let Outcome::Done(timed) = runner.time_case(&case, &batched)? else { panic!("weight_norm_forward_out failed") };
         assert!(timed.iterations_per_sample >= 5, "{} iterations per sample", timed.iterations_per_sample);
         assert!(timed.nanos.iter().all(|&ns| ns < 500_000), "{:?}", timed.nanos);
         // An op with untimed work between iterations never batches.
         let between = Case::cpu_f32(Op::WeightNormForwardBackward, Shape::square(8));
-        let Outcome::Done(timed) = runner.time_case(&between, &batched)? else { panic!("weight_norm_forward_backward failed") };
+        let Outcome::Done(timed) = runner.time_case(&between, &batched)? else {
+            panic!("weight_norm_forward_backward failed")
+        };
         assert_eq!(timed.iterations_per_sample, 1);
         // The out op's PyTorch side is _weight_norm, so it runs in f16 too (Rust's side does not).
         let f16 = Case { dtype: DType::F16, ..case };

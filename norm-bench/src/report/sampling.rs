@@ -68,7 +68,15 @@ pub const MAX_ITERATIONS_PER_SAMPLE: u64 = 10_000;
 
 impl Default for Sampling {
     fn default() -> Self {
-        Sampling { warmup_min: 1, warmup_ms: 100, min_samples: 6, max_samples: 300, budget_ms: 800, rounds: 2, min_sample_us: DEFAULT_MIN_SAMPLE_US }
+        Sampling {
+            warmup_min: 1,
+            warmup_ms: 100,
+            min_samples: 6,
+            max_samples: 300,
+            budget_ms: 800,
+            rounds: 2,
+            min_sample_us: DEFAULT_MIN_SAMPLE_US,
+        }
     }
 }
 
@@ -76,7 +84,15 @@ impl Sampling {
     /// Exactly `warmup` warm-up iterations and `samples` single-iteration samples (no
     /// time budget, one round, no batching).
     pub fn fixed(warmup: u64, samples: u64) -> Self {
-        Sampling { warmup_min: warmup, warmup_ms: 0, min_samples: samples, max_samples: samples, budget_ms: 0, rounds: 1, min_sample_us: 0 }
+        Sampling {
+            warmup_min: warmup,
+            warmup_ms: 0,
+            min_samples: samples,
+            max_samples: samples,
+            budget_ms: 0,
+            rounds: 1,
+            min_sample_us: 0,
+        }
     }
 
     /// The rule of one of `rounds` rounds: the sample counts divided (rounded up) and the
@@ -107,7 +123,9 @@ impl Sampling {
 
     /// Whether another warm-up iteration runs after `done` of them took `elapsed`.
     pub fn keep_warming(&self, done: u64, elapsed: Duration) -> bool {
-        done < self.warmup_min || (elapsed < Duration::from_millis(self.warmup_ms) && done < self.max_samples.saturating_mul(WARMUP_FACTOR))
+        done < self.warmup_min
+            || (elapsed < Duration::from_millis(self.warmup_ms)
+                && done < self.max_samples.saturating_mul(WARMUP_FACTOR))
     }
 
     /// The iterations each sample runs back to back, after `warmup` warm-up iterations
@@ -178,7 +196,12 @@ pub fn time_adaptive(
     time_loop(sampling, device, Some(between), body)
 }
 
-fn time_loop(sampling: &Sampling, device: Device, mut between: Option<impl FnMut() -> Result<()>>, mut body: impl FnMut() -> Result<()>) -> Result<Timed> {
+fn time_loop(
+    sampling: &Sampling,
+    device: Device,
+    mut between: Option<impl FnMut() -> Result<()>>,
+    mut body: impl FnMut() -> Result<()>,
+) -> Result<Timed> {
     let sync = || norm_tch::backend::synchronize(device);
     let has_between = between.is_some();
     let mut run_between = || between.as_mut().map_or(Ok(()), |b| b());
@@ -291,7 +314,15 @@ mod tests {
     fn tiny_bodies_are_batched_into_samples_of_min_sample_us() {
         // A ~50 µs body, 1 ms samples: at least 5 iterations per sample (fewer only if the
         // warm-up mean exceeds 200 µs), each sample the mean per iteration.
-        let s = Sampling { warmup_min: 1, warmup_ms: 20, min_samples: 3, max_samples: 20, budget_ms: 30, rounds: 1, min_sample_us: 1000 };
+        let s = Sampling {
+            warmup_min: 1,
+            warmup_ms: 20,
+            min_samples: 3,
+            max_samples: 20,
+            budget_ms: 30,
+            rounds: 1,
+            min_sample_us: 1000,
+        };
         let mut calls = 0u64;
         let timed = time_body(&s, Device::Cpu, || {
             calls += 1;
@@ -306,13 +337,18 @@ mod tests {
 
         // The same body with a between callback: one iteration per sample, between before each.
         let mut betweens = 0u64;
-        let timed = time_adaptive(&s, Device::Cpu, || {
-            betweens += 1;
-            Ok(())
-        }, || {
-            std::thread::sleep(Duration::from_micros(50));
-            Ok(())
-        })
+        let timed = time_adaptive(
+            &s,
+            Device::Cpu,
+            || {
+                betweens += 1;
+                Ok(())
+            },
+            || {
+                std::thread::sleep(Duration::from_micros(50));
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!(timed.iterations_per_sample, 1);
         assert_eq!(betweens, timed.warmup + timed.nanos.len() as u64);
@@ -335,9 +371,28 @@ mod tests {
 
     #[test]
     fn rounds_split_the_counts_and_the_budget() {
-        let s = Sampling { warmup_min: 2, warmup_ms: 30, min_samples: 5, max_samples: 301, budget_ms: 800, rounds: 2, min_sample_us: 700 };
+        let s = Sampling {
+            warmup_min: 2,
+            warmup_ms: 30,
+            min_samples: 5,
+            max_samples: 301,
+            budget_ms: 800,
+            rounds: 2,
+            min_sample_us: 700,
+        };
         let r = s.per_round();
-        assert_eq!(r, Sampling { warmup_min: 2, warmup_ms: 30, min_samples: 3, max_samples: 151, budget_ms: 400, rounds: 1, min_sample_us: 700 });
+        assert_eq!(
+            r,
+            Sampling {
+                warmup_min: 2,
+                warmup_ms: 30,
+                min_samples: 3,
+                max_samples: 151,
+                budget_ms: 400,
+                rounds: 1,
+                min_sample_us: 700
+            }
+        );
         assert_eq!(Sampling::fixed(1, 4).per_round(), Sampling::fixed(1, 4));
     }
 

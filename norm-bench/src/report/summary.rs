@@ -25,7 +25,11 @@ pub const BANDWIDTH_SIZE: u64 = 4096;
 fn find(report: &Report, op: Op, shape: Shape, dtype: DType, device: DeviceKind, k: Option<u64>) -> Option<&TimingRow> {
     report.timing.iter().find(|r| {
         let c = &r.case;
-        c.op == op && c.shape() == shape && c.dtype == dtype && c.device == device && (k.is_none() || c.n_power_iterations == k)
+        c.op == op
+            && c.shape() == shape
+            && c.dtype == dtype
+            && c.device == device
+            && (k.is_none() || c.n_power_iterations == k)
     })
 }
 
@@ -75,7 +79,11 @@ fn op_label(op: Op, k: Option<u64>) -> String {
 /// The (op, k) lines of the ratio tables, in run order.
 fn op_lines(report: &Report, device: DeviceKind) -> Vec<(Op, Option<u64>)> {
     let mut lines = Vec::new();
-    for row in report.timing.iter().filter(|r| r.case.device == device && r.case.dtype == DType::F32 && !r.case.op.is_seed_loop()) {
+    for row in report
+        .timing
+        .iter()
+        .filter(|r| r.case.device == device && r.case.dtype == DType::F32 && !r.case.op.is_seed_loop())
+    {
         let key = (row.case.op, row.case.n_power_iterations);
         if !lines.contains(&key) {
             lines.push(key);
@@ -86,14 +94,19 @@ fn op_lines(report: &Report, device: DeviceKind) -> Vec<(Op, Option<u64>)> {
 
 fn square_sizes(report: &Report) -> Vec<u64> {
     let mut sizes: Vec<u64> = report.options.sizes.clone();
-    sizes.extend(SUMMARY_SIZES.iter().filter(|n| report.timing.iter().any(|r| r.case.rows == **n && r.case.cols == **n)));
+    sizes.extend(
+        SUMMARY_SIZES.iter().filter(|n| report.timing.iter().any(|r| r.case.rows == **n && r.case.cols == **n)),
+    );
     sizes.sort_unstable();
     sizes.dedup();
     sizes
 }
 
 fn ratio_tables(out: &mut String, report: &Report) {
-    let devices: Vec<DeviceKind> = [DeviceKind::Cpu, DeviceKind::Cuda].into_iter().filter(|d| report.timing.iter().any(|r| r.case.device == *d)).collect();
+    let devices: Vec<DeviceKind> = [DeviceKind::Cpu, DeviceKind::Cuda]
+        .into_iter()
+        .filter(|d| report.timing.iter().any(|r| r.case.device == *d))
+        .collect();
     if devices.is_empty() {
         out.push_str("No timing case has finished yet.\n\n");
         return;
@@ -117,7 +130,13 @@ fn ratio_tables(out: &mut String, report: &Report) {
         }
         out.push('\n');
 
-        let rect: Vec<Shape> = report.options.rect_shapes.iter().copied().filter(|s| report.timing.iter().any(|r| r.case.shape() == *s && r.case.device == device)).collect();
+        let rect: Vec<Shape> = report
+            .options
+            .rect_shapes
+            .iter()
+            .copied()
+            .filter(|s| report.timing.iter().any(|r| r.case.shape() == *s && r.case.device == device))
+            .collect();
         if !rect.is_empty() {
             let _ = writeln!(out, "Rectangular weights ({device}, f32):\n");
             let mut header = "| op |".to_string();
@@ -140,7 +159,8 @@ fn ratio_tables(out: &mut String, report: &Report) {
             out.push('\n');
         }
 
-        let other: Vec<&TimingRow> = report.timing.iter().filter(|r| r.case.device == device && r.case.dtype != DType::F32).collect();
+        let other: Vec<&TimingRow> =
+            report.timing.iter().filter(|r| r.case.device == device && r.case.dtype != DType::F32).collect();
         if !other.is_empty() {
             let _ = writeln!(out, "Other dtypes ({device}):\n\n| op | shape | dtype | Rust median | PyTorch median | Rust / PyTorch |\n|---|---|---|---:|---:|---:|");
             for row in other {
@@ -183,14 +203,20 @@ fn seed_loop_section(out: &mut String, report: &Report) {
                 );
             }
             _ => {
-                let _ = writeln!(out, "Not both sides timed: Rust {}, PyTorch {}.\n", row.rust.status(), row.pytorch.status());
+                let _ = writeln!(
+                    out,
+                    "Not both sides timed: Rust {}, PyTorch {}.\n",
+                    row.rust.status(),
+                    row.pytorch.status()
+                );
             }
         },
         None => out.push_str("Not timed (yet).\n\n"),
     }
     // The floor: the same step from C++ straight to libtorch (PyTorch's op sequence).
     let seed = seed_row.and_then(|row| median(&row.rust));
-    if let Some(row) = find(report, Op::SeedLoopStepCpp, Shape { rows: 3, cols: 2 }, DType::F32, DeviceKind::Cpu, None) {
+    if let Some(row) = find(report, Op::SeedLoopStepCpp, Shape { rows: 3, cols: 2 }, DType::F32, DeviceKind::Cpu, None)
+    {
         if let (Some(c), Some(p), Some(ratio)) = (median(&row.rust), median(&row.pytorch), row.ratio()) {
             let vs_norm = seed.map(|r| format!("; norm / C++ = **{:.2}**", r / c)).unwrap_or_default();
             let _ = writeln!(
@@ -235,7 +261,9 @@ fn fraction(w: Option<f64>, c: Option<f64>) -> Option<f64> {
 pub fn bandwidths(report: &Report, n: u64, device: DeviceKind) -> Option<Bandwidths> {
     let shape = Shape::square(n);
     let of = |op: Op| find(report, op, shape, DType::F32, device, None);
-    let sides = |row: Option<&TimingRow>| row.map(|r| (r.bandwidth_gbps(&r.rust), r.bandwidth_gbps(&r.pytorch))).unwrap_or((None, None));
+    let sides = |row: Option<&TimingRow>| {
+        row.map(|r| (r.bandwidth_gbps(&r.rust), r.bandwidth_gbps(&r.pytorch))).unwrap_or((None, None))
+    };
     let copy = of(Op::Copy)?;
     let (wn, wn_out) = (of(Op::WeightNormForward), of(Op::WeightNormForwardOut));
     if wn.is_none() && wn_out.is_none() {
@@ -261,12 +289,23 @@ fn bandwidth_section(out: &mut String, report: &Report) {
             any = true;
         }
         let gbps = |v: Option<f64>| v.map(|v| format!("{v:.2} GB/s")).unwrap_or_else(|| "–".into());
-        let frac = |w: Option<f64>, c: Option<f64>| fraction(w, c).map(|f| format!("**{:.0}%**", 100.0 * f)).unwrap_or_else(|| "–".into());
+        let frac = |w: Option<f64>, c: Option<f64>| {
+            fraction(w, c).map(|f| format!("**{:.0}%**", 100.0 * f)).unwrap_or_else(|| "–".into())
+        };
         let (copy_r, copy_p) = b.copy;
         let _ = writeln!(out, "| {device} | copy | {} | {} |", gbps(copy_r), gbps(copy_p));
         for (name, (r, p), present) in [
-            ("weight_norm_forward", b.weight_norm_forward, find(report, Op::WeightNormForward, Shape::square(BANDWIDTH_SIZE), DType::F32, device, None).is_some()),
-            ("weight_norm_forward_out", b.weight_norm_forward_out, find(report, Op::WeightNormForwardOut, Shape::square(BANDWIDTH_SIZE), DType::F32, device, None).is_some()),
+            (
+                "weight_norm_forward",
+                b.weight_norm_forward,
+                find(report, Op::WeightNormForward, Shape::square(BANDWIDTH_SIZE), DType::F32, device, None).is_some(),
+            ),
+            (
+                "weight_norm_forward_out",
+                b.weight_norm_forward_out,
+                find(report, Op::WeightNormForwardOut, Shape::square(BANDWIDTH_SIZE), DType::F32, device, None)
+                    .is_some(),
+            ),
         ] {
             if !present {
                 continue;
@@ -308,7 +347,11 @@ fn sigma_section(out: &mut String, report: &Report) {
     }
     for shape in shapes {
         for kind in MatrixKind::ALL {
-            let rows: Vec<_> = report.sigma.iter().filter(|r| r.matrix == kind && r.rows == shape.rows && r.cols == shape.cols).collect();
+            let rows: Vec<_> = report
+                .sigma
+                .iter()
+                .filter(|r| r.matrix == kind && r.rows == shape.rows && r.cols == shape.cols)
+                .collect();
             let Some(first) = rows.first() else { continue };
             let mut line = format!("| {kind} {shape} | {:.4} |", first.gap);
             for k in &counts {
@@ -322,10 +365,12 @@ fn sigma_section(out: &mut String, report: &Report) {
             let _ = writeln!(out, "{line}");
         }
     }
-    let compared: Vec<_> = report.sigma.iter().filter_map(|r| r.sigma_estimate_pytorch.map(|p| p == r.sigma_estimate)).collect();
+    let compared: Vec<_> =
+        report.sigma.iter().filter_map(|r| r.sigma_estimate_pytorch.map(|p| p == r.sigma_estimate)).collect();
     if !compared.is_empty() {
         let equal = compared.iter().filter(|e| **e).count();
-        let _ = writeln!(out, "\nnorm's and PyTorch's σ estimates are bit-equal in {equal} of {} rows.", compared.len());
+        let _ =
+            writeln!(out, "\nnorm's and PyTorch's σ estimates are bit-equal in {equal} of {} rows.", compared.len());
     }
     out.push('\n');
 }
@@ -351,7 +396,12 @@ fn loss_section(out: &mut String, report: &Report) {
         let first = rust.first().map(|l| format!("{l:.6}")).unwrap_or_else(|| "–".into());
         let last_r = rust.last().map(|l| format!("{l:.6}")).unwrap_or_else(|| "–".into());
         let last_p = pytorch.last().map(|l| format!("{l:.6}")).unwrap_or_else(|| "–".into());
-        let _ = writeln!(out, "| {} | {} | {first} | {last_r} | {last_p} | {same} |", curve.run.name(), rust.len().max(pytorch.len()));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {first} | {last_r} | {last_p} | {same} |",
+            curve.run.name(),
+            rust.len().max(pytorch.len())
+        );
     }
     out.push('\n');
 }
@@ -360,7 +410,11 @@ fn loss_section(out: &mut String, report: &Report) {
 pub fn render_markdown(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# norm-bench report `{}`\n", report.name);
-    let status = if report.finished_unix.is_some() { "**complete**" } else { "**in progress** (or interrupted: this page is rewritten after every case)" };
+    let status = if report.finished_unix.is_some() {
+        "**complete**"
+    } else {
+        "**in progress** (or interrupted: this page is rewritten after every case)"
+    };
     let done_timing = report.timing_done;
     let _ = writeln!(
         out,
@@ -374,7 +428,8 @@ pub fn render_markdown(report: &Report) -> String {
     let m = &report.machine;
     let memory = m.memory_gib.map(|g| format!(", {g:.1} GiB")).unwrap_or_default();
     out.push_str("| | |\n|---|---|\n");
-    let _ = writeln!(out, "| machine | {}, {} logical CPUs{memory}, {} ({}) |", m.cpu_model, m.logical_cpus, m.os, m.arch);
+    let _ =
+        writeln!(out, "| machine | {}, {} logical CPUs{memory}, {} ({}) |", m.cpu_model, m.logical_cpus, m.os, m.arch);
     let r = &report.rust_env;
     let _ = writeln!(
         out,
@@ -382,7 +437,11 @@ pub fn render_markdown(report: &Report) -> String {
         r.norm_version, r.tch_version, r.cpu_capability, report.options.threads
     );
     let p = report.pytorch_env.as_ref();
-    let field = |key: &str| p.and_then(|p| p.get(key)).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_else(|| "?".into());
+    let field = |key: &str| {
+        p.and_then(|p| p.get(key))
+            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .unwrap_or_else(|| "?".into())
+    };
     match p {
         Some(_) => {
             let _ = writeln!(
@@ -396,7 +455,11 @@ pub fn render_markdown(report: &Report) -> String {
         }
         None => out.push_str("| PyTorch side | none (its columns are empty) |\n"),
     }
-    let cuda = if report.cuda_available { format!("yes ({})", field("cuda_device")) } else { "no CUDA device: CPU rows only".into() };
+    let cuda = if report.cuda_available {
+        format!("yes ({})", field("cuda_device"))
+    } else {
+        "no CUDA device: CPU rows only".into()
+    };
     let _ = writeln!(out, "| CUDA | {cuda} |");
     let s = &report.options.sampling;
     let r = s.per_round();
@@ -415,7 +478,11 @@ pub fn render_markdown(report: &Report) -> String {
     );
 
     out.push_str("## Rust / PyTorch, ratio of median times\n\nBelow 1: norm is faster. Spectral-norm ops use n_power_iterations = ");
-    let _ = writeln!(out, "{} (PyTorch's default); `power_iteration` is timed at each k. Every row is in `timing.csv`.\n", report.options.n_power_iterations);
+    let _ = writeln!(
+        out,
+        "{} (PyTorch's default); `power_iteration` is timed at each k. Every row is in `timing.csv`.\n",
+        report.options.n_power_iterations
+    );
     ratio_tables(&mut out, report);
     if report.timing.iter().any(|r| r.case.op == Op::WeightNormForwardOut) {
         out.push_str(
@@ -454,7 +521,8 @@ pub fn render_json(report: &Report) -> Value {
         .into_iter()
         .filter_map(|device| {
             let b = bandwidths(report, BANDWIDTH_SIZE, device)?;
-            let ((copy_r, copy_p), (wn_r, wn_p), (out_r, out_p)) = (b.copy, b.weight_norm_forward, b.weight_norm_forward_out);
+            let ((copy_r, copy_p), (wn_r, wn_p), (out_r, out_p)) =
+                (b.copy, b.weight_norm_forward, b.weight_norm_forward_out);
             Some((
                 device.name().to_string(),
                 json!({

@@ -202,7 +202,8 @@ pub fn single_tensor_update<B: AutodiffBackend>(
     exp_avg_sq: &mut B::Tensor,
     max_exp_avg_sq: Option<&mut B::Tensor>,
 ) -> Result<()> {
-    let AdamConfig { lr, betas: (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled_weight_decay } = *config;
+    let AdamConfig { lr, betas: (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled_weight_decay } =
+        *config;
     let mut grad = if maximize { B::neg(&grad)? } else { grad };
     if weight_decay != 0.0 {
         if decoupled_weight_decay {

@@ -35,12 +35,23 @@ impl Bits {
         if self.shape != other.shape || self.f32_bits.len() != other.f32_bits.len() {
             return None;
         }
-        Some(self.f32_bits.iter().zip(&other.f32_bits).map(|(&a, &b)| if a == b { 0 } else { ordered(a).abs_diff(ordered(b)) }).max().unwrap_or(0))
+        Some(
+            self.f32_bits
+                .iter()
+                .zip(&other.f32_bits)
+                .map(|(&a, &b)| if a == b { 0 } else { ordered(a).abs_diff(ordered(b)) })
+                .max()
+                .unwrap_or(0),
+        )
     }
 
     /// The largest absolute difference to `other` (of the same length), as f64.
     pub fn max_abs_diff(&self, other: &Bits) -> f64 {
-        self.f32_bits.iter().zip(&other.f32_bits).map(|(&a, &b)| (f32::from_bits(a) as f64 - f32::from_bits(b) as f64).abs()).fold(0.0, f64::max)
+        self.f32_bits
+            .iter()
+            .zip(&other.f32_bits)
+            .map(|(&a, &b)| (f32::from_bits(a) as f64 - f32::from_bits(b) as f64).abs())
+            .fold(0.0, f64::max)
     }
 
     /// How many elements differ in their bits from `other` (of the same length).

@@ -17,7 +17,10 @@
 use super::bits::Bits;
 use super::ops::leaky_relu;
 use anyhow::{ensure, Result};
-use norm_tch::layers::{conv1d, conv_transpose1d, fold_all, unfold_all, Conv1d, ConvOptions, ConvTranspose1d, ConvTransposeOptions, Foldable, WeightNorm};
+use norm_tch::layers::{
+    conv1d, conv_transpose1d, fold_all, unfold_all, Conv1d, ConvOptions, ConvTranspose1d, ConvTransposeOptions,
+    Foldable, WeightNorm,
+};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -44,7 +47,13 @@ pub struct Config {
 impl Default for Config {
     /// The sizes `data/hifigan_block.py` uses by default.
     fn default() -> Self {
-        Config { in_channels: 8, channels: 16, upsample_rates: vec![4, 2], resblock_kernel_sizes: vec![3, 5], dilations: vec![1, 3] }
+        Config {
+            in_channels: 8,
+            channels: 16,
+            upsample_rates: vec![4, 2],
+            resblock_kernel_sizes: vec![3, 5],
+            dilations: vec![1, 3],
+        }
     }
 }
 
@@ -54,7 +63,15 @@ pub fn get_padding(kernel_size: i64, dilation: i64) -> i64 {
 }
 
 /// A weight-normed `nn.Conv1d(c_in, c_out, k, 1, dilation=d, padding=p)` at `prefix`.
-fn wn_conv1d(vs: &VarStore, prefix: &str, c_in: i64, c_out: i64, k: i64, dilation: i64, padding: i64) -> Result<WeightNorm<Conv1d>> {
+fn wn_conv1d(
+    vs: &VarStore,
+    prefix: &str,
+    c_in: i64,
+    c_out: i64,
+    k: i64,
+    dilation: i64,
+    padding: i64,
+) -> Result<WeightNorm<Conv1d>> {
     let options = ConvOptions { padding: [padding], dilation: [dilation], ..Default::default() };
     let conv = conv1d(vs, prefix, c_in, c_out, [k], options)?;
     Ok(WeightNorm::new(vs, prefix, conv, Some(0))?)
@@ -76,10 +93,30 @@ impl ResBlock1 {
         let convs1 = dilations
             .iter()
             .enumerate()
-            .map(|(m, &d)| wn_conv1d(vs, &format!("{prefix}.convs1.{m}"), channels, channels, kernel_size, d, get_padding(kernel_size, d)))
+            .map(|(m, &d)| {
+                wn_conv1d(
+                    vs,
+                    &format!("{prefix}.convs1.{m}"),
+                    channels,
+                    channels,
+                    kernel_size,
+                    d,
+                    get_padding(kernel_size, d),
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let convs2 = (0..dilations.len())
-            .map(|m| wn_conv1d(vs, &format!("{prefix}.convs2.{m}"), channels, channels, kernel_size, 1, get_padding(kernel_size, 1)))
+            .map(|m| {
+                wn_conv1d(
+                    vs,
+                    &format!("{prefix}.convs2.{m}"),
+                    channels,
+                    channels,
+                    kernel_size,
+                    1,
+                    get_padding(kernel_size, 1),
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(ResBlock1 { convs1, convs2 })
     }
@@ -120,7 +157,11 @@ impl Generator {
     /// threads may draw). Loading a checkpoint overwrites them anyway.
     pub fn new(vs: &VarStore, config: &Config) -> Result<Self> {
         let stages = config.upsample_rates.len() as u32;
-        ensure!(config.channels % 2i64.pow(stages) == 0, "channels {} must be divisible by 2^{stages}", config.channels);
+        ensure!(
+            config.channels % 2i64.pow(stages) == 0,
+            "channels {} must be divisible by 2^{stages}",
+            config.channels
+        );
         ensure!(!config.resblock_kernel_sizes.is_empty(), "at least one resblock kernel size is needed");
         let ch = config.channels;
         let conv_pre = wn_conv1d(vs, "conv_pre", config.in_channels, ch, 7, 1, 3)?;

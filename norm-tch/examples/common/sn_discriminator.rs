@@ -17,7 +17,9 @@ use super::bits::Bits;
 use super::ops::leaky_relu;
 use anyhow::Result;
 use norm_core::optim::AdamConfig;
-use norm_tch::layers::{conv2d, linear, Conv2d, ConvOptions, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions};
+use norm_tch::layers::{
+    conv2d, linear, Conv2d, ConvOptions, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions,
+};
 use norm_tch::optim::Adam;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -64,7 +66,11 @@ impl Discriminator {
     /// runs its 15 + 1 registration power iterations).
     pub fn new(vs: &VarStore) -> Result<Self> {
         let sn = SpectralNormOptions::default();
-        let opts = |stride, padding| ConvOptions { stride: [stride, stride], padding: [padding, padding], ..Default::default() };
+        let opts = |stride, padding| ConvOptions {
+            stride: [stride, stride],
+            padding: [padding, padding],
+            ..Default::default()
+        };
         let c0 = conv2d(vs, "convs.0", 1, 8, [4, 4], opts(2, 1))?;
         let c0 = SnConv::Hooks(SpectralNorm::new(vs, "convs.0", c0, sn)?);
         let c1 = conv2d(vs, "convs.1", 8, 16, [4, 4], opts(2, 1))?;
@@ -180,7 +186,11 @@ pub fn compare(run: &TrainRun, torch: &TorchRun) -> Result<(Vec<String>, usize)>
         } else {
             differing += 1;
             let ulp = ours.max_ulp(theirs).map_or("shapes differ".to_string(), |u| format!("max {u} ULP"));
-            lines.push(format!("DIFFERS  {what}: {ulp}, {} of {} values differ", ours.count_differing(theirs), ours.f32_bits.len()));
+            lines.push(format!(
+                "DIFFERS  {what}: {ulp}, {} of {} values differ",
+                ours.count_differing(theirs),
+                ours.f32_bits.len()
+            ));
         }
     };
     if run.losses.len() != torch.losses.len() {

@@ -151,7 +151,10 @@ impl std::fmt::Display for Conversion {
 /// [`Conversion`] per layer whose scheme changed.
 pub fn convert(sd: &StateDict, target: Target, options: &ConvertOptions) -> Result<(StateDict, Vec<Conversion>)> {
     let (entries, conversions) = convert_layers(sd, |layer| Some(target.scheme_for(layer.scheme)), |_| None, options)?;
-    Ok((StateDict::from_parts(entries.into_iter().map(|e| (e.key, e.tensor)).collect(), Default::default()), conversions))
+    Ok((
+        StateDict::from_parts(entries.into_iter().map(|e| (e.key, e.tensor)).collect(), Default::default()),
+        conversions,
+    ))
 }
 
 /// A converted entry and where it came from (for messages).
@@ -201,9 +204,10 @@ pub(crate) fn convert_layers(
 
 fn get(sd: &StateDict, layer: &Layer, suffix: Suffix) -> Result<Tensor> {
     let key = suffix.key(&layer.prefix);
-    sd.get(&key)
-        .map(Tensor::shallow_clone)
-        .ok_or_else(|| Error::MissingParameter { name: key, module: format!("the checkpoint (layer `{}` is {}, which needs it)", layer.prefix, layer.scheme) })
+    sd.get(&key).map(Tensor::shallow_clone).ok_or_else(|| Error::MissingParameter {
+        name: key,
+        module: format!("the checkpoint (layer `{}` is {}, which needs it)", layer.prefix, layer.scheme),
+    })
 }
 
 fn shape(t: &Tensor) -> Vec<i64> {
@@ -213,13 +217,23 @@ fn shape(t: &Tensor) -> Vec<i64> {
 /// A layer's tensors in one canonical form.
 enum Canon {
     Folded(Tensor),
-    WeightNorm { g: Tensor, v: Tensor },
+    WeightNorm {
+        g: Tensor,
+        v: Tensor,
+    },
     /// `u`, `v` absent only for a 1-D weight under the parametrization API.
-    Spectral { orig: Tensor, u: Option<Tensor>, v: Option<Tensor> },
+    Spectral {
+        orig: Tensor,
+        u: Option<Tensor>,
+        v: Option<Tensor>,
+    },
 }
 
 fn refuse(layer: &Layer, to: Scheme, reason: impl Into<String>) -> Error {
-    Error::Unsupported { what: format!("conversion of layer `{}` from {} to {}", layer.prefix, layer.scheme, to), reason: reason.into() }
+    Error::Unsupported {
+        what: format!("conversion of layer `{}` from {} to {}", layer.prefix, layer.scheme, to),
+        reason: reason.into(),
+    }
 }
 
 fn convert_layer(
@@ -239,15 +253,27 @@ fn convert_layer(
     let source = layer.keys().iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
     let canon = match layer.scheme {
         Scheme::Folded => Canon::Folded(get(sd, layer, Suffix::Weight)?),
-        Scheme::WeightNormHooks => Canon::WeightNorm { g: get(sd, layer, Suffix::WeightG)?, v: get(sd, layer, Suffix::WeightV)? },
-        Scheme::WeightNormParametrizations => Canon::WeightNorm { g: get(sd, layer, Suffix::Original0)?, v: get(sd, layer, Suffix::Original1)? },
-        Scheme::SpectralNormHooks => Canon::Spectral { orig: get(sd, layer, Suffix::WeightOrig)?, u: Some(get(sd, layer, Suffix::WeightU)?), v: Some(get(sd, layer, Suffix::WeightV)?) },
+        Scheme::WeightNormHooks => {
+            Canon::WeightNorm { g: get(sd, layer, Suffix::WeightG)?, v: get(sd, layer, Suffix::WeightV)? }
+        }
+        Scheme::WeightNormParametrizations => {
+            Canon::WeightNorm { g: get(sd, layer, Suffix::Original0)?, v: get(sd, layer, Suffix::Original1)? }
+        }
+        Scheme::SpectralNormHooks => Canon::Spectral {
+            orig: get(sd, layer, Suffix::WeightOrig)?,
+            u: Some(get(sd, layer, Suffix::WeightU)?),
+            v: Some(get(sd, layer, Suffix::WeightV)?),
+        },
         Scheme::SpectralNormParametrizations => {
             let orig = get(sd, layer, Suffix::Original)?;
             if orig.dim() == 1 && !layer.present.contains(&Suffix::ParamU) && !layer.present.contains(&Suffix::ParamV) {
                 Canon::Spectral { orig, u: None, v: None }
             } else {
-                Canon::Spectral { orig, u: Some(get(sd, layer, Suffix::ParamU)?), v: Some(get(sd, layer, Suffix::ParamV)?) }
+                Canon::Spectral {
+                    orig,
+                    u: Some(get(sd, layer, Suffix::ParamU)?),
+                    v: Some(get(sd, layer, Suffix::ParamV)?),
+                }
             }
         }
         Scheme::SpectralNormLegacy => {
@@ -260,34 +286,50 @@ fn convert_layer(
             Canon::Spectral { orig, u: Some(u), v: Some(v) }
         }
     };
-    let entry = |suffix: Suffix, tensor: Tensor| Entry { key: suffix.key(prefix), tensor, source: Some(source.clone()) };
+    let entry =
+        |suffix: Suffix, tensor: Tensor| Entry { key: suffix.key(prefix), tensor, source: Some(source.clone()) };
     let mut entries = match (canon, to) {
-        (Canon::WeightNorm { g, v }, Scheme::WeightNormHooks) => vec![entry(Suffix::WeightG, g), entry(Suffix::WeightV, v)],
-        (Canon::WeightNorm { g, v }, Scheme::WeightNormParametrizations) => vec![entry(Suffix::Original0, g), entry(Suffix::Original1, v)],
+        (Canon::WeightNorm { g, v }, Scheme::WeightNormHooks) => {
+            vec![entry(Suffix::WeightG, g), entry(Suffix::WeightV, v)]
+        }
+        (Canon::WeightNorm { g, v }, Scheme::WeightNormParametrizations) => {
+            vec![entry(Suffix::Original0, g), entry(Suffix::Original1, v)]
+        }
         (Canon::WeightNorm { g, v }, Scheme::Folded) => {
             let dim = resolve_weight_norm_dim(prefix, &shape(&g), &shape(&v), &options.weight_norm_dim)?;
             let w = tch::no_grad(|| Tensor::f_internal_weight_norm(&v, &g, dim)).map_err(tch_err("_weight_norm"))?;
             vec![entry(Suffix::Weight, w)]
         }
-        (Canon::Spectral { orig, u: Some(u), v: Some(v) }, Scheme::SpectralNormHooks) => vec![entry(Suffix::WeightOrig, orig), entry(Suffix::WeightU, u), entry(Suffix::WeightV, v)],
+        (Canon::Spectral { orig, u: Some(u), v: Some(v) }, Scheme::SpectralNormHooks) => {
+            vec![entry(Suffix::WeightOrig, orig), entry(Suffix::WeightU, u), entry(Suffix::WeightV, v)]
+        }
         (Canon::Spectral { orig, u: Some(u), v: Some(v) }, Scheme::SpectralNormParametrizations) => {
             vec![entry(Suffix::Original, orig), entry(Suffix::ParamU, u), entry(Suffix::ParamV, v)]
         }
-        (Canon::Spectral { orig, u: None, v: None }, Scheme::SpectralNormParametrizations) => vec![entry(Suffix::Original, orig)],
+        (Canon::Spectral { orig, u: None, v: None }, Scheme::SpectralNormParametrizations) => {
+            vec![entry(Suffix::Original, orig)]
+        }
         (Canon::Spectral { u: None, .. }, _) => {
             return Err(refuse(layer, to, "a 1-D weight under the parametrization API has no u and v (PyTorch normalizes it with F.normalize and an eps the checkpoint does not record)"));
         }
         (Canon::Spectral { orig, u: Some(u), v: Some(v) }, Scheme::Folded) => {
             check_vector(prefix, layer_u_suffix(layer.scheme), &u)?;
             check_vector(prefix, layer_v_suffix(layer.scheme), &v)?;
-            let dim = resolve_spectral_dim(prefix, &shape(&orig), u.size()[0], Some(v.size()[0]), &options.spectral_dim)?;
+            let dim =
+                resolve_spectral_dim(prefix, &shape(&orig), u.size()[0], Some(v.size()[0]), &options.spectral_dim)?;
             let parametrized = layer.scheme == Scheme::SpectralNormParametrizations;
             let w = tch::no_grad(|| fold_spectral(&orig, &u, &v, dim, parametrized))?;
             vec![entry(Suffix::Weight, w)]
         }
         (Canon::Folded(w), Scheme::WeightNormHooks | Scheme::WeightNormParametrizations) => {
             let g_key = if to == Scheme::WeightNormHooks { Suffix::WeightG } else { Suffix::Original0 };
-            let g_shape = model_shape(&g_key.key(prefix)).ok_or_else(|| refuse(layer, to, format!("there is no model variable `{}` to take weight norm's dim from", g_key.key(prefix))))?;
+            let g_shape = model_shape(&g_key.key(prefix)).ok_or_else(|| {
+                refuse(
+                    layer,
+                    to,
+                    format!("there is no model variable `{}` to take weight norm's dim from", g_key.key(prefix)),
+                )
+            })?;
             let dim = resolve_weight_norm_dim(prefix, &g_shape, &shape(&w), &options.weight_norm_dim)?;
             let g = tch::no_grad(|| Tensor::f_norm_except_dim(&w, 2, dim)).map_err(tch_err("norm_except_dim"))?;
             let v = crate::var_store::detached_copy(&w)?;
@@ -309,10 +351,17 @@ fn convert_layer(
                     "a plain weight has no power-iteration vectors u and v, and PyTorch's registration draws them at random: pass a seed (LoadOptions.convert.spectral_seed) to draw them as torch.manual_seed(seed) followed by spectral_norm(...) on each layer in checkpoint order would",
                 ));
             };
-            let (u_suffix, v_suffix) = if parametrized { (Suffix::ParamU, Suffix::ParamV) } else { (Suffix::WeightU, Suffix::WeightV) };
+            let (u_suffix, v_suffix) =
+                if parametrized { (Suffix::ParamU, Suffix::ParamV) } else { (Suffix::WeightU, Suffix::WeightV) };
             let u_len = model_shape(&u_suffix.key(prefix)).and_then(|s| s.first().copied());
             let v_len = model_shape(&v_suffix.key(prefix)).and_then(|s| s.first().copied());
-            let u_len = u_len.ok_or_else(|| refuse(layer, to, format!("there is no model variable `{}` to take spectral norm's dim from", u_suffix.key(prefix))))?;
+            let u_len = u_len.ok_or_else(|| {
+                refuse(
+                    layer,
+                    to,
+                    format!("there is no model variable `{}` to take spectral norm's dim from", u_suffix.key(prefix)),
+                )
+            })?;
             let dim = resolve_spectral_dim(prefix, &shape(&w), u_len, v_len, &options.spectral_dim)?;
             if generator.is_none() {
                 *generator = Some(CpuGenerator::new(seed)?);
@@ -328,7 +377,8 @@ fn convert_layer(
         (_, to) => return Err(refuse(layer, to, "no such conversion")),
     };
     // A rename: each entry comes from the key in the same position of the source scheme.
-    let rename = layer.scheme.norm().is_some() && layer.scheme != Scheme::SpectralNormLegacy && to.norm() == layer.scheme.norm();
+    let rename =
+        layer.scheme.norm().is_some() && layer.scheme != Scheme::SpectralNormLegacy && to.norm() == layer.scheme.norm();
     if rename {
         for (e, s) in entries.iter_mut().zip(layer.scheme.suffixes()) {
             e.source = Some(format!("`{}`", s.key(prefix)));
@@ -338,16 +388,28 @@ fn convert_layer(
 }
 
 fn layer_u_suffix(scheme: Scheme) -> Suffix {
-    if scheme == Scheme::SpectralNormParametrizations { Suffix::ParamU } else { Suffix::WeightU }
+    if scheme == Scheme::SpectralNormParametrizations {
+        Suffix::ParamU
+    } else {
+        Suffix::WeightU
+    }
 }
 
 fn layer_v_suffix(scheme: Scheme) -> Suffix {
-    if scheme == Scheme::SpectralNormParametrizations { Suffix::ParamV } else { Suffix::WeightV }
+    if scheme == Scheme::SpectralNormParametrizations {
+        Suffix::ParamV
+    } else {
+        Suffix::WeightV
+    }
 }
 
 fn check_vector(prefix: &str, suffix: Suffix, t: &Tensor) -> Result<()> {
     if t.dim() != 1 {
-        return Err(Error::invalid("checkpoint", format!("`{}` of shape {:?}", suffix.key(prefix), t.size()), "a 1-D power-iteration vector"));
+        return Err(Error::invalid(
+            "checkpoint",
+            format!("`{}` of shape {:?}", suffix.key(prefix), t.size()),
+            "a 1-D power-iteration vector",
+        ));
     }
     Ok(())
 }
@@ -473,7 +535,10 @@ fn upgrade_legacy(orig: &Tensor, weight: &Tensor, u: &Tensor, dim: usize) -> Res
     let pinv = w_mat.f_tr().map_err(e("t"))?.f_mm(&w_mat).map_err(e("mm"))?.f_pinverse(1e-15).map_err(e("pinverse"))?;
     let w_t = w_mat.f_tr().map_err(e("t"))?;
     let u_col = u.f_unsqueeze(1).map_err(e("unsqueeze"))?;
-    let mut v = Tensor::f_linalg_multi_dot(&[pinv, w_t, u_col]).map_err(e("linalg_multi_dot"))?.f_squeeze_dim(1).map_err(e("squeeze"))?;
+    let mut v = Tensor::f_linalg_multi_dot(&[pinv, w_t, u_col])
+        .map_err(e("linalg_multi_dot"))?
+        .f_squeeze_dim(1)
+        .map_err(e("squeeze"))?;
     // v.mul_(target_sigma / torch.dot(u, torch.mv(weight_mat, v)))
     let denom = u.f_dot(&w_mat.f_mv(&v).map_err(e("mv"))?).map_err(e("dot"))?;
     let factor = sigma.f_div(&denom).map_err(e("div"))?;
@@ -485,18 +550,29 @@ fn upgrade_legacy(orig: &Tensor, weight: &Tensor, u: &Tensor, dim: usize) -> Res
 /// is shared by the layers of one conversion, in order): hooks draw u then v, normalized;
 /// parametrizations draw the same way, then iterate 15 times, then `n_power_iterations`
 /// more when registered in training mode.
-fn seeded_u_v(w: &Tensor, dim: usize, parametrized: bool, options: &ConvertOptions, generator: &mut CpuGenerator) -> Result<(Tensor, Tensor)> {
+fn seeded_u_v(
+    w: &Tensor,
+    dim: usize,
+    parametrized: bool,
+    options: &ConvertOptions,
+    generator: &mut CpuGenerator,
+) -> Result<(Tensor, Tensor)> {
     let n = check_n_power_iterations(options.spectral_n_power_iterations)?;
     let eps = options.spectral_eps;
     let w_cpu = w.f_to_device(tch::Device::Cpu).map_err(tch_err("to_device"))?;
-    let w_mat = if parametrized { parametrizations::weight_to_matrix::<TchBackend>(&w_cpu, dim)? } else { hooks::weight_to_matrix::<TchBackend>(&w_cpu, dim)? };
+    let w_mat = if parametrized {
+        parametrizations::weight_to_matrix::<TchBackend>(&w_cpu, dim)?
+    } else {
+        hooks::weight_to_matrix::<TchBackend>(&w_cpu, dim)?
+    };
     let (h, width) = (w_mat.size()[0], w_mat.size()[1]);
     let u = normalize::<TchBackend>(&generator.normal(&w_cpu, h)?, 0, eps, None)?;
     let v = normalize::<TchBackend>(&generator.normal(&w_cpu, width)?, 0, eps, None)?;
     if !parametrized {
         return Ok((u, v));
     }
-    let mut state = parametrizations::SpectralNormState::<TchBackend> { dim, eps, n_power_iterations: n, u: Some(u), v: Some(v) };
+    let mut state =
+        parametrizations::SpectralNormState::<TchBackend> { dim, eps, n_power_iterations: n, u: Some(u), v: Some(v) };
     state.power_method(&w_mat, parametrizations::REGISTRATION_ITERATIONS)?;
     if options.spectral_registration_training {
         drop(state.forward(&w_cpu, true)?);

@@ -25,7 +25,11 @@ impl Format {
         match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("safetensors") => Ok(Format::SafeTensors),
             Some("pt" | "pth" | "bin" | "ckpt") => Ok(Format::Pt),
-            _ => Err(Error::invalid("path", path.display(), "a file name ending in .safetensors, .pt, .pth, .bin or .ckpt (the format follows the extension)")),
+            _ => Err(Error::invalid(
+                "path",
+                path.display(),
+                "a file name ending in .safetensors, .pt, .pth, .bin or .ckpt (the format follows the extension)",
+            )),
         }
     }
 }
@@ -95,7 +99,10 @@ fn first_sentence(message: &str) -> &str {
 
 /// A CPU, contiguous copy-free view if possible (a copy otherwise) for serialization.
 fn cpu_contiguous(t: &Tensor) -> Result<Tensor> {
-    t.f_detach().and_then(|t| t.f_to_device(Device::Cpu)).and_then(|t| t.f_contiguous()).map_err(tch_err("to cpu contiguous"))
+    t.f_detach()
+        .and_then(|t| t.f_to_device(Device::Cpu))
+        .and_then(|t| t.f_contiguous())
+        .map_err(tch_err("to cpu contiguous"))
 }
 
 impl StateDict {
@@ -184,7 +191,11 @@ impl StateDict {
         match Format::from_extension(path)? {
             Format::Pt => write_pt(path, &self.entries),
             Format::SafeTensors => {
-                let tensors = self.entries.iter().map(|(k, t)| Ok((k.as_str(), cpu_contiguous(t)?))).collect::<Result<Vec<_>>>()?;
+                let tensors = self
+                    .entries
+                    .iter()
+                    .map(|(k, t)| Ok((k.as_str(), cpu_contiguous(t)?)))
+                    .collect::<Result<Vec<_>>>()?;
                 Tensor::write_safetensors(&tensors, path).map_err(|e| file_error(path, format!("cannot write it: {e}")))
             }
         }
@@ -203,7 +214,9 @@ fn read_head(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn read_safetensors(path: &Path) -> Result<StateDict> {
-    let mut entries = Tensor::read_safetensors(path).map_err(|e| file_error(path, format!("it is not a readable safetensors file (truncated or corrupted?): {e}")))?;
+    let mut entries = Tensor::read_safetensors(path).map_err(|e| {
+        file_error(path, format!("it is not a readable safetensors file (truncated or corrupted?): {e}"))
+    })?;
     entries.sort_by(|a, b| natural_cmp(&a.0, &b.0));
     Ok(StateDict { entries, spectral_norm_versions: BTreeMap::new() })
 }
@@ -211,14 +224,28 @@ fn read_safetensors(path: &Path) -> Result<StateDict> {
 fn read_pt(path: &Path) -> Result<StateDict> {
     let name = path.to_str().ok_or_else(|| file_error(path, "its path is not valid UTF-8"))?;
     let records = ffi::pt_read_records(name).map_err(|e| match e {
-        Error::Backend { message, .. } => file_error(path, format!("it is not a readable torch.save archive (truncated or corrupted?): {}", first_sentence(&message))),
+        Error::Backend { message, .. } => file_error(
+            path,
+            format!("it is not a readable torch.save archive (truncated or corrupted?): {}", first_sentence(&message)),
+        ),
         e => e,
     })?;
     let record = |n: &str| records.iter().find(|(k, _)| k == n).map(|(_, d)| d.as_slice());
-    let pkl = record("data.pkl").ok_or_else(|| file_error(path, "the zip archive has no data.pkl record, so torch.save did not write it (a TorchScript archive?)"))?;
+    let pkl = record("data.pkl").ok_or_else(|| {
+        file_error(
+            path,
+            "the zip archive has no data.pkl record, so torch.save did not write it (a TorchScript archive?)",
+        )
+    })?;
     if let Some(order) = record("byteorder") {
         if order != b"little" {
-            return Err(file_error(path, format!("it was written on a {} machine; only little-endian archives are read", String::from_utf8_lossy(order))));
+            return Err(file_error(
+                path,
+                format!(
+                    "it was written on a {} machine; only little-endian archives are read",
+                    String::from_utf8_lossy(order)
+                ),
+            ));
         }
     }
     if records.iter().any(|(k, _)| k == "constants.pkl" || k.starts_with("code/")) {
@@ -226,7 +253,10 @@ fn read_pt(path: &Path) -> Result<StateDict> {
     }
     let root = pickle::unpickle(pkl).map_err(|e| file_error(path, format!("its data.pkl cannot be read: {e}")))?;
     let Value::Dict(dict) = &root else {
-        return Err(file_error(path, "it holds a single object that is not a dict; a state dict (torch.save(model.state_dict())) was expected"));
+        return Err(file_error(
+            path,
+            "it holds a single object that is not a dict; a state dict (torch.save(model.state_dict())) was expected",
+        ));
     };
     let dict = dict.borrow();
     let mut entries = Vec::new();
@@ -234,7 +264,9 @@ fn read_pt(path: &Path) -> Result<StateDict> {
         let Value::Tensor(t) = v else { continue }; // non-tensor values (metadata) are ignored
         let key = k.as_str().ok_or_else(|| file_error(path, "a tensor's key is not a string"))?.to_string();
         let storage = &t.storage;
-        let data = record(&format!("data/{}", storage.key)).ok_or_else(|| file_error(path, format!("`{key}`'s storage data/{} is missing from the archive", storage.key)))?;
+        let data = record(&format!("data/{}", storage.key)).ok_or_else(|| {
+            file_error(path, format!("`{key}`'s storage data/{} is missing from the archive", storage.key))
+        })?;
         let tensor = materialize(&key, t, data).map_err(|reason| file_error(path, reason))?;
         entries.push((key, tensor));
     }
@@ -245,7 +277,11 @@ fn read_pt(path: &Path) -> Result<StateDict> {
             .filter(|(_, v)| matches!(v, Value::Dict(d) if d.borrow().items.iter().any(|(_, t)| matches!(t, Value::Tensor(_)))))
             .filter_map(|(k, _)| k.as_str().map(|k| format!("`{k}`")))
             .collect();
-        let hint = if nested.is_empty() { String::new() } else { format!(" (it has tensors under {}: save that state dict by itself)", nested.join(", ")) };
+        let hint = if nested.is_empty() {
+            String::new()
+        } else {
+            format!(" (it has tensors under {}: save that state dict by itself)", nested.join(", "))
+        };
         return Err(file_error(path, format!("it holds no tensors at the top level; a state dict (torch.save(model.state_dict())) was expected{hint}")));
     }
     let mut versions = BTreeMap::new();
@@ -273,9 +309,16 @@ fn read_pt(path: &Path) -> Result<StateDict> {
 fn materialize(key: &str, t: &pickle::TensorRef, data: &[u8]) -> std::result::Result<Tensor, String> {
     let kind = t.storage.kind;
     let numel = t.storage.numel;
-    let bytes = usize::try_from(numel).ok().and_then(|n| n.checked_mul(kind.elt_size_in_bytes())).ok_or_else(|| format!("`{key}`'s storage has {numel} elements"))?;
+    let bytes = usize::try_from(numel)
+        .ok()
+        .and_then(|n| n.checked_mul(kind.elt_size_in_bytes()))
+        .ok_or_else(|| format!("`{key}`'s storage has {numel} elements"))?;
     if data.len() < bytes {
-        return Err(format!("`{key}`'s storage data/{} holds {} bytes, {bytes} expected (truncated?)", t.storage.key, data.len()));
+        return Err(format!(
+            "`{key}`'s storage data/{} holds {} bytes, {bytes} expected (truncated?)",
+            t.storage.key,
+            data.len()
+        ));
     }
     if t.offset < 0 || t.size.iter().any(|&s| s < 0) || t.stride.iter().any(|&s| s < 0) {
         return Err(format!("`{key}` has a negative offset, size or stride"));
@@ -283,18 +326,27 @@ fn materialize(key: &str, t: &pickle::TensorRef, data: &[u8]) -> std::result::Re
     if t.size.iter().all(|&s| s > 0) {
         let last = t.size.iter().zip(&t.stride).map(|(&s, &st)| (s - 1) * st).sum::<i64>() + t.offset;
         if last >= numel {
-            return Err(format!("`{key}` (size {:?}, stride {:?}, offset {}) reaches past its storage of {numel} elements", t.size, t.stride, t.offset));
+            return Err(format!(
+                "`{key}` (size {:?}, stride {:?}, offset {}) reaches past its storage of {numel} elements",
+                t.size, t.stride, t.offset
+            ));
         }
     }
     let storage = Tensor::f_from_data_size(&data[..bytes], &[numel], kind).map_err(|e| format!("`{key}`: {e}"))?;
-    let view = storage.f_as_strided(t.size.as_slice(), t.stride.as_slice(), Some(t.offset)).map_err(|e| format!("`{key}`: {e}"))?;
+    let view = storage
+        .f_as_strided(t.size.as_slice(), t.stride.as_slice(), Some(t.offset))
+        .map_err(|e| format!("`{key}`: {e}"))?;
     ffi::clone_contiguous(&view).map_err(|e| format!("`{key}`: {e}"))
 }
 
 fn write_pt(path: &Path, entries: &[(String, Tensor)]) -> Result<()> {
     let name = path.to_str().ok_or_else(|| file_error(path, "its path is not valid UTF-8"))?;
     let mut pickled = Vec::with_capacity(entries.len());
-    let mut records = vec![(String::new(), Vec::new()), (".format_version".to_string(), b"1".to_vec()), (".storage_alignment".to_string(), b"64".to_vec())];
+    let mut records = vec![
+        (String::new(), Vec::new()),
+        (".format_version".to_string(), b"1".to_vec()),
+        (".storage_alignment".to_string(), b"64".to_vec()),
+    ];
     for (i, (key, t)) in entries.iter().enumerate() {
         let t = cpu_contiguous(t)?;
         let numel = t.numel();
@@ -305,7 +357,8 @@ fn write_pt(path: &Path, entries: &[(String, Tensor)]) -> Result<()> {
         pickled.push(PickleEntry { key, kind: t.kind(), size: t.size() });
         records.push((format!("data/{i}"), bytes));
     }
-    let pkl = pickle::pickle_state_dict(&pickled).map_err(|reason| file_error(path, format!("cannot write it: {reason}")))?;
+    let pkl =
+        pickle::pickle_state_dict(&pickled).map_err(|reason| file_error(path, format!("cannot write it: {reason}")))?;
     records[0] = ("data.pkl".to_string(), pkl);
     ffi::pt_write_records(name, &records).map_err(|e| match e {
         Error::Backend { message, .. } => file_error(path, format!("cannot write it: {}", first_sentence(&message))),

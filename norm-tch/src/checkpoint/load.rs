@@ -1,7 +1,7 @@
 //! Loading a state dict into a `VarStore`, converting each layer to the scheme the store
 //! has for it, all or nothing; and saving a `VarStore` as a PyTorch state dict.
 
-use super::convert::{convert_layers, ConvertOptions, Conversion};
+use super::convert::{convert_layers, Conversion, ConvertOptions};
 use super::io::{dtype_name, natural_cmp, StateDict};
 use super::scheme::{detect, Scheme};
 use crate::backend::tch_err;
@@ -66,7 +66,8 @@ pub fn load_checkpoint(vs: &mut VarStore, path: impl AsRef<Path>, options: &Load
 /// share storage with the variables).
 pub fn state_dict(vs: &VarStore) -> Result<StateDict> {
     let vars = vs.variables_.lock().unwrap_or_else(|e| e.into_inner());
-    let mut entries: Vec<(String, Tensor)> = vars.named_variables.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect();
+    let mut entries: Vec<(String, Tensor)> =
+        vars.named_variables.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect();
     entries.sort_by(|a, b| natural_cmp(&a.0, &b.0));
     StateDict::new(entries)
 }
@@ -84,18 +85,29 @@ fn load_into(vs: &mut VarStore, sd: &StateDict, options: &LoadOptions, origin: &
     let mut model_keys: Vec<&String> = model.keys().collect();
     model_keys.sort_by(|a, b| natural_cmp(a, b));
     // A model never holds the legacy layout: read its `weight_orig` + `weight` as version 1.
-    let model_schemes: HashMap<String, Scheme> = detect(model_keys.iter().map(|k| k.as_str()), |_| Some(1)).into_iter().map(|l| (l.prefix, l.scheme)).collect();
-    let (entries, conversions) = convert_layers(sd, |layer| model_schemes.get(&layer.prefix).copied(), |key| model.get(key).map(Tensor::size), &options.convert)?;
+    let model_schemes: HashMap<String, Scheme> =
+        detect(model_keys.iter().map(|k| k.as_str()), |_| Some(1)).into_iter().map(|l| (l.prefix, l.scheme)).collect();
+    let (entries, conversions) = convert_layers(
+        sd,
+        |layer| model_schemes.get(&layer.prefix).copied(),
+        |key| model.get(key).map(Tensor::size),
+        &options.convert,
+    )?;
 
     let given: HashSet<&str> = entries.iter().map(|e| e.key.as_str()).collect();
-    let missing_keys: Vec<String> = model_keys.iter().filter(|k| !given.contains(k.as_str())).map(|k| k.to_string()).collect();
-    let unexpected_keys: Vec<String> = entries.iter().filter(|e| !model.contains_key(&e.key)).map(|e| e.key.clone()).collect();
+    let missing_keys: Vec<String> =
+        model_keys.iter().filter(|k| !given.contains(k.as_str())).map(|k| k.to_string()).collect();
+    let unexpected_keys: Vec<String> =
+        entries.iter().filter(|e| !model.contains_key(&e.key)).map(|e| e.key.clone()).collect();
     let from = |source: &Option<String>| source.as_ref().map_or(String::new(), |s| format!(" (converted from {s})"));
     if options.strict {
         if let Some(key) = missing_keys.first() {
             return Err(Error::MissingParameter {
                 name: key.clone(),
-                module: format!("{origin}, which the model's variable needs (a missing key; {} missing in all)", missing_keys.len()),
+                module: format!(
+                    "{origin}, which the model's variable needs (a missing key; {} missing in all)",
+                    missing_keys.len()
+                ),
             });
         }
         if let Some(e) = entries.iter().find(|e| !model.contains_key(&e.key)) {
@@ -110,7 +122,11 @@ fn load_into(vs: &mut VarStore, sd: &StateDict, options: &LoadOptions, origin: &
         let Some(var) = model.get(&e.key) else { continue };
         if var.size() != e.tensor.size() {
             return Err(Error::ShapeMismatch {
-                what: format!("`{}` in {origin}{} (expected: the model's shape, got: the checkpoint's)", e.key, from(&e.source)),
+                what: format!(
+                    "`{}` in {origin}{} (expected: the model's shape, got: the checkpoint's)",
+                    e.key,
+                    from(&e.source)
+                ),
                 expected: var.size().iter().map(|&d| d as usize).collect(),
                 got: e.tensor.size().iter().map(|&d| d as usize).collect(),
             });
@@ -119,7 +135,10 @@ fn load_into(vs: &mut VarStore, sd: &StateDict, options: &LoadOptions, origin: &
             return Err(Error::UnsupportedDType {
                 what: format!("`{}` in {origin}{}", e.key, from(&e.source)),
                 got: dtype_name(e.tensor.kind()).to_string(),
-                expected: format!("{}, the model's dtype (norm does not cast checkpoints; PyTorch's load_state_dict would, silently)", dtype_name(var.kind())),
+                expected: format!(
+                    "{}, the model's dtype (norm does not cast checkpoints; PyTorch's load_state_dict would, silently)",
+                    dtype_name(var.kind())
+                ),
             });
         }
         updates.push((var.shallow_clone(), &e.tensor));

@@ -32,7 +32,7 @@ mod load;
 mod pickle;
 pub mod scheme;
 
-pub use convert::{convert, ConvertOptions, Conversion, DimChoice, Target};
+pub use convert::{convert, Conversion, ConvertOptions, DimChoice, Target};
 pub use io::{dtype_name, natural_cmp, Format, StateDict};
 pub use load::{load_checkpoint, load_state_dict, save_state_dict, state_dict, LoadOptions, LoadReport};
 pub use scheme::{detect, Layer, Scheme, Suffix};

@@ -122,7 +122,11 @@ type R<T> = std::result::Result<T, String>;
 impl<'a> Unpickler<'a> {
     fn take(&mut self, n: usize) -> R<&'a [u8]> {
         if self.data.len() - self.pos < n {
-            return Err(format!("the pickle ends early (at byte {} of {}, {n} more needed)", self.pos, self.data.len()));
+            return Err(format!(
+                "the pickle ends early (at byte {} of {}, {n} more needed)",
+                self.pos,
+                self.data.len()
+            ));
         }
         let s = &self.data[self.pos..self.pos + n];
         self.pos += n;
@@ -142,7 +146,8 @@ impl<'a> Unpickler<'a> {
     }
     fn line(&mut self) -> R<String> {
         let rest = &self.data[self.pos..];
-        let end = rest.iter().position(|&b| b == b'\n').ok_or_else(|| "the pickle ends inside a text line".to_string())?;
+        let end =
+            rest.iter().position(|&b| b == b'\n').ok_or_else(|| "the pickle ends inside a text line".to_string())?;
         let s = String::from_utf8_lossy(&rest[..end]).into_owned();
         self.pos += end + 1;
         Ok(s)
@@ -175,7 +180,7 @@ impl<'a> Unpickler<'a> {
             let at = self.pos;
             let op = self.u8()?;
             match op {
-                0x80 => drop(self.u8()?), // PROTO
+                0x80 => drop(self.u8()?),  // PROTO
                 0x95 => drop(self.u64()?), // FRAME
                 b'.' => return self.pop(), // STOP
                 b'(' => {
@@ -229,7 +234,8 @@ impl<'a> Unpickler<'a> {
                 }
                 b'F' => {
                     let t = self.line()?;
-                    self.stack.push(Value::Float(t.parse().map_err(|_| format!("bad float literal `{t}` at byte {at}"))?));
+                    self.stack
+                        .push(Value::Float(t.parse().map_err(|_| format!("bad float literal `{t}` at byte {at}"))?));
                 }
                 b'X' => {
                     let n = self.u32()? as usize;
@@ -392,7 +398,10 @@ fn set_items(target: &mut Value, items: Vec<(Value, Value)>, at: usize) -> R<()>
             let mut d = d.borrow_mut();
             for (k, v) in items {
                 // A repeated key replaces the value in place, as in a Python dict.
-                let same = |a: &Value| matches!((a, &k), (Value::Str(x), Value::Str(y)) if x == y) || matches!((a, &k), (Value::Int(x), Value::Int(y)) if x == y);
+                let same = |a: &Value| {
+                    matches!((a, &k), (Value::Str(x), Value::Str(y)) if x == y)
+                        || matches!((a, &k), (Value::Int(x), Value::Int(y)) if x == y)
+                };
                 match d.items.iter_mut().find(|(kk, _)| same(kk)) {
                     Some(slot) => slot.1 = v,
                     None => d.items.push((k, v)),
@@ -422,14 +431,25 @@ fn build(target: &mut Value, state: Value, at: usize) -> R<()> {
 
 fn ints(v: &Value, what: &str, at: usize) -> R<Vec<i64>> {
     match v {
-        Value::Tuple(t) => t.iter().map(|x| if let Value::Int(i) = x { Ok(*i) } else { Err(format!("a tensor's {what} holds {} at byte {at}", x.describe())) }).collect(),
+        Value::Tuple(t) => t
+            .iter()
+            .map(|x| {
+                if let Value::Int(i) = x {
+                    Ok(*i)
+                } else {
+                    Err(format!("a tensor's {what} holds {} at byte {at}", x.describe()))
+                }
+            })
+            .collect(),
         other => Err(format!("a tensor's {what} is {} at byte {at}", other.describe())),
     }
 }
 
 fn reduce(callable: Value, args: Value, at: usize) -> R<Value> {
     let Value::Global(g) = &callable else { return Err(format!("REDUCE at byte {at} calls {}", callable.describe())) };
-    let Value::Tuple(args) = args else { return Err(format!("REDUCE at byte {at} with arguments that are {}", args.describe())) };
+    let Value::Tuple(args) = args else {
+        return Err(format!("REDUCE at byte {at} with arguments that are {}", args.describe()));
+    };
     match (g.0.as_str(), g.1.as_str()) {
         ("collections", "OrderedDict") | ("builtins", "dict") | ("__builtin__", "dict") => {
             let mut dict = DictObj::default();
@@ -537,7 +557,8 @@ pub(crate) fn pickle_state_dict(entries: &[PickleEntry<'_>]) -> std::result::Res
     out.extend_from_slice(b"ccollections\nOrderedDict\n)R");
     out.push(b'(');
     for (i, e) in entries.iter().enumerate() {
-        let storage = storage_type_name(e.kind).ok_or_else(|| format!("`{}` has dtype {:?}, which torch.save has no storage type for", e.key, e.kind))?;
+        let storage = storage_type_name(e.kind)
+            .ok_or_else(|| format!("`{}` has dtype {:?}, which torch.save has no storage type for", e.key, e.kind))?;
         put_str(&mut out, e.key);
         out.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n");
         out.push(b'(');

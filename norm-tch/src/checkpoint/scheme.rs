@@ -64,7 +64,9 @@ impl Scheme {
         match self {
             Scheme::Folded => None,
             Scheme::WeightNormHooks | Scheme::WeightNormParametrizations => Some(Norm::Weight),
-            Scheme::SpectralNormHooks | Scheme::SpectralNormLegacy | Scheme::SpectralNormParametrizations => Some(Norm::Spectral),
+            Scheme::SpectralNormHooks | Scheme::SpectralNormLegacy | Scheme::SpectralNormParametrizations => {
+                Some(Norm::Spectral)
+            }
         }
     }
 
@@ -133,7 +135,11 @@ impl Suffix {
 
     /// The full key of this suffix under module `prefix`.
     pub fn key(self, prefix: &str) -> String {
-        if prefix.is_empty() { self.as_str().to_string() } else { format!("{prefix}.{}", self.as_str()) }
+        if prefix.is_empty() {
+            self.as_str().to_string()
+        } else {
+            format!("{prefix}.{}", self.as_str())
+        }
     }
 }
 
@@ -170,7 +176,10 @@ impl Layer {
 /// Finds the layers among `keys`, in order of first appearance. `spectral_norm_version`
 /// gives the `_metadata` version of a prefix (`None`: absent, PyTorch's "version None").
 /// Keys that complete no scheme (a lone `weight_u`, say) belong to no layer.
-pub fn detect<'a>(keys: impl IntoIterator<Item = &'a str>, spectral_norm_version: impl Fn(&str) -> Option<i64>) -> Vec<Layer> {
+pub fn detect<'a>(
+    keys: impl IntoIterator<Item = &'a str>,
+    spectral_norm_version: impl Fn(&str) -> Option<i64>,
+) -> Vec<Layer> {
     let mut order: Vec<&str> = Vec::new();
     let mut found: BTreeMap<&str, Vec<Suffix>> = BTreeMap::new();
     for key in keys {
@@ -194,7 +203,11 @@ pub fn detect<'a>(keys: impl IntoIterator<Item = &'a str>, spectral_norm_version
             Scheme::WeightNormHooks
         } else if has(Suffix::WeightOrig) {
             let version = spectral_norm_version(prefix);
-            if has(Suffix::Weight) && !matches!(version, Some(v) if v >= 1) { Scheme::SpectralNormLegacy } else { Scheme::SpectralNormHooks }
+            if has(Suffix::Weight) && !matches!(version, Some(v) if v >= 1) {
+                Scheme::SpectralNormLegacy
+            } else {
+                Scheme::SpectralNormHooks
+            }
         } else if has(Suffix::Weight) {
             Scheme::Folded
         } else {

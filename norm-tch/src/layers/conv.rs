@@ -50,7 +50,14 @@ pub struct ConvOptions<const N: usize> {
 
 impl<const N: usize> Default for ConvOptions<N> {
     fn default() -> Self {
-        ConvOptions { stride: [1; N], padding: [0; N], dilation: [1; N], groups: 1, bias: true, padding_mode: PaddingMode::Zeros }
+        ConvOptions {
+            stride: [1; N],
+            padding: [0; N],
+            dilation: [1; N],
+            groups: 1,
+            bias: true,
+            padding_mode: PaddingMode::Zeros,
+        }
     }
 }
 
@@ -66,7 +73,8 @@ fn padding_mode_name(mode: PaddingMode) -> &'static str {
 
 impl<const N: usize> PartialEq for ConvOptions<N> {
     fn eq(&self, other: &Self) -> bool {
-        (self.stride, self.padding, self.dilation, self.groups, self.bias) == (other.stride, other.padding, other.dilation, other.groups, other.bias)
+        (self.stride, self.padding, self.dilation, self.groups, self.bias)
+            == (other.stride, other.padding, other.dilation, other.groups, other.bias)
             && padding_mode_name(self.padding_mode) == padding_mode_name(other.padding_mode)
     }
 }
@@ -95,7 +103,14 @@ pub struct ConvTransposeOptions<const N: usize> {
 
 impl<const N: usize> Default for ConvTransposeOptions<N> {
     fn default() -> Self {
-        ConvTransposeOptions { stride: [1; N], padding: [0; N], output_padding: [0; N], groups: 1, bias: true, dilation: [1; N] }
+        ConvTransposeOptions {
+            stride: [1; N],
+            padding: [0; N],
+            output_padding: [0; N],
+            groups: 1,
+            bias: true,
+            dilation: [1; N],
+        }
     }
 }
 
@@ -150,7 +165,10 @@ pub type ConvTranspose2d = ConvTranspose<2>;
 pub type ConvTranspose3d = ConvTranspose<3>;
 
 fn no_such_op(what: &str, n: usize) -> Error {
-    Error::Unsupported { what: format!("{what} with {n} spatial dimensions"), reason: "PyTorch has 1d, 2d and 3d convolutions only".into() }
+    Error::Unsupported {
+        what: format!("{what} with {n} spatial dimensions"),
+        reason: "PyTorch has 1d, 2d and 3d convolutions only".into(),
+    }
 }
 
 /// `_reverse_repeat_tuple(padding, 2)`: `(p_last, p_last, ..., p0, p0)`, the `pad` argument of
@@ -226,9 +244,15 @@ impl<const N: usize> WeightedLayer for ConvTranspose<N> {
         let ConvTransposeOptions { stride, padding, output_padding, groups, dilation, .. } = self.options;
         let bias = self.bias.as_ref();
         match N {
-            1 => xs.f_conv_transpose1d(weight, bias, stride, padding, output_padding, groups, dilation).map_err(tch_err("conv_transpose1d")),
-            2 => xs.f_conv_transpose2d(weight, bias, stride, padding, output_padding, groups, dilation).map_err(tch_err("conv_transpose2d")),
-            3 => xs.f_conv_transpose3d(weight, bias, stride, padding, output_padding, groups, dilation).map_err(tch_err("conv_transpose3d")),
+            1 => xs
+                .f_conv_transpose1d(weight, bias, stride, padding, output_padding, groups, dilation)
+                .map_err(tch_err("conv_transpose1d")),
+            2 => xs
+                .f_conv_transpose2d(weight, bias, stride, padding, output_padding, groups, dilation)
+                .map_err(tch_err("conv_transpose2d")),
+            3 => xs
+                .f_conv_transpose3d(weight, bias, stride, padding, output_padding, groups, dilation)
+                .map_err(tch_err("conv_transpose3d")),
             n => Err(no_such_op("ConvTranspose", n)),
         }
     }
@@ -282,7 +306,11 @@ pub(super) fn check_sizes(shape: &[i64]) -> Result<()> {
 pub(super) fn check_free(vs: &VarStore, path: &ModulePath, names: &[&str]) -> Result<()> {
     for name in names {
         if path.get(vs, name).is_some() {
-            return Err(Error::invalid("name", path.full_name(name), "a parameter name not yet registered in the VarStore"));
+            return Err(Error::invalid(
+                "name",
+                path.full_name(name),
+                "a parameter name not yet registered in the VarStore",
+            ));
         }
     }
     Ok(())
@@ -290,7 +318,13 @@ pub(super) fn check_free(vs: &VarStore, path: &ModulePath, names: &[&str]) -> Re
 
 /// `_ConvNd.__init__` from its checks on: `groups`, `torch.empty` of weight and bias, then
 /// weight and bias drawn as `_ConvNd.reset_parameters` does, registered under `prefix`.
-fn init_and_register(vs: &VarStore, prefix: &str, weight_shape: &[i64], out_channels: i64, bias: bool) -> Result<(Tensor, Option<Tensor>)> {
+fn init_and_register(
+    vs: &VarStore,
+    prefix: &str,
+    weight_shape: &[i64],
+    out_channels: i64,
+    bias: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
     check_sizes(weight_shape)?;
     if bias {
         check_sizes(&[out_channels])?;
@@ -312,7 +346,14 @@ fn init_and_register(vs: &VarStore, prefix: &str, weight_shape: &[i64], out_chan
     Ok((ws, bs))
 }
 
-fn conv_nd<const N: usize>(vs: &VarStore, prefix: &str, in_channels: i64, out_channels: i64, kernel_size: [i64; N], options: ConvOptions<N>) -> Result<Conv<N>> {
+fn conv_nd<const N: usize>(
+    vs: &VarStore,
+    prefix: &str,
+    in_channels: i64,
+    out_channels: i64,
+    kernel_size: [i64; N],
+    options: ConvOptions<N>,
+) -> Result<Conv<N>> {
     check_groups(in_channels, out_channels, options.groups)?;
     let mut shape = vec![out_channels, in_channels / options.groups];
     shape.extend_from_slice(&kernel_size);
@@ -341,42 +382,84 @@ fn conv_transpose_nd<const N: usize>(
 /// Errors: `groups` not positive or not dividing both channel counts
 /// ([`Error::InvalidArgument`]); a negative size ([`Error::Backend`], as `torch.empty`);
 /// `<prefix>.weight`/`.bias` already registered. Nothing is drawn or registered on error.
-pub fn conv1d(vs: &VarStore, prefix: &str, in_channels: i64, out_channels: i64, kernel_size: [i64; 1], options: ConvOptions<1>) -> Result<Conv1d> {
+pub fn conv1d(
+    vs: &VarStore,
+    prefix: &str,
+    in_channels: i64,
+    out_channels: i64,
+    kernel_size: [i64; 1],
+    options: ConvOptions<1>,
+) -> Result<Conv1d> {
     conv_nd(vs, prefix, in_channels, out_channels, kernel_size, options)
 }
 
 /// `nn.Conv2d(in_channels, out_channels, kernel_size, ...)` registered as `<prefix>.weight`
 /// `[out, in/groups, kh, kw]` and `<prefix>.bias` `[out]` in `vs`, on the VarStore's device.
 /// Errors as [`conv1d`].
-pub fn conv2d(vs: &VarStore, prefix: &str, in_channels: i64, out_channels: i64, kernel_size: [i64; 2], options: ConvOptions<2>) -> Result<Conv2d> {
+pub fn conv2d(
+    vs: &VarStore,
+    prefix: &str,
+    in_channels: i64,
+    out_channels: i64,
+    kernel_size: [i64; 2],
+    options: ConvOptions<2>,
+) -> Result<Conv2d> {
     conv_nd(vs, prefix, in_channels, out_channels, kernel_size, options)
 }
 
 /// `nn.Conv3d(in_channels, out_channels, kernel_size, ...)` registered as `<prefix>.weight`
 /// `[out, in/groups, kd, kh, kw]` and `<prefix>.bias` `[out]` in `vs`, on the VarStore's device.
 /// Errors as [`conv1d`].
-pub fn conv3d(vs: &VarStore, prefix: &str, in_channels: i64, out_channels: i64, kernel_size: [i64; 3], options: ConvOptions<3>) -> Result<Conv3d> {
+pub fn conv3d(
+    vs: &VarStore,
+    prefix: &str,
+    in_channels: i64,
+    out_channels: i64,
+    kernel_size: [i64; 3],
+    options: ConvOptions<3>,
+) -> Result<Conv3d> {
     conv_nd(vs, prefix, in_channels, out_channels, kernel_size, options)
 }
 
 /// `nn.ConvTranspose1d(in_channels, out_channels, kernel_size, ...)` registered as
 /// `<prefix>.weight` `[in, out/groups, k]` and `<prefix>.bias` `[out]` in `vs`.
 /// Errors as [`conv1d`].
-pub fn conv_transpose1d(vs: &VarStore, prefix: &str, in_channels: i64, out_channels: i64, kernel_size: [i64; 1], options: ConvTransposeOptions<1>) -> Result<ConvTranspose1d> {
+pub fn conv_transpose1d(
+    vs: &VarStore,
+    prefix: &str,
+    in_channels: i64,
+    out_channels: i64,
+    kernel_size: [i64; 1],
+    options: ConvTransposeOptions<1>,
+) -> Result<ConvTranspose1d> {
     conv_transpose_nd(vs, prefix, in_channels, out_channels, kernel_size, options)
 }
 
 /// `nn.ConvTranspose2d(in_channels, out_channels, kernel_size, ...)` registered as
 /// `<prefix>.weight` `[in, out/groups, kh, kw]` and `<prefix>.bias` `[out]` in `vs`.
 /// Errors as [`conv1d`].
-pub fn conv_transpose2d(vs: &VarStore, prefix: &str, in_channels: i64, out_channels: i64, kernel_size: [i64; 2], options: ConvTransposeOptions<2>) -> Result<ConvTranspose2d> {
+pub fn conv_transpose2d(
+    vs: &VarStore,
+    prefix: &str,
+    in_channels: i64,
+    out_channels: i64,
+    kernel_size: [i64; 2],
+    options: ConvTransposeOptions<2>,
+) -> Result<ConvTranspose2d> {
     conv_transpose_nd(vs, prefix, in_channels, out_channels, kernel_size, options)
 }
 
 /// `nn.ConvTranspose3d(in_channels, out_channels, kernel_size, ...)` registered as
 /// `<prefix>.weight` `[in, out/groups, kd, kh, kw]` and `<prefix>.bias` `[out]` in `vs`.
 /// Errors as [`conv1d`].
-pub fn conv_transpose3d(vs: &VarStore, prefix: &str, in_channels: i64, out_channels: i64, kernel_size: [i64; 3], options: ConvTransposeOptions<3>) -> Result<ConvTranspose3d> {
+pub fn conv_transpose3d(
+    vs: &VarStore,
+    prefix: &str,
+    in_channels: i64,
+    out_channels: i64,
+    kernel_size: [i64; 3],
+    options: ConvTransposeOptions<3>,
+) -> Result<ConvTranspose3d> {
     conv_transpose_nd(vs, prefix, in_channels, out_channels, kernel_size, options)
 }
 
@@ -394,13 +477,27 @@ mod tests {
     fn keeps_per_dimension_settings() {
         let _generator = crate::backend::lock_global_generator();
         let vs = VarStore::new(Device::Cpu);
-        let opts = ConvOptions { stride: [2, 3], padding: [1, 0], dilation: [1, 2], groups: 2, bias: true, padding_mode: PaddingMode::Reflect };
+        let opts = ConvOptions {
+            stride: [2, 3],
+            padding: [1, 0],
+            dilation: [1, 2],
+            groups: 2,
+            bias: true,
+            padding_mode: PaddingMode::Reflect,
+        };
         let c = conv2d(&vs, "c", 4, 6, [3, 2], opts).unwrap();
         assert_eq!(c.options, opts);
         assert_eq!((c.in_channels, c.out_channels, c.kernel_size), (4, 6, [3, 2]));
         assert_eq!(c.weight.size(), [6, 2, 3, 2]);
         assert_eq!(c.reversed_padding_repeated_twice(), [0, 0, 1, 1]);
-        let opts = ConvTransposeOptions { stride: [3, 1, 2], padding: [1, 0, 2], output_padding: [2, 0, 1], groups: 3, bias: false, dilation: [2, 1, 3] };
+        let opts = ConvTransposeOptions {
+            stride: [3, 1, 2],
+            padding: [1, 0, 2],
+            output_padding: [2, 0, 1],
+            groups: 3,
+            bias: false,
+            dilation: [2, 1, 3],
+        };
         let t = conv_transpose3d(&vs, "t", 3, 6, [1, 2, 3], opts).unwrap();
         assert_eq!(t.options, opts);
         assert_eq!(t.weight.size(), [3, 2, 1, 2, 3]);

@@ -45,7 +45,14 @@ pub struct Embedding {
 }
 
 fn padding_idx_err(padding_idx: i64, rows: i64) -> Error {
-    Error::invalid("padding_idx", padding_idx, format!("None or an index within num_embeddings, in [{}, {}) (Padding_idx must be within num_embeddings)", -rows, rows))
+    Error::invalid(
+        "padding_idx",
+        padding_idx,
+        format!(
+            "None or an index within num_embeddings, in [{}, {}) (Padding_idx must be within num_embeddings)",
+            -rows, rows
+        ),
+    )
 }
 
 /// The `padding_idx` assertions of `nn.Embedding.__init__` and `F.embedding` (PyTorch's
@@ -73,7 +80,13 @@ fn normalize_padding_idx(padding_idx: i64, rows: i64) -> Result<i64> {
 /// registered ([`Error::InvalidArgument`]); `padding_idx` 0 with `num_embeddings` 0
 /// ([`Error::Backend`]: PyTorch's `weight[0]` raises `IndexError` from ATen's index check,
 /// here ATen's `select` makes the same check). Nothing is drawn or registered on error.
-pub fn embedding(vs: &VarStore, prefix: &str, num_embeddings: i64, embedding_dim: i64, options: EmbeddingOptions) -> Result<Embedding> {
+pub fn embedding(
+    vs: &VarStore,
+    prefix: &str,
+    num_embeddings: i64,
+    embedding_dim: i64,
+    options: EmbeddingOptions,
+) -> Result<Embedding> {
     let padding_idx = options.padding_idx.map(|i| normalize_padding_idx(i, num_embeddings)).transpose()?;
     check_sizes(&[num_embeddings, embedding_dim])?;
     let path = ModulePath::new(prefix);
@@ -111,11 +124,16 @@ impl WeightedLayer for Embedding {
         let padding_idx = match self.options.padding_idx {
             None => -1,
             Some(i) => {
-                let rows = *weight.size().first().ok_or_else(|| Error::DimOutOfRange { dim: 0, rank: 0, expected: "a weight with at least one dimension (weight.size(0))".into() })?;
+                let rows = *weight.size().first().ok_or_else(|| Error::DimOutOfRange {
+                    dim: 0,
+                    rank: 0,
+                    expected: "a weight with at least one dimension (weight.size(0))".into(),
+                })?;
                 normalize_padding_idx(i, rows)?
             }
         };
-        Tensor::f_embedding(weight, xs, padding_idx, self.options.scale_grad_by_freq, self.options.sparse).map_err(tch_err("embedding"))
+        Tensor::f_embedding(weight, xs, padding_idx, self.options.scale_grad_by_freq, self.options.sparse)
+            .map_err(tch_err("embedding"))
     }
 }
 

@@ -117,14 +117,28 @@ fn same_tensor(a: &Tensor, b: &Tensor) -> bool {
 
 /// Checks that each `(name, tensor)` of `present` is registered under the module with that
 /// very tensor, and that no name of `absent` is registered.
-pub(crate) fn check_entries(vs: &VarStore, path: &ModulePath, present: &[(&str, &Tensor)], absent: &[&str]) -> Result<()> {
+pub(crate) fn check_entries(
+    vs: &VarStore,
+    path: &ModulePath,
+    present: &[(&str, &Tensor)],
+    absent: &[&str],
+) -> Result<()> {
     let vars = lock(vs);
     for (name, tensor) in present {
         let full = path.full_name(name);
         match vars.named_variables.get(&full) {
-            None => return Err(Error::MissingParameter { name: full, module: format!("the VarStore (module `{}`)", path.prefix()) }),
+            None => {
+                return Err(Error::MissingParameter {
+                    name: full,
+                    module: format!("the VarStore (module `{}`)", path.prefix()),
+                })
+            }
             Some(t) if !same_tensor(t, tensor) => {
-                return Err(Error::invalid("vs", format!("a store whose `{full}` is another tensor"), "the store the layer was registered in, unchanged"))
+                return Err(Error::invalid(
+                    "vs",
+                    format!("a store whose `{full}` is another tensor"),
+                    "the store the layer was registered in, unchanged",
+                ))
             }
             Some(_) => {}
         }
@@ -143,14 +157,23 @@ pub(crate) fn check_entries(vs: &VarStore, path: &ModulePath, present: &[(&str, 
 pub(crate) fn take_entry(vs: &VarStore, path: &ModulePath, name: &str) -> Result<Option<usize>> {
     let full = path.full_name(name);
     let mut vars = lock(vs);
-    let tensor = vars.named_variables.remove(&full).ok_or_else(|| Error::MissingParameter { name: full.clone(), module: format!("module `{}`", path.prefix()) })?;
+    let tensor = vars
+        .named_variables
+        .remove(&full)
+        .ok_or_else(|| Error::MissingParameter { name: full.clone(), module: format!("module `{}`", path.prefix()) })?;
     let position = vars.trainable_variables.iter().position(|v| same_tensor(&v.tensor, &tensor));
     Ok(position.map(|i| vars.trainable_variables.remove(i).group))
 }
 
 /// Puts `tensor` itself (not a copy) back into the store as `name`: trainable in optimizer
 /// group `group`, or a buffer for `None`.
-pub(crate) fn put_entry(vs: &VarStore, path: &ModulePath, name: &str, tensor: &Tensor, group: Option<usize>) -> Result<()> {
+pub(crate) fn put_entry(
+    vs: &VarStore,
+    path: &ModulePath,
+    name: &str,
+    tensor: &Tensor,
+    group: Option<usize>,
+) -> Result<()> {
     let full = path.full_name(name);
     if lock(vs).named_variables.contains_key(&full) {
         return Err(Error::invalid("name", &full, "a parameter name not yet registered in the VarStore"));
@@ -262,6 +285,10 @@ impl WeightCache {
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
-        CacheStats { hits: self.hits.load(Ordering::Relaxed), computed: self.computed.load(Ordering::Relaxed), bypassed: self.bypassed.load(Ordering::Relaxed) }
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            computed: self.computed.load(Ordering::Relaxed),
+            bypassed: self.bypassed.load(Ordering::Relaxed),
+        }
     }
 }

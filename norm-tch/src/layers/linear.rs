@@ -22,7 +22,13 @@ impl Default for LinearConfig {
 
 /// `nn.Linear(in_features, out_features, bias)` registered as `<prefix>.weight` and
 /// `<prefix>.bias` in `vs`, on the VarStore's device.
-pub fn linear(vs: &VarStore, prefix: &str, in_features: i64, out_features: i64, config: LinearConfig) -> Result<Linear> {
+pub fn linear(
+    vs: &VarStore,
+    prefix: &str,
+    in_features: i64,
+    out_features: i64,
+    config: LinearConfig,
+) -> Result<Linear> {
     if in_features < 0 {
         return Err(Error::invalid("in_features", in_features, "a non-negative size"));
     }

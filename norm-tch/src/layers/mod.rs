@@ -12,22 +12,22 @@
 
 mod conv;
 mod embedding;
-mod linear;
-mod weight_norm;
-mod spectral_norm;
-mod parametrizations;
 pub mod fold;
+mod linear;
+mod parametrizations;
+mod spectral_norm;
+mod weight_norm;
 
 pub use conv::{
-    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, Conv, Conv1d, Conv2d, Conv3d, ConvOptions, ConvTranspose, ConvTranspose1d,
-    ConvTranspose2d, ConvTranspose3d, ConvTransposeOptions,
+    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, Conv, Conv1d, Conv2d, Conv3d,
+    ConvOptions, ConvTranspose, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, ConvTransposeOptions,
 };
 pub use embedding::{embedding, Embedding, EmbeddingOptions};
-pub use linear::{linear, LinearConfig};
-pub use weight_norm::WeightNorm;
-pub use spectral_norm::{SpectralNorm, SpectralNormOptions};
-pub use parametrizations::Parametrized;
 pub use fold::{fold_all, unfold_all, CacheStats, Foldable};
+pub use linear::{linear, LinearConfig};
+pub use parametrizations::Parametrized;
+pub use spectral_norm::{SpectralNorm, SpectralNormOptions};
+pub use weight_norm::WeightNorm;
 
 use norm_core::Result;
 use tch::Tensor;

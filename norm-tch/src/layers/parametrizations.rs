@@ -112,7 +112,14 @@ impl<L: WeightedLayer> Parametrized<L> {
         drop(path.remove(vs, "weight")?);
         let original0 = path.add_parameter(vs, &format!("{PREFIX}.original0"), &g)?;
         let original1 = path.add_parameter(vs, &format!("{PREFIX}.original1"), &v)?;
-        Ok(Parametrized { layer, path, parametrization: Parametrization::WeightNorm { original0, original1, dim }, folded: false, g_group: None, cache: WeightCache::default() })
+        Ok(Parametrized {
+            layer,
+            path,
+            parametrization: Parametrization::WeightNorm { original0, original1, dim },
+            folded: false,
+            g_group: None,
+            cache: WeightCache::default(),
+        })
     }
 
     /// `parametrizations.spectral_norm(module, "weight", n_power_iterations, eps, dim)` for
@@ -127,7 +134,13 @@ impl<L: WeightedLayer> Parametrized<L> {
     ///
     /// Errors, in PyTorch's order: a dim outside `[-ndim, ndim)`; `n_power_iterations <= 0`;
     /// the weight already parametrized; `<prefix>.weight` missing or not the layer's.
-    pub fn spectral_norm_in_mode(vs: &VarStore, prefix: &str, layer: L, options: SpectralNormOptions, training: bool) -> Result<Self> {
+    pub fn spectral_norm_in_mode(
+        vs: &VarStore,
+        prefix: &str,
+        layer: L,
+        options: SpectralNormOptions,
+        training: bool,
+    ) -> Result<Self> {
         let path = ModulePath::new(prefix);
         check_not_parametrized(vs, &path, "spectral_norm")?;
         let weight = super::weight_norm::layer_weight(vs, &path, &layer)?;
@@ -143,7 +156,14 @@ impl<L: WeightedLayer> Parametrized<L> {
             state.u = Some(u);
             state.v = Some(v);
         }
-        Ok(Parametrized { layer, path, parametrization: Parametrization::SpectralNorm { original, state }, folded: false, g_group: None, cache: WeightCache::default() })
+        Ok(Parametrized {
+            layer,
+            path,
+            parametrization: Parametrization::SpectralNorm { original, state },
+            folded: false,
+            g_group: None,
+            cache: WeightCache::default(),
+        })
     }
 
     /// The wrapped layer.
@@ -159,7 +179,9 @@ impl<L: WeightedLayer> Parametrized<L> {
             return Ok(self.parametrization.plain().shallow_clone());
         }
         match &self.parametrization {
-            Parametrization::WeightNorm { original0, original1, dim } => compute_weight::<TchBackend>(original1, original0, *dim),
+            Parametrization::WeightNorm { original0, original1, dim } => {
+                compute_weight::<TchBackend>(original1, original0, *dim)
+            }
             Parametrization::SpectralNorm { original, state } => {
                 let mut state = SpectralNormState::<TchBackend> {
                     dim: state.dim,
@@ -186,7 +208,9 @@ impl<L: WeightedLayer> Parametrized<L> {
             self.cache.bypass(|| self.weight_t(true))?
         } else {
             match &self.parametrization {
-                Parametrization::WeightNorm { original0, original1, .. } => self.cache.eval_weight(&[original0, original1], || self.weight_t(false))?,
+                Parametrization::WeightNorm { original0, original1, .. } => {
+                    self.cache.eval_weight(&[original0, original1], || self.weight_t(false))?
+                }
                 Parametrization::SpectralNorm { original, state } => match (state.u.as_ref(), state.v.as_ref()) {
                     (Some(u), Some(v)) => self.cache.eval_weight(&[original, u, v], || self.weight_t(false))?,
                     _ => self.cache.eval_weight(&[original], || self.weight_t(false))?,

@@ -83,7 +83,18 @@ impl<L: WeightedLayer> SpectralNorm<L> {
         let weight_orig = path.rename(vs, "weight", "weight_orig")?;
         let weight_u = path.add_buffer(vs, "weight_u", &u)?;
         let weight_v = path.add_buffer(vs, "weight_v", &v)?;
-        Ok(SpectralNorm { layer, path, weight_orig, weight_u, weight_v, dim, n_power_iterations, eps: options.eps, folded: false, cache: WeightCache::default() })
+        Ok(SpectralNorm {
+            layer,
+            path,
+            weight_orig,
+            weight_u,
+            weight_v,
+            dim,
+            n_power_iterations,
+            eps: options.eps,
+            folded: false,
+            cache: WeightCache::default(),
+        })
     }
 
     /// `weight_orig`. While folded: the same tensor, which is then the plain `<prefix>.weight`.
@@ -119,7 +130,15 @@ impl<L: WeightedLayer> SpectralNorm<L> {
             return Ok(self.weight_orig.shallow_clone());
         }
         let (mut u, mut v) = (self.weight_u.shallow_clone(), self.weight_v.shallow_clone());
-        hooks::compute_weight::<TchBackend>(&self.weight_orig, &mut u, &mut v, self.dim, self.n_power_iterations, self.eps, train)
+        hooks::compute_weight::<TchBackend>(
+            &self.weight_orig,
+            &mut u,
+            &mut v,
+            self.dim,
+            self.n_power_iterations,
+            self.eps,
+            train,
+        )
     }
 
     /// The normalized weight from the current `u` and `v`, without iterating.
@@ -139,7 +158,8 @@ impl<L: WeightedLayer> SpectralNorm<L> {
         let weight = if train {
             self.cache.bypass(|| self.compute_weight(true))?
         } else {
-            self.cache.eval_weight(&[&self.weight_orig, &self.weight_u, &self.weight_v], || self.compute_weight(false))?
+            self.cache
+                .eval_weight(&[&self.weight_orig, &self.weight_u, &self.weight_v], || self.compute_weight(false))?
         };
         self.layer.forward_with_weight(xs, &weight)
     }
@@ -190,7 +210,12 @@ impl<L: WeightedLayer> SpectralNorm<L> {
         if !self.folded {
             return Ok(());
         }
-        fold::check_entries(vs, &self.path, &[("weight", &self.weight_orig)], &["weight_orig", "weight_u", "weight_v"])?;
+        fold::check_entries(
+            vs,
+            &self.path,
+            &[("weight", &self.weight_orig)],
+            &["weight_orig", "weight_u", "weight_v"],
+        )?;
         fold::match_device_and_kind(&self.weight_u, &self.weight_orig)?;
         fold::match_device_and_kind(&self.weight_v, &self.weight_orig)?;
         drop(self.path.rename(vs, "weight", "weight_orig")?);

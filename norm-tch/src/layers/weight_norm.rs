@@ -60,7 +60,16 @@ impl<L: WeightedLayer> WeightNorm<L> {
         drop(path.remove(vs, "weight")?);
         let weight_g = path.add_parameter(vs, "weight_g", &g)?;
         let weight_v = path.add_parameter(vs, "weight_v", &weight)?;
-        Ok(WeightNorm { layer, path, weight_g, weight_v, dim, folded: false, g_group: None, cache: WeightCache::default() })
+        Ok(WeightNorm {
+            layer,
+            path,
+            weight_g,
+            weight_v,
+            dim,
+            folded: false,
+            g_group: None,
+            cache: WeightCache::default(),
+        })
     }
 
     /// A folded weight norm around the plain layer registered at `prefix` (its
@@ -80,9 +89,19 @@ impl<L: WeightedLayer> WeightNorm<L> {
         dim.resolve(weight.dim())?;
         // A leaf parameter outside the store until unfold overwrites and registers it.
         let g = tch::no_grad(|| initial_g::<TchBackend>(&weight, dim))?;
-        let weight_g = crate::var_store::detached_copy(&g)?.f_set_requires_grad(true).map_err(tch_err("requires_grad_"))?;
+        let weight_g =
+            crate::var_store::detached_copy(&g)?.f_set_requires_grad(true).map_err(tch_err("requires_grad_"))?;
         layer.set_weight(weight.shallow_clone());
-        Ok(WeightNorm { layer, path, weight_g, weight_v: weight, dim, folded: true, g_group: Some(0), cache: WeightCache::default() })
+        Ok(WeightNorm {
+            layer,
+            path,
+            weight_g,
+            weight_v: weight,
+            dim,
+            folded: true,
+            g_group: Some(0),
+            cache: WeightCache::default(),
+        })
     }
 
     /// `weight_g` (PyTorch's `module.weight_g`). While folded: the g kept out of the store
@@ -123,7 +142,11 @@ impl<L: WeightedLayer> WeightNorm<L> {
     pub fn weight_out(&self, out: &mut Tensor) -> Result<()> {
         if self.folded {
             if out.size() != self.weight_v.size() {
-                return Err(Error::ShapeMismatch { what: "weight_out's out".into(), expected: TchBackend::shape(&self.weight_v), got: TchBackend::shape(out) });
+                return Err(Error::ShapeMismatch {
+                    what: "weight_out's out".into(),
+                    expected: TchBackend::shape(&self.weight_v),
+                    got: TchBackend::shape(out),
+                });
             }
             return tch::no_grad(|| out.f_copy_(&self.weight_v)).map_err(tch_err("copy_"));
         }
@@ -145,7 +168,11 @@ impl<L: WeightedLayer> WeightNorm<L> {
         if self.folded {
             return self.layer.forward_with_weight(xs, &self.weight_v);
         }
-        let weight = if train { self.cache.bypass(|| self.weight())? } else { self.cache.eval_weight(&[&self.weight_g, &self.weight_v], || self.weight())? };
+        let weight = if train {
+            self.cache.bypass(|| self.weight())?
+        } else {
+            self.cache.eval_weight(&[&self.weight_g, &self.weight_v], || self.weight())?
+        };
         self.layer.forward_with_weight(xs, &weight)
     }
 
@@ -173,7 +200,12 @@ impl<L: WeightedLayer> WeightNorm<L> {
         if self.folded {
             return Ok(());
         }
-        fold::check_entries(vs, &self.path, &[("weight_g", &self.weight_g), ("weight_v", &self.weight_v)], &["weight"])?;
+        fold::check_entries(
+            vs,
+            &self.path,
+            &[("weight_g", &self.weight_g), ("weight_v", &self.weight_v)],
+            &["weight"],
+        )?;
         let weight = tch::no_grad(|| self.weight())?;
         fold::write_in_place(&self.weight_v, &weight)?;
         let group = fold::take_entry(vs, &self.path, "weight_g")?;
@@ -228,9 +260,16 @@ impl<L: WeightedLayer> WeightNorm<L> {
 
 /// The variable `<prefix>.weight`, checked to be `layer`'s weight.
 pub(crate) fn layer_weight<L: WeightedLayer>(vs: &VarStore, path: &ModulePath, layer: &L) -> Result<Tensor> {
-    let weight = path.get(vs, "weight").ok_or_else(|| Error::MissingParameter { name: path.full_name("weight"), module: format!("the VarStore (module `{}`)", path.prefix()) })?;
+    let weight = path.get(vs, "weight").ok_or_else(|| Error::MissingParameter {
+        name: path.full_name("weight"),
+        module: format!("the VarStore (module `{}`)", path.prefix()),
+    })?;
     if weight.data_ptr() != layer.weight().data_ptr() {
-        return Err(Error::invalid("layer", format!("a layer whose weight is not `{}`", path.full_name("weight")), "the layer registered at that prefix"));
+        return Err(Error::invalid(
+            "layer",
+            format!("a layer whose weight is not `{}`", path.full_name("weight")),
+            "the layer registered at that prefix",
+        ));
     }
     Ok(weight)
 }
