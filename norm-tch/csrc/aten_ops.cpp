@@ -64,6 +64,11 @@ int norm_clear_grad(const at::Tensor* self) {
   return guarded([&] { self->mutable_grad().reset(); });
 }
 
+// Whether two handles are the same tensor (one TensorImpl), not just the same storage.
+int norm_same_tensor(const at::Tensor* a, const at::Tensor* b) {
+  return a->unsafeGetTensorImpl() == b->unsafeGetTensorImpl() ? 1 : 0;
+}
+
 }  // extern "C"
 
 #include <ATen/Version.h>

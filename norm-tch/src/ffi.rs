@@ -44,6 +44,7 @@ extern "C" {
     ) -> c_int;
     fn norm_set_grad(t: *const C_tensor, grad: *const C_tensor) -> c_int;
     fn norm_clear_grad(t: *const C_tensor) -> c_int;
+    fn norm_same_tensor(a: *const C_tensor, b: *const C_tensor) -> c_int;
     fn norm_backward_with_grad(t: *const C_tensor, gradient: *const C_tensor) -> c_int;
     fn norm_cpu_capability() -> *const c_char;
     fn norm_grad_enabled() -> c_int;
@@ -238,6 +239,13 @@ pub fn set_grad(t: &Tensor, grad: &Tensor) -> Result<()> {
 pub fn backward_with_grad(t: &Tensor, gradient: &Tensor) -> Result<()> {
     // SAFETY: live handles; runs the autograd engine from `t`.
     check("backward", unsafe { norm_backward_with_grad(t.as_ptr(), gradient.as_ptr()) })
+}
+
+/// Whether `a` and `b` are handles on the same tensor (one `TensorImpl`): Python's `a is b`
+/// for parameters. Views and other tensors sharing the storage are not the same tensor.
+pub fn same_tensor(a: &Tensor, b: &Tensor) -> bool {
+    // SAFETY: two live handles; only their impl pointers are read.
+    unsafe { norm_same_tensor(a.as_ptr(), b.as_ptr()) != 0 }
 }
 
 /// `t.grad = None`.

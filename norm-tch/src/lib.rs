@@ -5,7 +5,8 @@
 //! - [`layers`]: `nn.Linear` with PyTorch's init; [`layers::WeightNorm`].
 //! - [`optim`]: [`optim::Adam`] over a VarStore.
 //! - [`init`]: PyTorch's `reset_parameters` draws.
-//! - [`var_store`]: PyTorch-named variables in a VarStore.
+//! - [`scheme`]: the state-dict names of every reparametrization, shared by layers and checkpoints.
+//! - [`var_store`]: the one door into a VarStore's variables (take, put, rename, find by identity).
 //! - [`checkpoint`]: PyTorch state dicts (`.pt`, `.safetensors`) in and out, every naming scheme.
 //! - [`mod@weight_norm_out`]: `torch._weight_norm` into a reused tensor (same bits, no allocation).
 //!
@@ -19,6 +20,7 @@ mod ffi;
 pub mod init;
 pub mod layers;
 pub mod optim;
+pub mod scheme;
 pub mod var_store;
 pub mod weight_norm_out;
 

@@ -1,28 +1,246 @@
-//! Adding, finding and removing named variables in a `tch::nn::VarStore`, under
-//! PyTorch's dotted parameter names (`fc.weight_g`).
+//! The one door into `tch::nn::VarStore`'s internals: the variables under PyTorch's dotted
+//! state-dict names (`enc.fc.weight_g`), taken out, put back, renamed and found by identity.
 //!
-//! tch's `Path::add` silently renames a duplicate; these helpers refuse instead, and can
-//! remove a variable, which a reparametrization needs (PyTorch deletes `weight` from
-//! `module._parameters`).
+//! tch's public API can add a variable (`Path::add`, which silently renames a duplicate) and
+//! read one, but not remove or rename it, which a reparametrization needs (PyTorch deletes
+//! `weight` from `module._parameters`). [`Store`] is a handle on a VarStore's variables (the
+//! same shared map the VarStore holds, so a layer can keep it) with a small API:
+//!
+//! | call | what it does |
+//! | --- | --- |
+//! | [`Store::contains`], [`Store::get`], [`Store::entries`] | read |
+//! | [`Store::name_of`] | the name a tensor is registered under (Python's `is`, not equal values) |
+//! | [`Store::add_copy`] | registers a detached copy of a value (an `nn.Parameter` or a buffer); refuses a taken name |
+//! | [`Store::take`] | removes a variable, returning the tensor and its optimizer group |
+//! | [`Store::put`] | registers a tensor itself (not a copy) in an optimizer group, or as a buffer |
+//! | [`Store::rename`] | moves a variable to a new name, keeping the tensor (and so an optimizer's hold on it) |
+//!
+//! Nothing else in norm touches `VarStore::variables_`.
 
 use crate::backend::tch_err;
+use crate::ffi;
 use norm_core::{Error, Result};
-use tch::nn::{VarStore, Variables};
-use tch::Tensor;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tch::nn::{Var, VarStore, Variables};
+use tch::{Device, Tensor};
 
-/// A module's dotted prefix in a VarStore (`""` for the root, `"encoder.0"`, ...).
+/// A handle on a [`VarStore`]'s variables (see the [module docs](self)). Cloning it is
+/// cheap and every clone sees the same variables as the VarStore.
+#[derive(Clone)]
+pub struct Store {
+    variables: Arc<Mutex<Variables>>,
+    device: Device,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("device", &self.device).field("len", &self.lock().named_variables.len()).finish()
+    }
+}
+
+/// A variable taken out of a store: the tensor and its optimizer group (`None` for a buffer).
+#[derive(Debug)]
+pub struct Taken {
+    /// The tensor that was registered.
+    pub tensor: Tensor,
+    /// Its optimizer group if it was trainable, `None` for a buffer.
+    pub group: Option<usize>,
+}
+
+fn name_taken(full: &str) -> Error {
+    Error::invalid("name", full, "a parameter name not yet registered in the VarStore")
+}
+
+impl Store {
+    /// The variables of `vs`.
+    pub fn of(vs: &VarStore) -> Self {
+        Store { variables: vs.variables_.clone(), device: vs.device() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Variables> {
+        // A poisoned lock only means another thread panicked mid-update; the map is still usable.
+        self.variables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The device new variables are put on (the VarStore's).
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Whether `self` is a handle on `vs`'s variables.
+    pub fn is_of(&self, vs: &VarStore) -> bool {
+        Arc::ptr_eq(&self.variables, &vs.variables_)
+    }
+
+    /// Whether a variable is registered under `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.lock().named_variables.contains_key(name)
+    }
+
+    /// The variable `name` (a shallow handle), if registered.
+    pub fn get(&self, name: &str) -> Option<Tensor> {
+        self.lock().named_variables.get(name).map(Tensor::shallow_clone)
+    }
+
+    /// Every variable (parameters and buffers) under its name, as shallow handles, sorted
+    /// by name.
+    pub fn entries(&self) -> Vec<(String, Tensor)> {
+        let mut entries: Vec<(String, Tensor)> =
+            self.lock().named_variables.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
+    }
+
+    /// The name `tensor` itself is registered under (`None` if it is not a variable of the
+    /// store). Errors if two names hold it.
+    pub fn name_of(&self, tensor: &Tensor) -> Result<Option<String>> {
+        let vars = self.lock();
+        let mut names = vars.named_variables.iter().filter(|(_, t)| ffi::same_tensor(t, tensor)).map(|(k, _)| k);
+        match (names.next(), names.next()) {
+            (None, _) => Ok(None),
+            (Some(name), None) => Ok(Some(name.clone())),
+            (Some(a), Some(b)) => Err(Error::invalid(
+                "tensor",
+                format!("a tensor registered twice, as `{a}` and `{b}`"),
+                "a tensor registered under one name",
+            )),
+        }
+    }
+
+    /// Registers a detached copy of `value`, moved to the store's device, as `name`:
+    /// trainable in optimizer group `group` (an `nn.Parameter`), or a buffer for `None`.
+    /// Returns the registered tensor. Errors if the name is taken.
+    pub fn add_copy(&self, name: &str, value: &Tensor, group: Option<usize>) -> Result<Tensor> {
+        if self.contains(name) {
+            return Err(name_taken(name));
+        }
+        let copy = detached_copy(&value.f_to_device(self.device).map_err(tch_err("to_device"))?)?;
+        self.put(name, &copy, group)?;
+        Ok(copy)
+    }
+
+    /// Registers `tensor` itself (not a copy) as `name`: trainable in optimizer group
+    /// `group` (its `requires_grad` is set), or a buffer for `None`. Errors if the name is
+    /// taken.
+    pub fn put(&self, name: &str, tensor: &Tensor, group: Option<usize>) -> Result<()> {
+        let mut vars = self.lock();
+        if vars.named_variables.contains_key(name) {
+            return Err(name_taken(name));
+        }
+        if let Some(group) = group {
+            let tensor = tensor.f_set_requires_grad(true).map_err(tch_err("requires_grad_"))?;
+            vars.trainable_variables.push(Var { tensor, group });
+        }
+        vars.named_variables.insert(name.to_string(), tensor.shallow_clone());
+        Ok(())
+    }
+
+    /// Removes variable `name` (from the named variables and, if trainable, from the
+    /// optimizer's list) and returns it with its group. `module` says where it was looked up
+    /// in the error for a missing name.
+    pub fn take(&self, name: &str) -> Result<Taken> {
+        let mut vars = self.lock();
+        let tensor = vars.named_variables.remove(name).ok_or_else(|| missing(name))?;
+        let position = vars.trainable_variables.iter().position(|v| ffi::same_tensor(&v.tensor, &tensor));
+        let group = position.map(|i| vars.trainable_variables.remove(i).group);
+        Ok(Taken { tensor, group })
+    }
+
+    /// Moves variable `from` to the name `to`, keeping the same tensor (and its place in the
+    /// optimizer's list). Errors if `from` is absent or `to` is taken; nothing changes then.
+    pub fn rename(&self, from: &str, to: &str) -> Result<Tensor> {
+        let mut vars = self.lock();
+        if vars.named_variables.contains_key(to) {
+            return Err(name_taken(to));
+        }
+        let tensor = vars.named_variables.remove(from).ok_or_else(|| missing(from))?;
+        vars.named_variables.insert(to.to_string(), tensor.shallow_clone());
+        Ok(tensor)
+    }
+}
+
+fn missing(name: &str) -> Error {
+    let module = match name.rsplit_once('.') {
+        Some((prefix, _)) => format!("the VarStore (module `{prefix}`)"),
+        None => "the VarStore (root module)".to_string(),
+    };
+    Error::MissingParameter { name: name.to_string(), module }
+}
+
+/// A module's dotted prefix in a VarStore (`""` for the root, `"encoder.0"`, ...), as tch's
+/// `Path` components joined by dots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModulePath {
     prefix: String,
 }
 
-fn same_tensor(a: &Tensor, b: &Tensor) -> bool {
-    a.data_ptr() == b.data_ptr() && a.size() == b.size() && a.kind() == b.kind()
+impl ModulePath {
+    /// The module at dotted path `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        ModulePath { prefix: prefix.to_string() }
+    }
+
+    /// The module a tch `Path` names (`vs.root() / "enc" / "fc"` is `enc.fc`).
+    pub fn of(path: &tch::nn::Path) -> Self {
+        ModulePath { prefix: path.components().collect::<Vec<_>>().join(".") }
+    }
+
+    /// The module of the variable named `full` (`enc.fc` for `enc.fc.weight`) and the
+    /// variable's own name (`weight`).
+    pub fn split(full: &str) -> (Self, &str) {
+        match full.rsplit_once('.') {
+            Some((prefix, leaf)) => (ModulePath::new(prefix), leaf),
+            None => (ModulePath::new(""), full),
+        }
+    }
+
+    /// The module's dotted prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The full name of variable `name` of this module (`fc.weight`).
+    pub fn full_name(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{}", self.prefix, name)
+        }
+    }
 }
 
-fn lock(vs: &VarStore) -> std::sync::MutexGuard<'_, Variables> {
-    // A poisoned lock only means another thread panicked mid-update; the map is still usable.
-    vs.variables_.lock().unwrap_or_else(|e| e.into_inner())
+// Transitional: the layer code still calls these; removed with the layer rewrite.
+impl ModulePath {
+    /// The variable `name` of this module, if registered.
+    pub fn get(&self, vs: &VarStore, name: &str) -> Option<Tensor> {
+        Store::of(vs).get(&self.full_name(name))
+    }
+    /// Registers a detached copy of `value` as trainable variable `name`.
+    pub fn add_parameter(&self, vs: &VarStore, name: &str, value: &Tensor) -> Result<Tensor> {
+        Store::of(vs).add_copy(&self.full_name(name), value, Some(0))
+    }
+    /// Registers a detached copy of `value` as buffer `name`.
+    pub fn add_buffer(&self, vs: &VarStore, name: &str, value: &Tensor) -> Result<Tensor> {
+        Store::of(vs).add_copy(&self.full_name(name), value, None)
+    }
+    /// Renames variable `from` to `to`.
+    pub fn rename(&self, vs: &VarStore, from: &str, to: &str) -> Result<Tensor> {
+        Store::of(vs).rename(&self.full_name(from), &self.full_name(to))
+    }
+    /// Removes variable `name`.
+    pub fn remove(&self, vs: &VarStore, name: &str) -> Result<Tensor> {
+        Ok(Store::of(vs).take(&self.full_name(name))?.tensor)
+    }
+}
+
+impl std::fmt::Display for ModulePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.prefix.is_empty() {
+            f.write_str("the root module")
+        } else {
+            write!(f, "module `{}`", self.prefix)
+        }
+    }
 }
 
 /// A detached deep copy (`t.detach().clone()`).
@@ -32,81 +250,12 @@ pub fn detached_copy(t: &Tensor) -> Result<Tensor> {
     Ok(copy)
 }
 
-impl ModulePath {
-    /// The module at dotted path `prefix`.
-    pub fn new(prefix: &str) -> Self {
-        ModulePath { prefix: prefix.to_string() }
+/// Registers `value` (a detached copy) as trainable variable `name` under `path`, refusing a
+/// name already taken (tch's `Path::add` would silently rename it `name__N`).
+pub fn add_parameter(path: &tch::nn::Path, name: &str, value: Tensor) -> Result<Tensor> {
+    if path.get(name).is_some() {
+        return Err(name_taken(&path.path(name)));
     }
-
-    /// The module's dotted prefix.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// The full name of parameter `name` of this module (`fc.weight`).
-    pub fn full_name(&self, name: &str) -> String {
-        if self.prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{}.{}", self.prefix, name)
-        }
-    }
-
-    /// The variable `name` of this module, if registered.
-    pub fn get(&self, vs: &VarStore, name: &str) -> Option<Tensor> {
-        lock(vs).named_variables.get(&self.full_name(name)).map(Tensor::shallow_clone)
-    }
-
-    /// Registers a detached copy of `value` as trainable variable `name` (an
-    /// `nn.Parameter`) on the VarStore's device. Errors if the name is taken.
-    pub fn add_parameter(&self, vs: &VarStore, name: &str, value: &Tensor) -> Result<Tensor> {
-        self.add(vs, name, value, true)
-    }
-
-    fn add(&self, vs: &VarStore, name: &str, value: &Tensor, trainable: bool) -> Result<Tensor> {
-        let full = self.full_name(name);
-        if lock(vs).named_variables.contains_key(&full) {
-            return Err(Error::invalid("name", &full, "a parameter name not yet registered in the VarStore"));
-        }
-        let copy = detached_copy(&value.f_to_device(vs.device()).map_err(tch_err("to_device"))?)?;
-        // tch paths take one component at a time: descend through every dot of the full name.
-        let mut components: Vec<&str> = full.split('.').collect();
-        let leaf = components.pop().unwrap_or_default();
-        let path = components.into_iter().fold(vs.root(), |p, c| p.sub(c));
-        Ok(path.add(leaf, copy, trainable))
-    }
-
-    /// Registers a detached copy of `value` as non-trainable variable `name` (a buffer,
-    /// like `module.register_buffer`). Errors if the name is taken.
-    pub fn add_buffer(&self, vs: &VarStore, name: &str, value: &Tensor) -> Result<Tensor> {
-        self.add(vs, name, value, false)
-    }
-
-    /// Moves variable `from` to the name `to`, keeping the same tensor (and so the
-    /// identity an optimizer holds). Errors if `from` is absent or `to` is taken.
-    pub fn rename(&self, vs: &VarStore, from: &str, to: &str) -> Result<Tensor> {
-        let (from, to) = (self.full_name(from), self.full_name(to));
-        let mut vars = lock(vs);
-        if vars.named_variables.contains_key(&to) {
-            return Err(Error::invalid("name", &to, "a parameter name not yet registered in the VarStore"));
-        }
-        let tensor = vars.named_variables.remove(&from).ok_or_else(|| Error::MissingParameter {
-            name: from.clone(),
-            module: format!("module `{}`", self.prefix),
-        })?;
-        vars.named_variables.insert(to, tensor.shallow_clone());
-        Ok(tensor)
-    }
-
-    /// Removes variable `name` and returns it; errors naming the module if it is absent.
-    pub fn remove(&self, vs: &VarStore, name: &str) -> Result<Tensor> {
-        let full = self.full_name(name);
-        let mut vars = lock(vs);
-        let tensor = vars.named_variables.remove(&full).ok_or_else(|| Error::MissingParameter {
-            name: full.clone(),
-            module: format!("module `{}`", self.prefix),
-        })?;
-        vars.trainable_variables.retain(|v| !same_tensor(&v.tensor, &tensor));
-        Ok(tensor)
-    }
+    let value = value.f_to_device(path.device()).map_err(tch_err("to_device"))?;
+    Ok(path.add(name, detached_copy(&value)?, true))
 }

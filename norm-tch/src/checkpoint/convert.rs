@@ -1,5 +1,5 @@
 //! Pure conversions of a state dict's layers between naming schemes (see
-//! [`super::scheme`]), with PyTorch's arithmetic:
+//! [`crate::scheme`]), with PyTorch's arithmetic:
 //!
 //! - weight norm hooks ↔ parametrizations, spectral norm hooks ↔ parametrizations: renames
 //!   (`weight_g` = `original0`, `weight_v` = `original1`; `weight_orig` = `original`,
@@ -21,9 +21,9 @@
 //! a setting the stored shapes cannot decide (a dim) without an explicit choice.
 
 use super::io::StateDict;
-use super::scheme::{detect, Layer, Norm, Scheme, Suffix};
 use crate::backend::{tch_err, TchBackend};
 use crate::ffi::CpuGenerator;
+use crate::scheme::{detect, Layer, Norm, Scheme, Suffix};
 use norm_core::functional::normalize;
 use norm_core::spectral_norm::{check_n_power_iterations, hooks, parametrizations};
 use norm_core::weight_norm::WeightNormDim;

@@ -3,8 +3,9 @@
 
 use super::convert::{convert_layers, Conversion, ConvertOptions};
 use super::io::{dtype_name, natural_cmp, StateDict};
-use super::scheme::{detect, Scheme};
 use crate::backend::tch_err;
+use crate::scheme::{detect, Scheme};
+use crate::var_store::Store;
 use norm_core::{Error, Result};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -65,9 +66,7 @@ pub fn load_checkpoint(vs: &mut VarStore, path: impl AsRef<Path>, options: &Load
 /// PyTorch's state-dict names, in [`natural_cmp`] order. The tensors are shallow (they
 /// share storage with the variables).
 pub fn state_dict(vs: &VarStore) -> Result<StateDict> {
-    let vars = vs.variables_.lock().unwrap_or_else(|e| e.into_inner());
-    let mut entries: Vec<(String, Tensor)> =
-        vars.named_variables.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect();
+    let mut entries = Store::of(vs).entries();
     entries.sort_by(|a, b| natural_cmp(&a.0, &b.0));
     StateDict::new(entries)
 }
@@ -80,8 +79,7 @@ pub fn save_state_dict(vs: &VarStore, path: impl AsRef<Path>) -> Result<()> {
 }
 
 fn load_into(vs: &mut VarStore, sd: &StateDict, options: &LoadOptions, origin: &str) -> Result<LoadReport> {
-    let vars = vs.variables_.lock().unwrap_or_else(|e| e.into_inner());
-    let model = &vars.named_variables;
+    let model: HashMap<String, Tensor> = Store::of(vs).entries().into_iter().collect();
     let mut model_keys: Vec<&String> = model.keys().collect();
     model_keys.sort_by(|a, b| natural_cmp(a, b));
     // A model never holds the legacy layout: read its `weight_orig` + `weight` as version 1.

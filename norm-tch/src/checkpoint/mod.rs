@@ -5,7 +5,8 @@
 //!   files written by `torch.save(model.state_dict())` and `.safetensors`;
 //!   [`StateDict::write`] writes either (a `.pt` that `torch.load(path, weights_only=True)`
 //!   reads).
-//! - [`scheme`]: which scheme a layer's keys use ([`Scheme`], [`detect`]).
+//! - [`scheme`] (`norm_tch::scheme`, shared with the layers): which scheme a layer's keys use
+//!   ([`Scheme`], [`detect`]).
 //! - [`convert()`]: rewrites every normalized layer to hooks, parametrizations or folded
 //!   (`norm-bench convert`).
 //! - [`load_state_dict`] / [`load_checkpoint`]: into a `VarStore`, converting each layer
@@ -30,9 +31,8 @@ pub mod convert;
 mod io;
 mod load;
 mod pickle;
-pub mod scheme;
 
+pub use crate::scheme::{self, detect, Layer, Scheme, Suffix};
 pub use convert::{convert, Conversion, ConvertOptions, DimChoice, Target};
 pub use io::{dtype_name, natural_cmp, Format, StateDict};
 pub use load::{load_checkpoint, load_state_dict, save_state_dict, state_dict, LoadOptions, LoadReport};
-pub use scheme::{detect, Layer, Scheme, Suffix};
