@@ -14,13 +14,13 @@
 //! `leaky_relu` with the default slope 0.01, `tanh`), so a checkpoint saved by the Python
 //! model gives the same output bits here.
 
-use super::bits::Bits;
 use super::ops::leaky_relu;
 use anyhow::{ensure, Result};
 use norm_tch::layers::{
     conv1d, conv_transpose1d, fold_all, unfold_all, Conv1d, ConvOptions, ConvTranspose1d, ConvTransposeOptions,
     Foldable, WeightNorm,
 };
+use norm_test_support::Bits;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};

@@ -13,7 +13,6 @@
 //! PyTorch-exact Adam (`lr=2e-4, betas=(0.5, 0.999)`), each forward in training mode (one
 //! power iteration per layer per forward, as PyTorch).
 
-use super::bits::Bits;
 use super::ops::leaky_relu;
 use anyhow::Result;
 use norm_core::optim::AdamConfig;
@@ -21,6 +20,7 @@ use norm_tch::layers::{
     conv2d, linear, Conv2d, ConvOptions, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions,
 };
 use norm_tch::optim::Adam;
+use norm_test_support::Bits;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use tch::nn::{Linear, VarStore};
