@@ -5,6 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# `make test`'s format and lint gates need rustfmt and clippy.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  if command -v rustup >/dev/null; then
+    rustup component add rustfmt clippy >&2
+  else
+    echo "setup: cargo fmt and cargo clippy are needed (rustup component add rustfmt clippy)" >&2
+    exit 1
+  fi
+fi
+
 stamp=.venv/.norm-setup
 want="$(sha256sum requirements.txt | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -e .venv/torch-lib/libtorch_cpu.so ]; then

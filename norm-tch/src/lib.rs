@@ -29,3 +29,8 @@ pub use backend::TchBackend;
 pub use norm_core::{self, Error, Result};
 pub use tch;
 pub use weight_norm_out::weight_norm_out;
+
+/// The README's Rust example, compiled and run by `cargo test` (a doctest), so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExample;

@@ -10,6 +10,26 @@ use tch::Tensor;
 /// single-tensor path (its CPU default). tch's own `nn::Adam` uses other ops and is not.
 /// A step is one C++ call; parameters under 64 bytes are packed into shared ATen calls,
 /// which gives the same bits (see [`crate::backend::adam_update_packed`]).
+///
+/// ```
+/// use norm_core::optim::AdamConfig;
+/// use norm_tch::layers::{linear, spectral_norm, LinearConfig, SpectralNormOptions};
+/// use norm_tch::optim::Adam;
+/// use tch::nn::{ModuleT, VarStore};
+/// # fn main() -> norm_tch::Result<()> {
+/// let vs = VarStore::new(tch::Device::Cpu);
+/// let fc = linear(&(vs.root() / "fc"), 3, 2, LinearConfig::default())?;
+/// let fc = spectral_norm(&vs, fc, SpectralNormOptions::default())?;
+/// // Adam(betas=(0.0, 0.9)), as SN-GANs train: over fc.weight_orig and fc.bias.
+/// let mut opt = Adam::new(&vs, AdamConfig { betas: (0.0, 0.9), ..AdamConfig::with_lr(2e-4) })?;
+/// let before = fc.weight_orig().copy();
+/// let loss = fc.forward_t(&tch::Tensor::ones([4, 3], (tch::Kind::Float, tch::Device::Cpu)), true).sum(None);
+/// opt.zero_grad()?;
+/// loss.backward();
+/// opt.step()?;
+/// assert!(!fc.weight_orig().equal(&before));
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Adam {
     inner: CoreAdam<TchBackend>,

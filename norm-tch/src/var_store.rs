@@ -26,6 +26,21 @@ use tch::{Device, Tensor};
 
 /// A handle on a [`VarStore`]'s variables (see the [module docs](self)). Cloning it is
 /// cheap and every clone sees the same variables as the VarStore.
+///
+/// ```
+/// use norm_tch::var_store::Store;
+/// # fn main() -> norm_tch::Result<()> {
+/// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+/// let w = vs.root().sub("fc").zeros("weight", &[2, 3]);
+/// let store = Store::of(&vs);
+/// assert_eq!(store.name_of(&w)?.as_deref(), Some("fc.weight"));
+/// store.rename("fc.weight", "fc.weight_orig")?; // the same tensor under a new name
+/// let taken = store.take("fc.weight_orig")?; // out of the store, with its optimizer group
+/// assert_eq!(taken.group, Some(0));
+/// store.put("fc.weight", &taken.tensor, taken.group)?; // back, as itself
+/// assert!(vs.variables().contains_key("fc.weight"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Store {
     variables: Arc<Mutex<Variables>>,
@@ -140,8 +155,7 @@ impl Store {
     }
 
     /// Removes variable `name` (from the named variables and, if trainable, from the
-    /// optimizer's list) and returns it with its group. `module` says where it was looked up
-    /// in the error for a missing name.
+    /// optimizer's list) and returns it with its group. Errors if it is absent.
     pub fn take(&self, name: &str) -> Result<Taken> {
         let mut vars = self.lock();
         let tensor = vars.named_variables.remove(name).ok_or_else(|| missing(name))?;

@@ -3,7 +3,7 @@
 
 use norm_core::optim::AdamConfig;
 use norm_core::Error;
-use norm_tch::layers::{linear, weight_norm, LinearConfig};
+use norm_tch::layers::{linear, parametrizations, spectral_norm, weight_norm, LinearConfig, SpectralNormOptions};
 use norm_tch::optim::Adam;
 use norm_tch::var_store::path_at;
 use norm_test_support::var_names as names;
@@ -75,18 +75,48 @@ fn errors_name_the_problem() {
     }
     assert_eq!(names(&vs), ["fc.bias", "fc.weight"], "a failed registration leaves the store unchanged");
 
+    // tch's own Linear over the same variable: the place is found from the weight itself.
     let lin = tch::nn::Linear { ws: vs.variables()["fc.weight"].shallow_clone(), bs: None };
-    let _wn = weight_norm(&vs, lin, Some(0)).unwrap();
-    let again = tch::nn::Linear { ws: Tensor::zeros([3, 4], (Kind::Float, Device::Cpu)), bs: None };
+    let wn = weight_norm(&vs, lin, Some(0)).unwrap();
+    assert_eq!(wn.module_path().prefix(), "fc");
+    // A second weight norm on that module (a layer over its `weight_v`): PyTorch's RuntimeError.
+    let again = tch::nn::Linear { ws: wn.weight_v().shallow_clone(), bs: None };
     match weight_norm(&vs, again, Some(0)) {
         Err(Error::AlreadyRegistered { norm: "weight_norm", name }) => assert_eq!(name, "fc.weight"),
         other => panic!("expected AlreadyRegistered, got {other:?}"),
     }
+    let names_now = names(&vs);
 
+    // A layer whose weight is not a variable of the store.
     let other = tch::nn::Linear { ws: Tensor::zeros([3, 4], (Kind::Float, Device::Cpu)), bs: None };
     match weight_norm(&vs, other, Some(0)) {
-        Err(Error::MissingParameter { name, .. }) => assert_eq!(name, "nowhere.weight"),
-        other => panic!("expected MissingParameter, got {other:?}"),
+        Err(Error::InvalidArgument { name: "layer", value, .. }) => {
+            assert!(value.contains("not a variable"), "{value}")
+        }
+        other => panic!("expected InvalidArgument(layer), got {other:?}"),
+    }
+    // A layer whose weight is registered under another name than `weight`.
+    drop(layer(&vs, "fc2", 4, 3));
+    let names_now = names(&vs);
+    let bias_as_weight = tch::nn::Linear { ws: vs.variables()["fc2.bias"].shallow_clone(), bs: None };
+    match weight_norm(&vs, bias_as_weight, None) {
+        Err(Error::InvalidArgument { name: "layer", value, .. }) => assert!(value.contains("`fc2.bias`"), "{value}"),
+        other => panic!("expected InvalidArgument(layer), got {other:?}"),
+    }
+    assert_eq!(names(&vs), names_now, "failed registrations leave the store unchanged");
+
+    // A second spectral norm, in either API, on a module that has one.
+    let sn = spectral_norm(&vs, layer(&vs, "sn", 4, 3), SpectralNormOptions::default()).unwrap();
+    let again = tch::nn::Linear { ws: sn.weight_orig().shallow_clone(), bs: None };
+    match spectral_norm(&vs, again, SpectralNormOptions::default()) {
+        Err(Error::AlreadyRegistered { norm: "spectral_norm", name }) => assert_eq!(name, "sn.weight"),
+        other => panic!("expected AlreadyRegistered, got {other:?}"),
+    }
+    let p = parametrizations::spectral_norm(&vs, layer(&vs, "p", 4, 3), SpectralNormOptions::default()).unwrap();
+    let again = tch::nn::Linear { ws: p.original().shallow_clone(), bs: None };
+    match parametrizations::weight_norm(&vs, again, None) {
+        Err(Error::AlreadyRegistered { norm: "weight_norm", name }) => assert_eq!(name, "p.weight"),
+        other => panic!("expected AlreadyRegistered, got {other:?}"),
     }
     let message = Error::DimOutOfRange { dim: 2, rank: 2, expected: "x".into() }.to_string();
     assert!(message.contains("dim 2") && message.contains("rank 2"), "{message}");

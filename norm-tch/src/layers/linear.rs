@@ -25,6 +25,17 @@ impl Default for LinearConfig {
 ///
 /// Errors (nothing drawn or registered): a negative size; `weight` or `bias` already
 /// registered at `path` (tch's `Path::add` would silently rename it).
+///
+/// ```
+/// use norm_tch::layers::{linear, LinearConfig};
+/// # fn main() -> norm_tch::Result<()> {
+/// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+/// tch::manual_seed(0); // torch.manual_seed(0); nn.Linear(4, 2): the same weight and bias bits
+/// let fc = linear(&(vs.root() / "enc" / "fc"), 4, 2, LinearConfig::default())?;
+/// assert_eq!(fc.ws.size(), [2, 4]);
+/// assert!(linear(&(vs.root() / "enc" / "fc"), 4, 2, LinearConfig::default()).is_err()); // taken
+/// # Ok(()) }
+/// ```
 pub fn linear(path: &Path, in_features: i64, out_features: i64, config: LinearConfig) -> Result<Linear> {
     if in_features < 0 {
         return Err(Error::invalid("in_features", in_features, "a non-negative size"));

@@ -17,7 +17,7 @@
 use super::cache::{CacheStats, WeightCache};
 use super::reparam::{Entries, RegisterContext, Reparametrization};
 use super::WeightedLayer;
-use crate::scheme::Suffix;
+use crate::scheme::{split_key, Suffix};
 use crate::var_store::{detached_copy, ModulePath, Store};
 use norm_core::{Error, Result};
 use tch::nn::VarStore;
@@ -28,6 +28,26 @@ use tch::Tensor;
 /// Folded ([`Normalized::fold`]), the layer is the plain layer with `<prefix>.weight`, which
 /// is the tensor of the plain entry (v, `weight_orig`, `original1`, `original`); the other
 /// entries are kept out of the store until [`Normalized::unfold`].
+///
+/// ```
+/// use norm_tch::layers::{parametrizations, spectral_norm, Foldable, ParametrizedWeightNorm, SpectralNormOptions};
+/// use tch::nn::{ModuleT, VarStore};
+/// # fn main() -> norm_tch::Result<()> {
+/// let vs = VarStore::new(tch::Device::Cpu);
+/// // tch's own layer works too: the place is found from its weight.
+/// let fc = tch::nn::linear(vs.root() / "head", 8, 4, Default::default());
+/// let mut fc: ParametrizedWeightNorm<_> = parametrizations::weight_norm(&vs, fc, None)?;
+/// assert!(vs.variables().contains_key("head.parametrizations.weight.original0"));
+/// let xs = tch::Tensor::ones([2, 8], (tch::Kind::Float, tch::Device::Cpu));
+/// let before = fc.forward_t(&xs, false);
+/// fc.fold()?; // a plain `head.weight` (the tensor of `original1`), same output
+/// assert!(vs.variables().contains_key("head.weight"));
+/// assert!(fc.forward_t(&xs, false).allclose(&before, 1e-6, 1e-6, false));
+/// fc.unfold()?;
+/// # let conv = norm_tch::layers::conv1d(&(vs.root() / "c"), 2, 3, [3], Default::default())?;
+/// # let _ = spectral_norm(&vs, conv, SpectralNormOptions::default())?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Normalized<L: WeightedLayer, R: Reparametrization> {
     pub(super) layer: L,
@@ -44,7 +64,9 @@ pub struct Normalized<L: WeightedLayer, R: Reparametrization> {
     pub(super) cache: WeightCache,
 }
 
-/// The name `layer`'s weight is registered under in `store`, split into its module and leaf.
+/// The name `layer`'s weight is registered under in `store`, and its module: the prefix
+/// before a state-dict suffix of [`crate::scheme`] (`enc.fc` for `enc.fc.weight` and for
+/// `enc.fc.parametrizations.weight.original`), else before the last dot.
 fn locate_weight<L: WeightedLayer>(store: &Store, layer: &L) -> Result<(String, ModulePath)> {
     let name = store.name_of(layer.weight())?.ok_or_else(|| {
         Error::invalid(
@@ -53,7 +75,10 @@ fn locate_weight<L: WeightedLayer>(store: &Store, layer: &L) -> Result<(String, 
             "a layer built in the VarStore given (its `weight` registered there)",
         )
     })?;
-    let module = ModulePath::split(&name).0;
+    let module = match split_key(&name) {
+        Some((prefix, _)) => ModulePath::new(prefix),
+        None => ModulePath::split(&name).0,
+    };
     Ok((name, module))
 }
 
