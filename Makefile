@@ -3,6 +3,9 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export LIBTORCH_USE_PYTORCH := 1
+# Doctest binaries are linked in a temporary folder, where the binaries' rpath
+# (.cargo/config.toml) cannot reach the venv: they find libtorch through this.
+export LD_LIBRARY_PATH := $(CURDIR)/.venv/torch-lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 CARGO ?= cargo
 REPORTS ?= reports
 

@@ -15,7 +15,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use norm_bench::seed_loop::{Example, SeedModel};
 use norm_tch::backend::{available_devices, synchronize};
-use norm_tch::layers::{linear, LinearConfig, SpectralNorm, SpectralNormOptions};
+use norm_tch::layers::{linear, spectral_norm, LinearConfig, SpectralNormOptions};
 use norm_tch::norm_core::optim::AdamConfig;
 use norm_tch::norm_core::random::PyRandom;
 use norm_tch::optim::Adam;
@@ -36,7 +36,7 @@ fn adam(c: &mut Criterion) {
 
         tch::manual_seed(0);
         let vs = VarStore::new(device);
-        let layer = linear(&vs, "", SIZE, SIZE, LinearConfig::default()).expect("nn.Linear(256, 256)");
+        let layer = linear(&vs.root(), SIZE, SIZE, LinearConfig::default()).expect("nn.Linear(256, 256)");
         let x = Tensor::randn([32, SIZE], (Kind::Float, device));
         x.apply_t(&layer, true).pow_tensor_scalar(2).mean(Kind::Float).backward();
         let mut optimizer = Adam::new(&vs, AdamConfig::with_lr(1e-3)).expect("Adam");
@@ -49,8 +49,8 @@ fn adam(c: &mut Criterion) {
 
         tch::manual_seed(0);
         let vs = VarStore::new(device);
-        let layer = linear(&vs, "", SIZE, SIZE, LinearConfig::default()).expect("nn.Linear(256, 256)");
-        let layer = SpectralNorm::new(&vs, "", layer, SpectralNormOptions::default()).expect("spectral_norm");
+        let layer = linear(&vs.root(), SIZE, SIZE, LinearConfig::default()).expect("nn.Linear(256, 256)");
+        let layer = spectral_norm(&vs, layer, SpectralNormOptions::default()).expect("spectral_norm");
         let mut optimizer = Adam::new(&vs, AdamConfig::with_lr(1e-3)).expect("Adam");
         group.bench_function(format!("train_step_spectral_{SIZE}x{SIZE}"), |b| {
             b.iter(|| {

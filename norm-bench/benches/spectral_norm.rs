@@ -15,7 +15,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use norm_tch::backend::{available_devices, synchronize};
-use norm_tch::layers::{linear, LinearConfig, SpectralNorm, SpectralNormOptions};
+use norm_tch::layers::{linear, spectral_norm, LinearConfig, SpectralNormOptions};
 use norm_tch::norm_core::spectral_norm::parametrizations::{weight_to_matrix, SpectralNormState};
 use norm_tch::TchBackend;
 use tch::nn::VarStore;
@@ -33,21 +33,21 @@ fn spectral_norm_256(c: &mut Criterion) {
     for (device, name) in devices() {
         tch::manual_seed(0);
         let vs = VarStore::new(device);
-        let layer = linear(&vs, "", SIZE, SIZE, LinearConfig::default()).expect("nn.Linear(256, 256)");
-        let layer = SpectralNorm::new(&vs, "", layer, SpectralNormOptions::default()).expect("spectral_norm");
+        let layer = linear(&vs.root(), SIZE, SIZE, LinearConfig::default()).expect("nn.Linear(256, 256)");
+        let layer = spectral_norm(&vs, layer, SpectralNormOptions::default()).expect("spectral_norm");
         let weight = Tensor::randn([SIZE, SIZE], (Kind::Float, device));
         let w_mat = weight_to_matrix::<TchBackend>(&weight, 0).expect("W_mat");
 
         let mut group = c.benchmark_group(format!("spectral_norm_{SIZE}x{SIZE}_{name}"));
         group.bench_function("forward_train", |b| {
             b.iter(|| {
-                drop(layer.compute_weight(true).expect("compute_weight(train)"));
+                drop(layer.weight_t(true).expect("compute_weight(train)"));
                 synchronize(device);
             })
         });
         group.bench_function("forward_eval", |b| {
             b.iter(|| {
-                drop(tch::no_grad(|| layer.compute_weight(false)).expect("compute_weight(eval)"));
+                drop(tch::no_grad(|| layer.weight_t(false)).expect("compute_weight(eval)"));
                 synchronize(device);
             })
         });

@@ -15,7 +15,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use norm_tch::backend::{available_devices, synchronize};
-use norm_tch::layers::{linear, LinearConfig, WeightNorm};
+use norm_tch::layers::{linear, weight_norm, LinearConfig};
 use norm_tch::norm_core::weight_norm::{compute_weight, WeightNormDim};
 use norm_tch::norm_core::AutodiffBackend;
 use norm_tch::{weight_norm_out, TchBackend};
@@ -31,15 +31,15 @@ fn weight_norm_256(c: &mut Criterion) {
         let suffix = if device == Device::Cpu { "" } else { "_cuda" };
         tch::manual_seed(0);
         let vs = VarStore::new(device);
-        let layer = linear(&vs, "", SIZE, SIZE, LinearConfig::default()).expect("nn.Linear(256, 256)");
-        let weight_norm = WeightNorm::new(&vs, "", layer, Some(0)).expect("weight_norm(dim=0)");
+        let layer = linear(&vs.root(), SIZE, SIZE, LinearConfig::default()).expect("nn.Linear(256, 256)");
+        let weight_norm = weight_norm(&vs, layer, Some(0)).expect("weight_norm(dim=0)");
         // Handles on the same parameters (shallow clones share their gradients), for clearing.
         let mut params = [weight_norm.weight_v().shallow_clone(), weight_norm.weight_g().shallow_clone()];
 
         let mut group = c.benchmark_group(format!("weight_norm_{SIZE}x{SIZE}{suffix}"));
         group.bench_function("forward", |b| {
             b.iter(|| {
-                drop(tch::no_grad(|| weight_norm.weight().expect("weight")));
+                drop(tch::no_grad(|| weight_norm.weight_t(false).expect("weight")));
                 synchronize(device);
             })
         });
@@ -51,7 +51,7 @@ fn weight_norm_256(c: &mut Criterion) {
                     }
                 },
                 |()| {
-                    let weight = weight_norm.weight().expect("weight");
+                    let weight = weight_norm.weight_t(false).expect("weight");
                     weight.f_sum(None::<Kind>).and_then(|s| s.f_backward()).expect("backward");
                     synchronize(device);
                 },

@@ -14,7 +14,7 @@ use crate::snapshot::{Snapshot, TensorBits};
 use anyhow::Result;
 use norm_core::optim::AdamConfig;
 use norm_core::random::PyRandom;
-use norm_tch::layers::{linear, LinearConfig, WeightNorm, WeightedLayer};
+use norm_tch::layers::{linear, weight_norm, LinearConfig, WeightNorm, WeightedLayer};
 use norm_tch::optim::Adam;
 use norm_tch::var_store::detached_copy;
 use std::collections::BTreeMap;
@@ -73,7 +73,7 @@ impl SeedModel {
     /// Builds the model exactly as the document's program does (the generator must be seeded first).
     pub fn new(example: Example) -> Result<Self> {
         let vs = VarStore::new(Device::Cpu);
-        let mut layer = linear(&vs, "", 2, 3, LinearConfig::default())?;
+        let mut layer = linear(&vs.root(), 2, 3, LinearConfig::default())?;
         let (weight, bias, lr) = match example {
             Example::WeightNorm => {
                 (f32_tensor(&[0.0, -2e-2, 0.3, 1.0, 1e-2, 0.0], &[3, 2])?, f32_tensor(&[-0.3, 0.0, -2e-2], &[3])?, 2e-3)
@@ -87,15 +87,15 @@ impl SeedModel {
             layer.bs.as_mut().expect("Linear(2, 3) has a bias").f_copy_(&bias)?;
             Ok(())
         })?;
-        let layer = WeightNorm::new(&vs, "", layer, Some(0))?;
+        let layer = weight_norm(&vs, layer, Some(0))?;
         let adam = Adam::new(&vs, AdamConfig::with_lr(lr))?;
-        let weight_attr = layer.weight()?;
+        let weight_attr = layer.weight_t(false)?;
         Ok(SeedModel { vs, layer, adam, weight_attr })
     }
 
     /// One `output = linear_layer(x); optimizer.zero_grad(); (1 - output.mean()).backward(); optimizer.step()`.
     pub fn train_step(&mut self, x: &Tensor) -> Result<()> {
-        self.weight_attr = self.layer.weight()?;
+        self.weight_attr = self.layer.weight_t(false)?;
         let output = self.layer.layer().forward_with_weight(x, &self.weight_attr)?;
         let loss = output.f_mean(None::<Kind>)?.f_rsub_scalar(1.0)?;
         self.adam.zero_grad()?;
@@ -111,7 +111,7 @@ impl SeedModel {
         tensors.insert("weight_g".to_string(), TensorBits::from_tensor(self.layer.weight_g())?);
         let bias = self.layer.layer().bs.as_ref().expect("Linear(2, 3) has a bias");
         tensors.insert("bias".to_string(), TensorBits::from_tensor(bias)?);
-        let weight = tch::no_grad(|| self.layer.weight())?;
+        let weight = tch::no_grad(|| self.layer.weight_t(false))?;
         tensors.insert("weight".to_string(), TensorBits::from_tensor(&weight)?);
         Ok(Snapshot { label: label.to_string(), tensors })
     }

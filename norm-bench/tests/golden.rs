@@ -133,8 +133,7 @@ fn linear_init_draws_like_pytorch() -> Result<()> {
         tch::manual_seed(case.seed as i64);
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
         let layer = norm_tch::layers::linear(
-            &vs,
-            "fc",
+            &(vs.root() / "fc"),
             case.in_features,
             case.out_features,
             norm_tch::layers::LinearConfig { bias: case.bias },

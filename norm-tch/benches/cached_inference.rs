@@ -19,7 +19,7 @@
 
 use criterion::{BenchmarkId, Criterion};
 use norm_tch::layers::{
-    conv1d, linear, Conv1d, ConvOptions, LinearConfig, SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer,
+    conv1d, linear, spectral_norm, weight_norm, Conv1d, ConvOptions, LinearConfig, SpectralNormOptions, WeightedLayer,
 };
 use std::time::{Duration, Instant};
 use tch::nn::{Linear, Module, VarStore};
@@ -45,7 +45,7 @@ where
 {
     let weight_norm = |vs: &VarStore| {
         tch::manual_seed(seed);
-        let wn = WeightNorm::new(vs, "m", make(vs), Some(0)).unwrap();
+        let wn = weight_norm(vs, make(vs), Some(0)).unwrap();
         // g != ‖v‖, as after training.
         let _ = wn.weight_g().shallow_clone().f_mul_scalar_(1.25).unwrap();
         wn
@@ -53,9 +53,9 @@ where
     let (vs, vs_folded, vs_sn) = (VarStore::new(Device::Cpu), VarStore::new(Device::Cpu), VarStore::new(Device::Cpu));
     let wn = weight_norm(&vs);
     let mut folded = weight_norm(&vs_folded);
-    folded.fold(&vs_folded).unwrap();
-    let plain = plain_of(wn.layer(), &wn.weight().unwrap());
-    let sn = SpectralNorm::new(&vs_sn, "m", make(&vs_sn), SpectralNormOptions::default()).unwrap();
+    folded.fold().unwrap();
+    let plain = plain_of(wn.layer(), &wn.weight_t(false).unwrap());
+    let sn = spectral_norm(&vs_sn, make(&vs_sn), SpectralNormOptions::default()).unwrap();
     let _ = sn.f_forward_t(&x, true).unwrap(); // one power iteration, as after a training step
                                                // Same bits all the way.
     assert!(wn.forward(&x).equal(&plain.forward(&x)) && folded.forward(&x).equal(&plain.forward(&x)));
@@ -67,19 +67,16 @@ where
         ("plain", Box::new(move || plain.forward(&x1))),
         ("folded", Box::new(move || folded.forward(&x2))),
         ("cached", Box::new(move || wn1.forward(&x3))),
-        ("uncached", Box::new(move || wn2.layer().forward_with_weight(&x4, &wn2.weight().unwrap()).unwrap())),
+        ("uncached", Box::new(move || wn2.layer().forward_with_weight(&x4, &wn2.weight_t(false).unwrap()).unwrap())),
         ("sn_cached", Box::new(move || sn1.f_forward_t(&x5, false).unwrap())),
-        (
-            "sn_uncached",
-            Box::new(move || sn2.layer().forward_with_weight(&x6, &sn2.compute_weight(false).unwrap()).unwrap()),
-        ),
+        ("sn_uncached", Box::new(move || sn2.layer().forward_with_weight(&x6, &sn2.weight_t(false).unwrap()).unwrap())),
     ]
 }
 
 fn linear_case(n: i64, batch: i64) -> (String, Vec<Variant>) {
     tch::manual_seed(100 + n + batch);
     let x = Tensor::randn([batch, n], (Kind::Float, Device::Cpu));
-    let make = move |vs: &VarStore| linear(vs, "m", n, n, LinearConfig::default()).unwrap();
+    let make = move |vs: &VarStore| linear(&(vs.root() / "m"), n, n, LinearConfig::default()).unwrap();
     let plain_of = |l: &Linear, w: &Tensor| Linear { ws: copy(w), bs: l.bs.as_ref().map(copy) };
     (format!("linear_{n}x{n}_batch{batch}"), variants(n, make, plain_of, x))
 }
@@ -89,10 +86,10 @@ fn conv_case() -> (String, Vec<Variant>) {
     tch::manual_seed(7);
     let x = Tensor::randn([batch, cin, len], (Kind::Float, Device::Cpu));
     let options = ConvOptions { padding: [1], ..Default::default() };
-    let make = move |vs: &VarStore| conv1d(vs, "m", cin, cout, [k], options).unwrap();
+    let make = move |vs: &VarStore| conv1d(&(vs.root() / "m"), cin, cout, [k], options).unwrap();
     let plain_of = move |l: &Conv1d, w: &Tensor| {
         let vs = VarStore::new(Device::Cpu);
-        let mut p = conv1d(&vs, "p", cin, cout, [k], options).unwrap();
+        let mut p = conv1d(&(vs.root() / "p"), cin, cout, [k], options).unwrap();
         p.weight = copy(w);
         p.bias = l.bias.as_ref().map(copy);
         p

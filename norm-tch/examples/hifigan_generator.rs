@@ -136,7 +136,7 @@ fn run(mut model: Generator, vs: &VarStore, x: &Tensor, torch: Option<&TorchIo>,
         println!("  {}", describe("vs PyTorch's output", &y, &t.output));
         ok &= y == t.output;
     }
-    model.fold(vs)?;
+    model.fold()?;
     let folded = Bits::of(&tch::no_grad(|| model.forward(x))?)?;
     println!("folded output   {}", folded.summary());
     println!("  {}", describe("folded vs unfolded (Rust)", &folded, &y));
@@ -149,7 +149,7 @@ fn run(mut model: Generator, vs: &VarStore, x: &Tensor, torch: Option<&TorchIo>,
     }
     // Unfolding is not the exact inverse: g = |w| and v = w, whose g * v / |v| is w up to
     // rounding, and the rounding travels through the network.
-    model.unfold(vs)?;
+    model.unfold()?;
     let unfolded = Bits::of(&tch::no_grad(|| model.forward(x))?)?;
     println!("unfolded again  {}", unfolded.summary());
     println!("  {}", describe("fold -> unfold vs the original (Rust)", &unfolded, &y));

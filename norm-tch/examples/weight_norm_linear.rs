@@ -13,7 +13,7 @@
 
 use anyhow::Result;
 use norm_core::optim::AdamConfig;
-use norm_tch::layers::{linear, LinearConfig, WeightNorm};
+use norm_tch::layers::{linear, weight_norm, LinearConfig};
 use norm_tch::optim::Adam;
 use tch::nn::{Module, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -22,7 +22,7 @@ fn main() -> Result<()> {
     norm_tch::backend::set_num_threads(1)?;
     tch::manual_seed(0);
     let vs = VarStore::new(Device::Cpu);
-    let layer = WeightNorm::new(&vs, "", linear(&vs, "", 4, 2, LinearConfig::default())?, Some(0))?;
+    let layer = weight_norm(&vs, linear(&vs.root(), 4, 2, LinearConfig::default())?, Some(0))?;
     let mut names: Vec<String> = vs.variables().into_keys().collect();
     names.sort();
     println!("parameters: {names:?}");

@@ -2,7 +2,8 @@
 //! autograd), PyTorch-exact layers and Adam that drop into `tch::nn`.
 //!
 //! - [`backend`]: [`TchBackend`], device helpers, thread pinning.
-//! - [`layers`]: `nn.Linear` with PyTorch's init; [`layers::WeightNorm`].
+//! - [`layers`]: PyTorch's layers with PyTorch's init, built at a tch `Path`, and
+//!   [`layers::Normalized`], one type for weight norm and spectral norm in both PyTorch APIs.
 //! - [`optim`]: [`optim::Adam`] over a VarStore.
 //! - [`init`]: PyTorch's `reset_parameters` draws.
 //! - [`scheme`]: the state-dict names of every reparametrization, shared by layers and checkpoints.

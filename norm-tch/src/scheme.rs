@@ -1,4 +1,5 @@
-//! Which naming scheme a layer's state-dict entries use, detected from the keys.
+//! The state-dict names of every reparametrization, in one place: the layers register their
+//! entries under these suffixes and the checkpoint code detects and converts them.
 //!
 //! A layer is a module prefix `P` (`""` for the root module) with one of these sets of
 //! keys (`P.` omitted):
@@ -67,6 +68,19 @@ impl Scheme {
             Scheme::SpectralNormHooks | Scheme::SpectralNormLegacy | Scheme::SpectralNormParametrizations => {
                 Some(Norm::Spectral)
             }
+        }
+    }
+
+    /// The entry that holds the weight itself, which becomes the plain `weight` when a
+    /// normalized layer is folded: weight norm's v (`weight_v`, `original1`), spectral norm's
+    /// `weight_orig`/`original`.
+    pub fn plain(self) -> Suffix {
+        match self {
+            Scheme::Folded => Suffix::Weight,
+            Scheme::WeightNormHooks => Suffix::WeightV,
+            Scheme::WeightNormParametrizations => Suffix::Original1,
+            Scheme::SpectralNormHooks | Scheme::SpectralNormLegacy => Suffix::WeightOrig,
+            Scheme::SpectralNormParametrizations => Suffix::Original,
         }
     }
 

@@ -21,7 +21,7 @@ use crate::backend::tch_err;
 use crate::ffi;
 use norm_core::{Error, Result};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tch::nn::{Var, VarStore, Variables};
+use tch::nn::{VarStore, Variables};
 use tch::{Device, Tensor};
 
 /// A handle on a [`VarStore`]'s variables (see the [module docs](self)). Cloning it is
@@ -128,8 +128,12 @@ impl Store {
             return Err(name_taken(name));
         }
         if let Some(group) = group {
-            let tensor = tensor.f_set_requires_grad(true).map_err(tch_err("requires_grad_"))?;
-            vars.trainable_variables.push(Var { tensor, group });
+            // tch does not export its `Var` type: a scratch store's `Path::add` makes the entry
+            // (with `requires_grad` set, as tch's own registration does), which moves over.
+            let scratch = VarStore::new(self.device);
+            drop(scratch.root().set_group(group).add("tensor", tensor.shallow_clone(), true));
+            let var = scratch.variables_.lock().unwrap_or_else(|e| e.into_inner()).trainable_variables.pop();
+            vars.trainable_variables.extend(var);
         }
         vars.named_variables.insert(name.to_string(), tensor.shallow_clone());
         Ok(())
@@ -209,30 +213,6 @@ impl ModulePath {
     }
 }
 
-// Transitional: the layer code still calls these; removed with the layer rewrite.
-impl ModulePath {
-    /// The variable `name` of this module, if registered.
-    pub fn get(&self, vs: &VarStore, name: &str) -> Option<Tensor> {
-        Store::of(vs).get(&self.full_name(name))
-    }
-    /// Registers a detached copy of `value` as trainable variable `name`.
-    pub fn add_parameter(&self, vs: &VarStore, name: &str, value: &Tensor) -> Result<Tensor> {
-        Store::of(vs).add_copy(&self.full_name(name), value, Some(0))
-    }
-    /// Registers a detached copy of `value` as buffer `name`.
-    pub fn add_buffer(&self, vs: &VarStore, name: &str, value: &Tensor) -> Result<Tensor> {
-        Store::of(vs).add_copy(&self.full_name(name), value, None)
-    }
-    /// Renames variable `from` to `to`.
-    pub fn rename(&self, vs: &VarStore, from: &str, to: &str) -> Result<Tensor> {
-        Store::of(vs).rename(&self.full_name(from), &self.full_name(to))
-    }
-    /// Removes variable `name`.
-    pub fn remove(&self, vs: &VarStore, name: &str) -> Result<Tensor> {
-        Ok(Store::of(vs).take(&self.full_name(name))?.tensor)
-    }
-}
-
 impl std::fmt::Display for ModulePath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.prefix.is_empty() {
@@ -258,4 +238,11 @@ pub fn add_parameter(path: &tch::nn::Path, name: &str, value: Tensor) -> Result<
     }
     let value = value.f_to_device(path.device()).map_err(tch_err("to_device"))?;
     Ok(path.add(name, detached_copy(&value)?, true))
+}
+
+/// The tch `Path` of the module at dotted prefix `prefix` in `vs` (`""`: the root;
+/// `"enc.0"`: `vs.root() / "enc" / "0"`), for prefixes that come as data (a checkpoint's
+/// keys, a spec file). Code that names a module itself writes the tch path directly.
+pub fn path_at<'a>(vs: &'a VarStore, prefix: &str) -> tch::nn::Path<'a> {
+    prefix.split('.').filter(|c| !c.is_empty()).fold(vs.root(), |path, component| path.sub(component))
 }

@@ -5,8 +5,8 @@
 
 use norm_core::optim::AdamConfig;
 use norm_tch::layers::{
-    conv1d, linear, CacheStats, ConvOptions, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions, WeightNorm,
-    WeightedLayer,
+    conv1d, linear, parametrizations, spectral_norm, weight_norm, CacheStats, ConvOptions, LinearConfig,
+    ParametrizedSpectralNorm, ParametrizedWeightNorm, SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer,
 };
 use norm_tch::optim::Adam;
 use tch::nn::{Linear, Module, ModuleT, VarStore};
@@ -26,26 +26,26 @@ fn stats(hits: u64, computed: u64, bypassed: u64) -> CacheStats {
     CacheStats { hits, computed, bypassed }
 }
 
-fn weight_norm(vs: &VarStore) -> (WeightNorm<Linear>, Tensor) {
+fn wn_linear(vs: &VarStore) -> (WeightNorm<Linear>, Tensor) {
     weight_norm_sized(vs, 16, 8)
 }
 
 fn weight_norm_sized(vs: &VarStore, in_dim: i64, out_dim: i64) -> (WeightNorm<Linear>, Tensor) {
     seeded(1, || {
-        let lin = linear(vs, "fc", in_dim, out_dim, LinearConfig::default()).unwrap();
-        (WeightNorm::new(vs, "fc", lin, Some(0)).unwrap(), randn(&[4, in_dim]))
+        let lin = linear(&(vs.root() / "fc"), in_dim, out_dim, LinearConfig::default()).unwrap();
+        (weight_norm(vs, lin, Some(0)).unwrap(), randn(&[4, in_dim]))
     })
 }
 
 /// The uncached eval forward: the weight recomputed now.
 fn uncached(wn: &WeightNorm<Linear>, x: &Tensor) -> Tensor {
-    tch::no_grad(|| wn.layer().forward_with_weight(x, &wn.weight().unwrap()).unwrap())
+    tch::no_grad(|| wn.layer().forward_with_weight(x, &wn.weight_t(false).unwrap()).unwrap())
 }
 
 #[test]
 fn a_hit_recomputes_nothing_and_gives_the_uncached_bits() {
     let vs = VarStore::new(Device::Cpu);
-    let (wn, x) = weight_norm(&vs);
+    let (wn, x) = wn_linear(&vs);
     let first = tch::no_grad(|| wn.forward(&x));
     assert_eq!(wn.cache_stats(), stats(0, 1, 0));
     for i in 0..3 {
@@ -76,8 +76,12 @@ fn adam_step_invalidates_the_cache(in_dim: i64, out_dim: i64) {
     let before = tch::no_grad(|| wn.forward(&x));
     // The loss from the weight directly, not through the layer's forward, so the cached
     // weight stays in place and only the step's version bumps can invalidate it.
-    let loss =
-        wn.layer().forward_with_weight(&x, &wn.weight().unwrap()).unwrap().pow_tensor_scalar(2).sum(None::<Kind>);
+    let loss = wn
+        .layer()
+        .forward_with_weight(&x, &wn.weight_t(false).unwrap())
+        .unwrap()
+        .pow_tensor_scalar(2)
+        .sum(None::<Kind>);
     opt.zero_grad().unwrap();
     loss.backward();
     opt.step().unwrap();
@@ -96,7 +100,7 @@ fn adam_step_invalidates_the_cache(in_dim: i64, out_dim: i64) {
 #[test]
 fn writes_into_a_parameter_invalidate_the_cache() {
     let vs = VarStore::new(Device::Cpu);
-    let (wn, x) = weight_norm(&vs);
+    let (wn, x) = wn_linear(&vs);
     let y0 = tch::no_grad(|| wn.forward(&x));
     // copy_ into g (what VarStore::load does).
     tch::no_grad(|| wn.weight_g().shallow_clone().copy_(&wn.weight_g().full_like(2.0)));
@@ -118,10 +122,11 @@ fn writes_into_a_parameter_invalidate_the_cache() {
     let mut target = VarStore::new(Device::Cpu);
     let source = VarStore::new(Device::Cpu);
     let (wn2, _) = {
-        let (lin, x2) = seeded(2, || (linear(&source, "fc", 16, 8, LinearConfig::default()).unwrap(), randn(&[1, 16])));
-        (WeightNorm::new(&source, "fc", lin, Some(0)).unwrap(), x2)
+        let (lin, x2) =
+            seeded(2, || (linear(&(source.root() / "fc"), 16, 8, LinearConfig::default()).unwrap(), randn(&[1, 16])));
+        (weight_norm(&source, lin, Some(0)).unwrap(), x2)
     };
-    let (wn_t, _) = weight_norm(&target);
+    let (wn_t, _) = wn_linear(&target);
     let y_t = tch::no_grad(|| wn_t.forward(&x));
     target.copy(&source).unwrap();
     let y_t2 = tch::no_grad(|| wn_t.forward(&x));
@@ -133,12 +138,12 @@ fn writes_into_a_parameter_invalidate_the_cache() {
 fn a_training_forward_recomputes_and_drops_the_cached_weight() {
     let vs = VarStore::new(Device::Cpu);
     let (sn, x) = seeded(3, || {
-        let lin = linear(&vs, "sn", 16, 8, LinearConfig::default()).unwrap();
-        (SpectralNorm::new(&vs, "sn", lin, SpectralNormOptions::default()).unwrap(), randn(&[4, 16]))
+        let lin = linear(&(vs.root() / "sn"), 16, 8, LinearConfig::default()).unwrap();
+        (spectral_norm(&vs, lin, SpectralNormOptions::default()).unwrap(), randn(&[4, 16]))
     });
     let eval = |sn: &SpectralNorm<Linear>| tch::no_grad(|| sn.forward_t(&x, false));
     let reference = |sn: &SpectralNorm<Linear>| {
-        tch::no_grad(|| sn.layer().forward_with_weight(&x, &sn.compute_weight(false).unwrap()).unwrap())
+        tch::no_grad(|| sn.layer().forward_with_weight(&x, &sn.weight_t(false).unwrap()).unwrap())
     };
     let y0 = eval(&sn);
     assert!(eval(&sn).equal(&y0));
@@ -156,7 +161,7 @@ fn a_training_forward_recomputes_and_drops_the_cached_weight() {
     assert_eq!(sn.cache_stats(), stats(2, 2, 1));
     // A WeightNorm training forward (no iteration there) also recomputes.
     let vs = VarStore::new(Device::Cpu);
-    let (wn, x) = weight_norm(&vs);
+    let (wn, x) = wn_linear(&vs);
     let _ = tch::no_grad(|| wn.forward(&x));
     let _ = tch::no_grad(|| wn.f_forward_t(&x, true).unwrap());
     let _ = tch::no_grad(|| wn.forward(&x));
@@ -166,7 +171,7 @@ fn a_training_forward_recomputes_and_drops_the_cached_weight() {
 #[test]
 fn an_eval_forward_with_grad_on_bypasses_the_cache_and_gives_exact_gradients() {
     let vs = VarStore::new(Device::Cpu);
-    let (wn, x) = weight_norm(&vs);
+    let (wn, x) = wn_linear(&vs);
     let _ = tch::no_grad(|| wn.forward(&x)); // fill the cache
     let x = x.set_requires_grad(true);
     let y = wn.forward(&x);
@@ -177,7 +182,7 @@ fn an_eval_forward_with_grad_on_bypasses_the_cache_and_gives_exact_gradients() {
     for t in [wn.weight_g(), wn.weight_v(), &x] {
         let _ = t.grad().zero_();
     }
-    wn.layer().forward_with_weight(&x, &wn.weight().unwrap()).unwrap().sum(None::<Kind>).backward();
+    wn.layer().forward_with_weight(&x, &wn.weight_t(false).unwrap()).unwrap().sum(None::<Kind>).backward();
     assert!(wn.weight_g().grad().equal(&gg) && wn.weight_v().grad().equal(&gv) && x.grad().equal(&gx));
 
     // Parameters not requiring grad (a frozen store): the cache is used and the input
@@ -197,8 +202,8 @@ fn an_eval_forward_with_grad_on_bypasses_the_cache_and_gives_exact_gradients() {
 fn parametrizations_cache_in_eval_mode_too() {
     let vs = VarStore::new(Device::Cpu);
     let (p, x) = seeded(4, || {
-        let conv = conv1d(&vs, "c", 4, 6, [3], ConvOptions::default()).unwrap();
-        (Parametrized::spectral_norm(&vs, "c", conv, SpectralNormOptions::default()).unwrap(), randn(&[2, 4, 10]))
+        let conv = conv1d(&(vs.root() / "c"), 4, 6, [3], ConvOptions::default()).unwrap();
+        (parametrizations::spectral_norm(&vs, conv, SpectralNormOptions::default()).unwrap(), randn(&[2, 4, 10]))
     });
     let reference = || tch::no_grad(|| p.layer().forward_with_weight(&x, &p.weight_t(false).unwrap()).unwrap());
     let y = tch::no_grad(|| p.forward_t(&x, false));
@@ -212,8 +217,8 @@ fn parametrizations_cache_in_eval_mode_too() {
 
     let vs = VarStore::new(Device::Cpu);
     let (p, x) = seeded(5, || {
-        let lin = linear(&vs, "p", 16, 8, LinearConfig::default()).unwrap();
-        (Parametrized::weight_norm(&vs, "p", lin, None).unwrap(), randn(&[4, 16]))
+        let lin = linear(&(vs.root() / "p"), 16, 8, LinearConfig::default()).unwrap();
+        (parametrizations::weight_norm(&vs, lin, None).unwrap(), randn(&[4, 16]))
     });
     let y = tch::no_grad(|| p.forward_t(&x, false));
     assert!(tch::no_grad(|| p.forward_t(&x, false)).equal(&y));
@@ -224,13 +229,13 @@ fn parametrizations_cache_in_eval_mode_too() {
 #[test]
 fn folded_layers_do_not_use_the_cache() {
     let vs = VarStore::new(Device::Cpu);
-    let (mut wn, x) = weight_norm(&vs);
+    let (mut wn, x) = wn_linear(&vs);
     let y = tch::no_grad(|| wn.forward(&x));
-    wn.fold(&vs).unwrap();
+    wn.fold().unwrap();
     let y_folded = tch::no_grad(|| wn.forward(&x));
     assert!(y_folded.equal(&y));
     assert_eq!(wn.cache_stats(), stats(0, 1, 0));
-    wn.unfold(&vs).unwrap();
+    wn.unfold().unwrap();
     let _ = tch::no_grad(|| wn.forward(&x));
     let _ = tch::no_grad(|| wn.forward(&x));
     assert_eq!(wn.cache_stats(), stats(1, 2, 0), "unfold starts a fresh cache");
@@ -242,9 +247,10 @@ fn layers_stay_send() {
     fn send<T: Send>() {}
     send::<WeightNorm<Linear>>();
     send::<SpectralNorm<Linear>>();
-    send::<Parametrized<Linear>>();
+    send::<ParametrizedWeightNorm<Linear>>();
+    send::<ParametrizedSpectralNorm<Linear>>();
     let vs = VarStore::new(Device::Cpu);
-    let (wn, x) = weight_norm(&vs);
+    let (wn, x) = wn_linear(&vs);
     let reference = uncached(&wn, &x);
     let (wn, y) = std::thread::spawn(move || {
         let y = tch::no_grad(|| wn.forward(&x));
@@ -259,7 +265,7 @@ fn layers_stay_send() {
 #[test]
 fn clear_cache_forces_a_recomputation() {
     let vs = VarStore::new(Device::Cpu);
-    let (wn, x) = weight_norm(&vs);
+    let (wn, x) = wn_linear(&vs);
     let y = tch::no_grad(|| wn.forward(&x));
     wn.clear_cache();
     assert!(tch::no_grad(|| wn.forward(&x)).equal(&y));

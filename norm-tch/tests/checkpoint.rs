@@ -35,10 +35,10 @@ use anyhow::{bail, ensure, Context, Result};
 use norm_core::Error;
 use norm_tch::checkpoint::{load_checkpoint, load_state_dict, save_state_dict, LoadOptions, Scheme, StateDict};
 use norm_tch::layers::{
-    conv1d, conv_transpose1d, linear, Conv1d, ConvOptions, ConvTranspose1d, ConvTransposeOptions, LinearConfig,
-    Parametrized, SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer,
+    conv1d, conv_transpose1d, linear, parametrizations, spectral_norm, weight_norm, Conv1d, ConvOptions,
+    ConvTranspose1d, ConvTransposeOptions, LinearConfig, ParametrizedSpectralNorm, ParametrizedWeightNorm,
+    SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer,
 };
-use norm_tch::var_store::ModulePath;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -87,17 +87,18 @@ enum Normed<L: WeightedLayer> {
     Plain(L),
     Wn(WeightNorm<L>),
     Sn(SpectralNorm<L>),
-    P(Parametrized<L>),
+    Pw(ParametrizedWeightNorm<L>),
+    Ps(ParametrizedSpectralNorm<L>),
 }
 
 impl<L: WeightedLayer> Normed<L> {
-    fn new(vs: &VarStore, prefix: &str, layer: L, scheme: &str, wn_dim: Option<i64>) -> Result<Self> {
+    fn new(vs: &VarStore, layer: L, scheme: &str, wn_dim: Option<i64>) -> Result<Self> {
         Ok(match scheme {
             "folded" => Normed::Plain(layer),
-            "wn_hooks" => Normed::Wn(WeightNorm::new(vs, prefix, layer, wn_dim)?),
-            "wn_param" => Normed::P(Parametrized::weight_norm(vs, prefix, layer, wn_dim)?),
-            "sn_hooks" => Normed::Sn(SpectralNorm::new(vs, prefix, layer, SpectralNormOptions::default())?),
-            "sn_param" => Normed::P(Parametrized::spectral_norm(vs, prefix, layer, SpectralNormOptions::default())?),
+            "wn_hooks" => Normed::Wn(weight_norm(vs, layer, wn_dim)?),
+            "wn_param" => Normed::Pw(parametrizations::weight_norm(vs, layer, wn_dim)?),
+            "sn_hooks" => Normed::Sn(spectral_norm(vs, layer, SpectralNormOptions::default())?),
+            "sn_param" => Normed::Ps(parametrizations::spectral_norm(vs, layer, SpectralNormOptions::default())?),
             other => bail!("unknown scheme {other}"),
         })
     }
@@ -108,7 +109,8 @@ impl<L: WeightedLayer> Normed<L> {
             Normed::Plain(l) => l.forward_with_weight(x, l.weight())?,
             Normed::Wn(l) => l.f_forward(x)?,
             Normed::Sn(l) => l.f_forward_t(x, false)?,
-            Normed::P(l) => l.f_forward_t(x, false)?,
+            Normed::Pw(l) => l.f_forward(x)?,
+            Normed::Ps(l) => l.f_forward_t(x, false)?,
         })
     }
 }
@@ -131,20 +133,20 @@ impl Model {
         let vs = VarStore::new(Device::Cpu);
         let _generator = norm_tch::backend::lock_global_generator();
         tch::manual_seed(0);
-        let conv = conv1d(&vs, "0", 3, 4, [3], ConvOptions::default())?;
-        let conv = Normed::new(&vs, "0", conv, schemes[0], Some(0))?;
-        let conv_t = conv_transpose1d(&vs, "1", 4, 5, [2], ConvTransposeOptions::default())?;
-        let conv_t = Normed::new(&vs, "1", conv_t, schemes[1], Some(1))?;
-        let bn_path = ModulePath::new("2");
+        let conv = conv1d(&(vs.root() / "0"), 3, 4, [3], ConvOptions::default())?;
+        let conv = Normed::new(&vs, conv, schemes[0], Some(0))?;
+        let conv_t = conv_transpose1d(&(vs.root() / "1"), 4, 5, [2], ConvTransposeOptions::default())?;
+        let conv_t = Normed::new(&vs, conv_t, schemes[1], Some(1))?;
+        let bn_path = vs.root() / "2";
         let bn = [
-            bn_path.add_parameter(&vs, "weight", &Tensor::f_ones([5], (Kind::Float, Device::Cpu))?)?,
-            bn_path.add_parameter(&vs, "bias", &Tensor::f_zeros([5], (Kind::Float, Device::Cpu))?)?,
-            bn_path.add_buffer(&vs, "running_mean", &Tensor::f_zeros([5], (Kind::Float, Device::Cpu))?)?,
-            bn_path.add_buffer(&vs, "running_var", &Tensor::f_ones([5], (Kind::Float, Device::Cpu))?)?,
+            bn_path.add("weight", Tensor::f_ones([5], (Kind::Float, Device::Cpu))?, true),
+            bn_path.add("bias", Tensor::f_zeros([5], (Kind::Float, Device::Cpu))?, true),
+            bn_path.add("running_mean", Tensor::f_zeros([5], (Kind::Float, Device::Cpu))?, false),
+            bn_path.add("running_var", Tensor::f_ones([5], (Kind::Float, Device::Cpu))?, false),
         ];
-        drop(bn_path.add_buffer(&vs, "num_batches_tracked", &Tensor::f_zeros([], (Kind::Int64, Device::Cpu))?)?);
-        let lin = linear(&vs, "3", 7, 6, LinearConfig::default())?;
-        let linear = Normed::new(&vs, "3", lin, schemes[2], None)?;
+        drop(bn_path.add("num_batches_tracked", Tensor::f_zeros([], (Kind::Int64, Device::Cpu))?, false));
+        let lin = linear(&(vs.root() / "3"), 7, 6, LinearConfig::default())?;
+        let linear = Normed::new(&vs, lin, schemes[2], None)?;
         Ok(Model { vs, conv, conv_t, bn, linear })
     }
 
@@ -567,9 +569,9 @@ fn load_and_save_on(device: Device, name: &str) -> Result<()> {
     let mut vs = VarStore::new(device);
     let lin = {
         let _g = norm_tch::backend::lock_global_generator();
-        linear(&vs, "3", 7, 6, LinearConfig::default())?
+        linear(&(vs.root() / "3"), 7, 6, LinearConfig::default())?
     };
-    let _lin = Parametrized::weight_norm(&vs, "3", lin, None)?;
+    let _lin = parametrizations::weight_norm(&vs, lin, None)?;
     let report =
         load_state_dict(&mut vs, &StateDict::read(&path)?, &LoadOptions { strict: false, ..Default::default() })?;
     ensure!(

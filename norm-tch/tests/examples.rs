@@ -126,7 +126,7 @@ fn hifigan_generator_loads_from_pytorch_bit_for_bit_and_folds() -> Result<()> {
     );
 
     // Folded: PyTorch's remove_weight_norm keys, and the same output bits.
-    model.fold(&vs)?;
+    model.fold()?;
     let removed_keys = torch.removed_state_dict_keys.clone().context("removed_state_dict_keys (--fold)")?;
     ensure!(
         sorted(state_dict(&vs)?.keys()) == sorted(removed_keys.iter().map(String::as_str)),
@@ -151,7 +151,7 @@ fn hifigan_generator_loads_from_pytorch_bit_for_bit_and_folds() -> Result<()> {
     ensure!(StateDict::read(&folded_pt)?.get("resblocks.0.convs1.1.weight").is_some(), "folded.pt lacks plain weights");
 
     // Unfolded again: g = |w|, v = w; the effective weight is w up to rounding.
-    model.unfold(&vs)?;
+    model.unfold()?;
     ensure!(
         sorted(state_dict(&vs)?.keys()) == sorted(torch.state_dict_keys.iter().map(String::as_str)),
         "unfolded keys differ"
@@ -254,7 +254,7 @@ fn hifigan_generator_folds_and_round_trips_without_pytorch() -> Result<()> {
     let (loaded, _) = seeded(&other, &config, 12, 2, 10)?;
     load_checkpoint(&mut other, &path, &LoadOptions::default())?;
     ensure!(forward(&loaded, &x)? == y, "Rust -> Rust checkpoint round trip changed the output");
-    model.fold(&vs)?;
+    model.fold()?;
     ensure!(forward(&model, &x)? == y, "folding changed the output bits");
     std::fs::remove_dir_all(&dir).ok(); // kept on failure for inspection
     Ok(())

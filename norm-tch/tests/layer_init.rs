@@ -21,6 +21,7 @@ use norm_tch::layers::{
     conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, embedding, Conv, ConvOptions,
     ConvTranspose, ConvTransposeOptions, Embedding, EmbeddingOptions, WeightedLayer,
 };
+use norm_tch::var_store::path_at;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -199,7 +200,7 @@ impl Spec {
         match self.clone() {
             Spec::Embedding { num_embeddings, embedding_dim, padding_idx, .. } => {
                 let options = EmbeddingOptions { padding_idx, ..Default::default() };
-                Ok(Box::new(embedding(vs, prefix, num_embeddings, embedding_dim, options)?))
+                Ok(Box::new(embedding(&path_at(vs, prefix), num_embeddings, embedding_dim, options)?))
             }
             Spec::Conv {
                 kind,
@@ -250,12 +251,12 @@ impl Spec {
                     };
                 }
                 Ok(match kind {
-                    "conv1d" => Box::new(conv1d(vs, prefix, i, o, arr(&k), conv_opts!(1))?),
-                    "conv2d" => Box::new(conv2d(vs, prefix, i, o, arr(&k), conv_opts!(2))?),
-                    "conv3d" => Box::new(conv3d(vs, prefix, i, o, arr(&k), conv_opts!(3))?),
-                    "conv_transpose1d" => Box::new(conv_transpose1d(vs, prefix, i, o, arr(&k), tr_opts!(1))?),
-                    "conv_transpose2d" => Box::new(conv_transpose2d(vs, prefix, i, o, arr(&k), tr_opts!(2))?),
-                    "conv_transpose3d" => Box::new(conv_transpose3d(vs, prefix, i, o, arr(&k), tr_opts!(3))?),
+                    "conv1d" => Box::new(conv1d(&path_at(vs, prefix), i, o, arr(&k), conv_opts!(1))?),
+                    "conv2d" => Box::new(conv2d(&path_at(vs, prefix), i, o, arr(&k), conv_opts!(2))?),
+                    "conv3d" => Box::new(conv3d(&path_at(vs, prefix), i, o, arr(&k), conv_opts!(3))?),
+                    "conv_transpose1d" => Box::new(conv_transpose1d(&path_at(vs, prefix), i, o, arr(&k), tr_opts!(1))?),
+                    "conv_transpose2d" => Box::new(conv_transpose2d(&path_at(vs, prefix), i, o, arr(&k), tr_opts!(2))?),
+                    "conv_transpose3d" => Box::new(conv_transpose3d(&path_at(vs, prefix), i, o, arr(&k), tr_opts!(3))?),
                     other => panic!("unknown kind {other}"),
                 })
             }
@@ -623,14 +624,20 @@ fn errors_come_where_and_as_pytorch_raises_them() -> Result<()> {
 fn stride_zero_constructs_and_fails_at_the_forward() -> Result<()> {
     let vs = VarStore::new(Device::Cpu);
     let _generator = norm_tch::backend::lock_global_generator();
-    let conv = conv2d(&vs, "c", 2, 2, [3, 3], ConvOptions { stride: [1, 0], ..Default::default() })?;
+    let conv = conv2d(&(vs.root() / "c"), 2, 2, [3, 3], ConvOptions { stride: [1, 0], ..Default::default() })?;
     let x = Tensor::f_zeros([1, 2, 5, 5], (Kind::Float, Device::Cpu))?;
     match conv.f_forward(&x) {
         Err(Error::Backend { message, .. }) => ensure!(message.contains("stride"), "ATen's message: {message}"),
         other => bail!("expected Error::Backend, got {other:?}"),
     }
     ensure!(matches!(conv.forward_with_weight(&x, &conv.weight), Err(Error::Backend { .. })));
-    let t = conv_transpose2d(&vs, "t", 2, 2, [3, 3], ConvTransposeOptions { stride: [0, 2], ..Default::default() })?;
+    let t = conv_transpose2d(
+        &(vs.root() / "t"),
+        2,
+        2,
+        [3, 3],
+        ConvTransposeOptions { stride: [0, 2], ..Default::default() },
+    )?;
     ensure!(matches!(t.f_forward(&x), Err(Error::Backend { .. })), "transposed stride 0");
     Ok(())
 }
@@ -641,8 +648,7 @@ fn layers_drop_into_tch_seq() -> Result<()> {
     let _generator = norm_tch::backend::lock_global_generator();
     let net = tch::nn::seq()
         .add(conv2d(
-            &vs,
-            "0",
+            &(vs.root() / "0"),
             3,
             4,
             [3, 1],
@@ -650,8 +656,7 @@ fn layers_drop_into_tch_seq() -> Result<()> {
         )?)
         .add_fn(|x| x.relu())
         .add(conv_transpose2d(
-            &vs,
-            "2",
+            &(vs.root() / "2"),
             4,
             2,
             [3, 2],
@@ -659,7 +664,7 @@ fn layers_drop_into_tch_seq() -> Result<()> {
         )?);
     let y = net.forward(&Tensor::f_ones([1, 3, 6, 5], (Kind::Float, Device::Cpu))?);
     ensure!(y.size() == [1, 2, 6, 6], "shape {:?}", y.size());
-    let emb = tch::nn::seq().add(embedding(&vs, "emb", 5, 3, EmbeddingOptions::default())?);
+    let emb = tch::nn::seq().add(embedding(&(vs.root() / "emb"), 5, 3, EmbeddingOptions::default())?);
     ensure!(emb.forward(&Tensor::from_slice(&[0i64, 4, 2])).size() == [3, 3]);
     Ok(())
 }
@@ -690,55 +695,75 @@ fn bad_arguments_fail_at_construction() {
     let before = Tensor::randn([4], (Kind::Float, Device::Cpu));
     tch::manual_seed(5);
     // _ConvNd.__init__'s ValueErrors.
-    expect_invalid("groups 0", conv2d(&vs, "c", 2, 2, [3, 3], ConvOptions { groups: 0, ..c2() }), "groups");
+    expect_invalid("groups 0", conv2d(&(vs.root() / "c"), 2, 2, [3, 3], ConvOptions { groups: 0, ..c2() }), "groups");
     expect_invalid(
         "groups -2",
-        conv_transpose2d(&vs, "c", 2, 2, [3, 3], ConvTransposeOptions { groups: -2, ..t2() }),
+        conv_transpose2d(&(vs.root() / "c"), 2, 2, [3, 3], ConvTransposeOptions { groups: -2, ..t2() }),
         "groups",
     );
-    expect_invalid("in % groups", conv2d(&vs, "c", 3, 4, [3, 3], ConvOptions { groups: 2, ..c2() }), "in_channels");
-    expect_invalid("out % groups", conv2d(&vs, "c", 4, 3, [3, 3], ConvOptions { groups: 2, ..c2() }), "out_channels");
+    expect_invalid(
+        "in % groups",
+        conv2d(&(vs.root() / "c"), 3, 4, [3, 3], ConvOptions { groups: 2, ..c2() }),
+        "in_channels",
+    );
+    expect_invalid(
+        "out % groups",
+        conv2d(&(vs.root() / "c"), 4, 3, [3, 3], ConvOptions { groups: 2, ..c2() }),
+        "out_channels",
+    );
     expect_invalid(
         "out % groups (transposed)",
-        conv_transpose2d(&vs, "c", 4, 3, [3, 3], ConvTransposeOptions { groups: 2, ..t2() }),
+        conv_transpose2d(&(vs.root() / "c"), 4, 3, [3, 3], ConvTransposeOptions { groups: 2, ..t2() }),
         "out_channels",
     );
     // torch.empty's RuntimeError.
-    expect_backend("in -1", conv2d(&vs, "c", -1, 2, [3, 3], c2()));
-    expect_backend("out -1", conv2d(&vs, "c", 2, -1, [3, 3], c2()));
-    expect_backend("kernel -1", conv_transpose1d(&vs, "c", 2, 2, [-1], ConvTransposeOptions::default()));
-    expect_backend("num_embeddings -1", embedding(&vs, "e", -1, 3, EmbeddingOptions::default()));
-    expect_backend("embedding_dim -1", embedding(&vs, "e", 3, -1, EmbeddingOptions::default()));
+    expect_backend("in -1", conv2d(&(vs.root() / "c"), -1, 2, [3, 3], c2()));
+    expect_backend("out -1", conv2d(&(vs.root() / "c"), 2, -1, [3, 3], c2()));
+    expect_backend("kernel -1", conv_transpose1d(&(vs.root() / "c"), 2, 2, [-1], ConvTransposeOptions::default()));
+    expect_backend("num_embeddings -1", embedding(&(vs.root() / "e"), -1, 3, EmbeddingOptions::default()));
+    expect_backend("embedding_dim -1", embedding(&(vs.root() / "e"), 3, -1, EmbeddingOptions::default()));
     // nn.Embedding's AssertionErrors, and weight[0]'s IndexError with no rows.
     expect_invalid(
         "padding_idx = num",
-        embedding(&vs, "e", 10, 3, EmbeddingOptions { padding_idx: Some(10), ..Default::default() }),
+        embedding(&(vs.root() / "e"), 10, 3, EmbeddingOptions { padding_idx: Some(10), ..Default::default() }),
         "padding_idx",
     );
     expect_invalid(
         "padding_idx < -num",
-        embedding(&vs, "e", 10, 3, EmbeddingOptions { padding_idx: Some(-11), ..Default::default() }),
+        embedding(&(vs.root() / "e"), 10, 3, EmbeddingOptions { padding_idx: Some(-11), ..Default::default() }),
         "padding_idx",
     );
     expect_backend(
         "padding_idx 0 with no rows",
-        embedding(&vs, "e", 0, 3, EmbeddingOptions { padding_idx: Some(0), ..Default::default() }),
+        embedding(&(vs.root() / "e"), 0, 3, EmbeddingOptions { padding_idx: Some(0), ..Default::default() }),
     );
     assert!(vs.variables().is_empty(), "failed constructions register nothing");
     assert!(Tensor::randn([4], (Kind::Float, Device::Cpu)).equal(&before), "failed constructions draw nothing");
 
     // What ATen rejects only at the forward constructs fine (a zero kernel draws nothing).
-    conv2d(&vs, "k0", 2, 2, [0, 3], c2()).unwrap();
-    conv3d(&vs, "p", 2, 2, [1, 1, 1], ConvOptions { padding: [0, -1, 0], dilation: [1, 0, 1], ..Default::default() })
-        .unwrap();
-    conv_transpose2d(&vs, "op", 2, 2, [3, 3], ConvTransposeOptions { stride: [2, 1], output_padding: [2, 1], ..t2() })
-        .unwrap();
+    conv2d(&(vs.root() / "k0"), 2, 2, [0, 3], c2()).unwrap();
+    conv3d(
+        &(vs.root() / "p"),
+        2,
+        2,
+        [1, 1, 1],
+        ConvOptions { padding: [0, -1, 0], dilation: [1, 0, 1], ..Default::default() },
+    )
+    .unwrap();
+    conv_transpose2d(
+        &(vs.root() / "op"),
+        2,
+        2,
+        [3, 3],
+        ConvTransposeOptions { stride: [2, 1], output_padding: [2, 1], ..t2() },
+    )
+    .unwrap();
 
-    conv2d(&vs, "c", 2, 2, [3, 3], c2()).unwrap();
-    expect_invalid("taken name", conv2d(&vs, "c", 2, 2, [3, 3], c2()), "name");
-    expect_invalid("taken name (transposed)", conv_transpose2d(&vs, "c", 2, 2, [3, 3], t2()), "name");
-    embedding(&vs, "e", 3, 2, EmbeddingOptions::default()).unwrap();
-    expect_invalid("taken name (embedding)", embedding(&vs, "e", 3, 2, EmbeddingOptions::default()), "name");
+    conv2d(&(vs.root() / "c"), 2, 2, [3, 3], c2()).unwrap();
+    expect_invalid("taken name", conv2d(&(vs.root() / "c"), 2, 2, [3, 3], c2()), "name");
+    expect_invalid("taken name (transposed)", conv_transpose2d(&(vs.root() / "c"), 2, 2, [3, 3], t2()), "name");
+    embedding(&(vs.root() / "e"), 3, 2, EmbeddingOptions::default()).unwrap();
+    expect_invalid("taken name (embedding)", embedding(&(vs.root() / "e"), 3, 2, EmbeddingOptions::default()), "name");
     assert_eq!(vs.variables().len(), 9);
 }
 
@@ -747,7 +772,7 @@ fn negative_padding_idx_is_stored_normalized() -> Result<()> {
     let vs = VarStore::new(Device::Cpu);
     let e = {
         let _generator = norm_tch::backend::lock_global_generator();
-        embedding(&vs, "e", 6, 3, EmbeddingOptions { padding_idx: Some(-1), ..Default::default() })?
+        embedding(&(vs.root() / "e"), 6, 3, EmbeddingOptions { padding_idx: Some(-1), ..Default::default() })?
     };
     let row = e.weight.f_get(5)?;
     ensure!(row.f_abs()?.f_sum(Kind::Float)?.double_value(&[]) == 0.0, "the padding row is zero");

@@ -3,8 +3,9 @@
 
 use norm_core::optim::AdamConfig;
 use norm_core::Error;
-use norm_tch::layers::{linear, LinearConfig, WeightNorm};
+use norm_tch::layers::{linear, weight_norm, LinearConfig};
 use norm_tch::optim::Adam;
+use norm_tch::var_store::path_at;
 use tch::nn::{Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -17,7 +18,7 @@ fn names(vs: &VarStore) -> Vec<String> {
 fn layer(vs: &VarStore, prefix: &str, i: i64, o: i64) -> tch::nn::Linear {
     let _g = norm_tch::backend::lock_global_generator();
     tch::manual_seed(11);
-    linear(vs, prefix, i, o, LinearConfig::default()).unwrap()
+    linear(&path_at(vs, prefix), i, o, LinearConfig::default()).unwrap()
 }
 
 #[test]
@@ -26,7 +27,7 @@ fn registers_weight_g_and_weight_v_under_pytorch_names() {
     let lin = layer(&vs, "encoder.0", 4, 3);
     let w = lin.ws.detach().copy();
     assert_eq!(names(&vs), ["encoder.0.bias", "encoder.0.weight"]);
-    let wn = WeightNorm::new(&vs, "encoder.0", lin, Some(0)).unwrap();
+    let wn = weight_norm(&vs, lin, Some(0)).unwrap();
     assert_eq!(names(&vs), ["encoder.0.bias", "encoder.0.weight_g", "encoder.0.weight_v"]);
     assert_eq!(vs.trainable_variables().len(), 3, "weight is no longer trainable; g and v are");
     assert_eq!(wn.weight_g().size(), [3, 1]);
@@ -46,7 +47,7 @@ fn dim_none_is_the_whole_tensor_norm_not_the_last_axis() {
     let vs = VarStore::new(Device::Cpu);
     let lin = layer(&vs, "fc", 4, 3);
     let whole = lin.ws.detach().norm();
-    let wn = WeightNorm::new(&vs, "fc", lin, None).unwrap();
+    let wn = weight_norm(&vs, lin, None).unwrap();
     assert_eq!(wn.dim().value(), -1);
     assert_eq!(wn.weight_g().size(), Vec::<i64>::new(), "g is 0-dim");
     assert!(wn.weight_g().equal(&whole));
@@ -56,12 +57,12 @@ fn dim_none_is_the_whole_tensor_norm_not_the_last_axis() {
 fn remove_folds_back_to_a_plain_weight() {
     let vs = VarStore::new(Device::Cpu);
     let lin = layer(&vs, "fc", 4, 3);
-    let wn = WeightNorm::new(&vs, "fc", lin, Some(0)).unwrap();
+    let wn = weight_norm(&vs, lin, Some(0)).unwrap();
     tch::no_grad(|| {
         let _ = wn.weight_g().shallow_clone().fill_(2.0);
     });
-    let folded = wn.weight().unwrap().detach();
-    let lin = wn.remove(&vs).unwrap();
+    let folded = wn.weight_t(false).unwrap().detach();
+    let lin = wn.remove(false).unwrap();
     assert_eq!(names(&vs), ["fc.bias", "fc.weight"]);
     assert!(lin.ws.equal(&folded));
     assert!(lin.ws.requires_grad());
@@ -73,22 +74,22 @@ fn remove_folds_back_to_a_plain_weight() {
 fn errors_name_the_problem() {
     let vs = VarStore::new(Device::Cpu);
     let lin = layer(&vs, "fc", 4, 3);
-    match WeightNorm::new(&vs, "fc", lin, Some(2)) {
+    match weight_norm(&vs, lin, Some(2)) {
         Err(Error::DimOutOfRange { dim: 2, rank: 2, .. }) => {}
         other => panic!("expected DimOutOfRange, got {other:?}"),
     }
     assert_eq!(names(&vs), ["fc.bias", "fc.weight"], "a failed registration leaves the store unchanged");
 
     let lin = tch::nn::Linear { ws: vs.variables()["fc.weight"].shallow_clone(), bs: None };
-    let _wn = WeightNorm::new(&vs, "fc", lin, Some(0)).unwrap();
+    let _wn = weight_norm(&vs, lin, Some(0)).unwrap();
     let again = tch::nn::Linear { ws: Tensor::zeros([3, 4], (Kind::Float, Device::Cpu)), bs: None };
-    match WeightNorm::new(&vs, "fc", again, Some(0)) {
+    match weight_norm(&vs, again, Some(0)) {
         Err(Error::AlreadyRegistered { norm: "weight_norm", name }) => assert_eq!(name, "fc.weight"),
         other => panic!("expected AlreadyRegistered, got {other:?}"),
     }
 
     let other = tch::nn::Linear { ws: Tensor::zeros([3, 4], (Kind::Float, Device::Cpu)), bs: None };
-    match WeightNorm::new(&vs, "nowhere", other, Some(0)) {
+    match weight_norm(&vs, other, Some(0)) {
         Err(Error::MissingParameter { name, .. }) => assert_eq!(name, "nowhere.weight"),
         other => panic!("expected MissingParameter, got {other:?}"),
     }
@@ -100,7 +101,7 @@ fn errors_name_the_problem() {
 fn adam_zero_grad_sets_none_and_trains_g_and_v() {
     let vs = VarStore::new(Device::Cpu);
     let lin = layer(&vs, "fc", 2, 3);
-    let wn = WeightNorm::new(&vs, "fc", lin, Some(0)).unwrap();
+    let wn = weight_norm(&vs, lin, Some(0)).unwrap();
     let mut adam = Adam::new(&vs, AdamConfig::with_lr(1e-2)).unwrap();
     let before = wn.weight_v().detach().copy();
     let x = Tensor::ones([4, 2], (Kind::Float, Device::Cpu));

@@ -4,7 +4,7 @@
 
 use norm_core::weight_norm::WeightNormDim;
 use norm_core::Error;
-use norm_tch::layers::{linear, LinearConfig, WeightNorm};
+use norm_tch::layers::{linear, weight_norm, LinearConfig};
 use norm_tch::weight_norm_out;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -64,16 +64,16 @@ fn the_layer_writes_its_weight_into_out() {
     tch::manual_seed(23);
     let vs = VarStore::new(Device::Cpu);
     let mut wn =
-        WeightNorm::new(&vs, "fc", linear(&vs, "fc", 33, 17, LinearConfig::default()).unwrap(), Some(0)).unwrap();
+        weight_norm(&vs, linear(&(vs.root() / "fc"), 33, 17, LinearConfig::default()).unwrap(), Some(0)).unwrap();
     let mut out = Tensor::zeros([17, 33], (Kind::Float, Device::Cpu));
     tch::no_grad(|| wn.weight_out(&mut out)).unwrap();
-    assert_eq!(bits(&out), bits(&wn.weight().unwrap()));
+    assert_eq!(bits(&out), bits(&wn.weight_t(false).unwrap()));
     // With grad mode on, the parameters require grad: refused, out untouched.
     let before = out.copy();
     assert!(matches!(wn.weight_out(&mut out), Err(Error::Unsupported { .. })));
     assert_eq!(bits(&out), bits(&before));
     // Folded: the plain weight, copied.
-    wn.fold(&vs).unwrap();
+    wn.fold().unwrap();
     let mut folded = Tensor::zeros([17, 33], (Kind::Float, Device::Cpu));
     tch::no_grad(|| wn.weight_out(&mut folded)).unwrap();
     assert_eq!(bits(&folded), bits(&before));

@@ -4,9 +4,10 @@
 use super::spec::{Api, DimArg, LayerSpec, NormKind, NormSpec};
 use anyhow::Result;
 use norm_tch::layers::{
-    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, embedding, linear, Conv1d, Conv2d,
-    Conv3d, ConvOptions, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, ConvTransposeOptions, Embedding,
-    EmbeddingOptions, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer,
+    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, embedding, linear, parametrizations,
+    spectral_norm, weight_norm, Conv1d, Conv2d, Conv3d, ConvOptions, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
+    ConvTransposeOptions, Embedding, EmbeddingOptions, LinearConfig, ParametrizedSpectralNorm, ParametrizedWeightNorm,
+    SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer,
 };
 use tch::nn::{self, VarStore};
 use tch::Tensor;
@@ -72,58 +73,52 @@ fn array<const N: usize>(v: &[i64]) -> [i64; N] {
 pub fn build_layer(vs: &VarStore, spec: &LayerSpec) -> Result<AnyLayer> {
     Ok(match spec {
         LayerSpec::Linear { in_features, out_features, bias } => {
-            AnyLayer::Linear(linear(vs, "", *in_features, *out_features, LinearConfig { bias: *bias })?)
+            AnyLayer::Linear(linear(&vs.root(), *in_features, *out_features, LinearConfig { bias: *bias })?)
         }
         LayerSpec::Embedding { num_embeddings, embedding_dim } => {
-            AnyLayer::Embedding(embedding(vs, "", *num_embeddings, *embedding_dim, EmbeddingOptions::default())?)
+            AnyLayer::Embedding(embedding(&vs.root(), *num_embeddings, *embedding_dim, EmbeddingOptions::default())?)
         }
         LayerSpec::Conv { spatial_dims, transposed, in_channels, out_channels, kernel_size, stride, padding, bias } => {
             let (i, o, k, s, p, b) =
                 (*in_channels, *out_channels, kernel_size.as_slice(), stride.as_slice(), padding.as_slice(), *bias);
             match (spatial_dims, transposed) {
                 (1, false) => AnyLayer::Conv1d(conv1d(
-                    vs,
-                    "",
+                    &vs.root(),
                     i,
                     o,
                     array(k),
                     ConvOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() },
                 )?),
                 (2, false) => AnyLayer::Conv2d(conv2d(
-                    vs,
-                    "",
+                    &vs.root(),
                     i,
                     o,
                     array(k),
                     ConvOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() },
                 )?),
                 (3, false) => AnyLayer::Conv3d(conv3d(
-                    vs,
-                    "",
+                    &vs.root(),
                     i,
                     o,
                     array(k),
                     ConvOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() },
                 )?),
                 (1, true) => AnyLayer::ConvTranspose1d(conv_transpose1d(
-                    vs,
-                    "",
+                    &vs.root(),
                     i,
                     o,
                     array(k),
                     ConvTransposeOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() },
                 )?),
                 (2, true) => AnyLayer::ConvTranspose2d(conv_transpose2d(
-                    vs,
-                    "",
+                    &vs.root(),
                     i,
                     o,
                     array(k),
                     ConvTransposeOptions { stride: array(s), padding: array(p), bias: b, ..Default::default() },
                 )?),
                 (3, true) => AnyLayer::ConvTranspose3d(conv_transpose3d(
-                    vs,
-                    "",
+                    &vs.root(),
                     i,
                     o,
                     array(k),
@@ -142,8 +137,10 @@ pub enum Normalized {
     WeightNormHooks(WeightNorm<AnyLayer>),
     /// `torch.nn.utils.spectral_norm`.
     SpectralNormHooks(SpectralNorm<AnyLayer>),
-    /// `torch.nn.utils.parametrizations.weight_norm` / `.spectral_norm`.
-    Parametrized(Parametrized<AnyLayer>),
+    /// `torch.nn.utils.parametrizations.weight_norm`.
+    ParametrizedWeightNorm(ParametrizedWeightNorm<AnyLayer>),
+    /// `torch.nn.utils.parametrizations.spectral_norm`.
+    ParametrizedSpectralNorm(ParametrizedSpectralNorm<AnyLayer>),
 }
 
 impl Normalized {
@@ -164,15 +161,15 @@ impl Normalized {
             DimArg::Value(d) => Some(d),
         };
         Ok(match (norm.kind, norm.api) {
-            (NormKind::WeightNorm, Api::Hooks) => Normalized::WeightNormHooks(WeightNorm::new(vs, "", layer, wn_dim)?),
+            (NormKind::WeightNorm, Api::Hooks) => Normalized::WeightNormHooks(weight_norm(vs, layer, wn_dim)?),
             (NormKind::WeightNorm, Api::Parametrizations) => {
-                Normalized::Parametrized(Parametrized::weight_norm(vs, "", layer, wn_dim)?)
+                Normalized::ParametrizedWeightNorm(parametrizations::weight_norm(vs, layer, wn_dim)?)
             }
             (NormKind::SpectralNorm, Api::Hooks) => {
-                Normalized::SpectralNormHooks(SpectralNorm::new(vs, "", layer, spectral())?)
+                Normalized::SpectralNormHooks(spectral_norm(vs, layer, spectral())?)
             }
             (NormKind::SpectralNorm, Api::Parametrizations) => {
-                Normalized::Parametrized(Parametrized::spectral_norm(vs, "", layer, spectral())?)
+                Normalized::ParametrizedSpectralNorm(parametrizations::spectral_norm(vs, layer, spectral())?)
             }
         })
     }
@@ -182,7 +179,8 @@ impl Normalized {
         match self {
             Normalized::WeightNormHooks(l) => l.f_forward(xs),
             Normalized::SpectralNormHooks(l) => l.f_forward_t(xs, train),
-            Normalized::Parametrized(l) => l.f_forward_t(xs, train),
+            Normalized::ParametrizedWeightNorm(l) => l.f_forward(xs),
+            Normalized::ParametrizedSpectralNorm(l) => l.f_forward_t(xs, train),
         }
     }
 }

@@ -16,7 +16,7 @@
 //! | `weight_norm_forward` | `torch._weight_norm(v, g, 0)` without autograd; Rust [`compute_weight`] (what `WeightNorm::weight()` runs) |
 //! | `weight_norm_forward_out` | Rust [`norm_tch::weight_norm_out`] into an output allocated once; PyTorch `torch._weight_norm(v, g, 0)` (it has no `out=` variant). CPU, f32/f64/bf16 only |
 //! | `weight_norm_forward_backward` | the same with `v`, `g` requiring grad, then `.sum().backward()` |
-//! | `spectral_norm_forward_train` | `SpectralNorm.compute_weight(m, do_power_iteration=True)` on `spectral_norm(nn.Linear(cols, rows))`, autograd recording (Rust `SpectralNorm::compute_weight(true)`) |
+//! | `spectral_norm_forward_train` | `SpectralNorm.weight_t(m, do_power_iteration=True)` on `spectral_norm(nn.Linear(cols, rows))`, autograd recording (Rust `SpectralNorm::compute_weight(true)`) |
 //! | `spectral_norm_forward_eval` | `compute_weight(m, do_power_iteration=False)` under `no_grad` |
 //! | `spectral_norm_forward_backward` | the training forward, then `.sum().backward()` |
 //! | `power_iteration` | `_SpectralNorm._power_method(W, k)` of the parametrization API alone (Rust `SpectralNormState::power_method`) |
@@ -32,7 +32,7 @@ use norm_core::random::PyRandom;
 use norm_core::spectral_norm::parametrizations::{self as sn_param, SpectralNormState};
 use norm_core::weight_norm::{compute_weight, WeightNormDim};
 use norm_core::AutodiffBackend;
-use norm_tch::layers::{linear, LinearConfig, SpectralNorm, SpectralNormOptions};
+use norm_tch::layers::{linear, spectral_norm, LinearConfig, SpectralNorm, SpectralNormOptions};
 use norm_tch::optim::Adam;
 use norm_tch::{weight_norm_out, TchBackend};
 use serde::{Deserialize, Serialize};
@@ -452,12 +452,12 @@ fn weight_norm_leaves(case: &Case, requires_grad: bool) -> Result<(Tensor, Tenso
 fn spectral_linear(case: &Case, k: usize) -> Result<(VarStore, SpectralNorm<Linear>)> {
     let mut vs = VarStore::new(case.device.device());
     let [rows, cols] = case.dims()?;
-    let layer = linear(&vs, "", cols, rows, LinearConfig::default())?;
+    let layer = linear(&vs.root(), cols, rows, LinearConfig::default())?;
     if case.dtype != DType::F32 {
         vs.set_kind(case.dtype.kind());
     }
     let options = SpectralNormOptions { n_power_iterations: k as i64, eps: SPECTRAL_EPS, dim: None };
-    let layer = SpectralNorm::new(&vs, "", layer, options)?;
+    let layer = spectral_norm(&vs, layer, options)?;
     Ok((vs, layer))
 }
 
@@ -516,14 +516,14 @@ pub fn time_rust(case: &Case, sampling: &Sampling) -> Result<Timed> {
         Op::SpectralNormForwardTrain => {
             let (_vs, layer) = spectral_linear(case, case.k()?)?;
             time_body(sampling, device, || {
-                drop(layer.compute_weight(true)?);
+                drop(layer.weight_t(true)?);
                 Ok(())
             })
         }
         Op::SpectralNormForwardEval => {
             let (_vs, layer) = spectral_linear(case, 1)?;
             time_body(sampling, device, || {
-                drop(tch::no_grad(|| layer.compute_weight(false))?);
+                drop(tch::no_grad(|| layer.weight_t(false))?);
                 Ok(())
             })
         }
@@ -535,7 +535,7 @@ pub fn time_rust(case: &Case, sampling: &Sampling) -> Result<Timed> {
                 device,
                 || Ok(TchBackend::clear_grad(&mut weight_orig)?),
                 || {
-                    layer.compute_weight(true)?.f_sum(None::<Kind>)?.f_backward()?;
+                    layer.weight_t(true)?.f_sum(None::<Kind>)?.f_backward()?;
                     Ok(())
                 },
             )

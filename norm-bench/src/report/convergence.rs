@@ -25,7 +25,7 @@ use anyhow::{ensure, Result};
 use norm_core::optim::AdamConfig;
 use norm_core::random::PyRandom;
 use norm_core::spectral_norm::hooks;
-use norm_tch::layers::{linear, LinearConfig, SpectralNorm, SpectralNormOptions, WeightedLayer};
+use norm_tch::layers::{linear, spectral_norm, LinearConfig, SpectralNormOptions, WeightedLayer};
 use norm_tch::optim::Adam;
 use norm_tch::TchBackend;
 use serde::{Deserialize, Serialize};
@@ -228,7 +228,7 @@ pub fn seed_weight_norm_losses(k: u64) -> Result<Vec<f32>> {
     // evaluated once more without autograd (the same ops, so the same bits), then the step.
     let mut step = |model: &mut SeedModel, x: &Tensor| -> Result<()> {
         let loss = tch::no_grad(|| -> Result<f64> {
-            let weight = model.layer.weight()?;
+            let weight = model.layer.weight_t(false)?;
             let out = model.layer.layer().forward_with_weight(x, &weight)?;
             Ok(out.f_mean(None::<Kind>)?.f_rsub_scalar(1.0)?.f_double_value(&[])?)
         })?;
@@ -254,8 +254,8 @@ pub fn seed_weight_norm_losses(k: u64) -> Result<Vec<f32>> {
 pub fn spectral_linear_losses(steps: u64) -> Result<Vec<f32>> {
     tch::manual_seed(0);
     let vs = VarStore::new(Device::Cpu);
-    let layer = linear(&vs, "", 64, 64, LinearConfig::default())?;
-    let layer = SpectralNorm::new(&vs, "", layer, SpectralNormOptions::default())?;
+    let layer = linear(&vs.root(), 64, 64, LinearConfig::default())?;
+    let layer = spectral_norm(&vs, layer, SpectralNormOptions::default())?;
     let x = Tensor::f_randn([128, 64], (Kind::Float, Device::Cpu))?;
     let target = Tensor::f_randn([128, 64], (Kind::Float, Device::Cpu))?;
     let mut adam = Adam::new(&vs, AdamConfig::with_lr(1e-2))?;

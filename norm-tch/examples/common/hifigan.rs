@@ -18,9 +18,10 @@ use super::bits::Bits;
 use super::ops::leaky_relu;
 use anyhow::{ensure, Result};
 use norm_tch::layers::{
-    conv1d, conv_transpose1d, fold_all, unfold_all, Conv1d, ConvOptions, ConvTranspose1d, ConvTransposeOptions,
-    Foldable, WeightNorm,
+    conv1d, conv_transpose1d, fold_all, unfold_all, weight_norm, Conv1d, ConvOptions, ConvTranspose1d,
+    ConvTransposeOptions, Foldable, WeightNorm,
 };
+use norm_tch::var_store::path_at;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -73,8 +74,8 @@ fn wn_conv1d(
     padding: i64,
 ) -> Result<WeightNorm<Conv1d>> {
     let options = ConvOptions { padding: [padding], dilation: [dilation], ..Default::default() };
-    let conv = conv1d(vs, prefix, c_in, c_out, [k], options)?;
-    Ok(WeightNorm::new(vs, prefix, conv, Some(0))?)
+    let conv = conv1d(&path_at(vs, prefix), c_in, c_out, [k], options)?;
+    Ok(weight_norm(vs, conv, Some(0))?)
 }
 
 /// HiFi-GAN's `ResBlock1`: pairs of dilated and undilated convolutions with residual adds.
@@ -170,8 +171,8 @@ impl Generator {
             let c = ch >> i;
             let options = ConvTransposeOptions { stride: [u], padding: [u / 2], ..Default::default() };
             let prefix = format!("ups.{i}");
-            let up = conv_transpose1d(vs, &prefix, c, c / 2, [2 * u], options)?;
-            ups.push(WeightNorm::new(vs, &prefix, up, Some(0))?);
+            let up = conv_transpose1d(&path_at(vs, &prefix), c, c / 2, [2 * u], options)?;
+            ups.push(weight_norm(vs, up, Some(0))?);
         }
         let mut resblocks = Vec::new();
         for i in 0..ups.len() {
@@ -241,14 +242,14 @@ impl Generator {
 
     /// Folds every weight norm into a plain `weight` (`norm_tch::layers::fold_all`): the
     /// store then holds what PyTorch's `remove_weight_norm` on every layer leaves.
-    pub fn fold(&mut self, vs: &VarStore) -> Result<()> {
-        Ok(fold_all(vs, self.layers_mut())?)
+    pub fn fold(&mut self) -> Result<()> {
+        Ok(fold_all(self.layers_mut())?)
     }
 
     /// Unfolds every layer again (`norm_tch::layers::unfold_all`): `v = w`, `g = ‖w‖` per
     /// output slice, so the effective weight `g * w / ‖w‖` equals `w` up to rounding only.
-    pub fn unfold(&mut self, vs: &VarStore) -> Result<()> {
-        Ok(unfold_all(vs, self.layers_mut())?)
+    pub fn unfold(&mut self) -> Result<()> {
+        Ok(unfold_all(self.layers_mut())?)
     }
 }
 

@@ -18,7 +18,8 @@ use super::ops::leaky_relu;
 use anyhow::Result;
 use norm_core::optim::AdamConfig;
 use norm_tch::layers::{
-    conv2d, linear, Conv2d, ConvOptions, LinearConfig, Parametrized, SpectralNorm, SpectralNormOptions,
+    conv2d, linear, parametrizations, spectral_norm, Conv2d, ConvOptions, LinearConfig, ParametrizedSpectralNorm,
+    SpectralNorm, SpectralNormOptions,
 };
 use norm_tch::optim::Adam;
 use serde::Deserialize;
@@ -37,7 +38,7 @@ pub enum SnConv {
     /// `torch.nn.utils.spectral_norm`.
     Hooks(SpectralNorm<Conv2d>),
     /// `torch.nn.utils.parametrizations.spectral_norm`.
-    Param(Parametrized<Conv2d>),
+    Param(ParametrizedSpectralNorm<Conv2d>),
 }
 
 impl SnConv {
@@ -71,14 +72,14 @@ impl Discriminator {
             padding: [padding, padding],
             ..Default::default()
         };
-        let c0 = conv2d(vs, "convs.0", 1, 8, [4, 4], opts(2, 1))?;
-        let c0 = SnConv::Hooks(SpectralNorm::new(vs, "convs.0", c0, sn)?);
-        let c1 = conv2d(vs, "convs.1", 8, 16, [4, 4], opts(2, 1))?;
-        let c1 = SnConv::Param(Parametrized::spectral_norm(vs, "convs.1", c1, sn)?);
-        let c2 = conv2d(vs, "convs.2", 16, 16, [3, 3], opts(1, 1))?;
-        let c2 = SnConv::Hooks(SpectralNorm::new(vs, "convs.2", c2, sn)?);
-        let fc = linear(vs, "fc", 16 * 4 * 4, 1, LinearConfig::default())?;
-        let fc = SpectralNorm::new(vs, "fc", fc, sn)?;
+        let c0 = conv2d(&(vs.root() / "convs" / "0"), 1, 8, [4, 4], opts(2, 1))?;
+        let c0 = SnConv::Hooks(spectral_norm(vs, c0, sn)?);
+        let c1 = conv2d(&(vs.root() / "convs" / "1"), 8, 16, [4, 4], opts(2, 1))?;
+        let c1 = SnConv::Param(parametrizations::spectral_norm(vs, c1, sn)?);
+        let c2 = conv2d(&(vs.root() / "convs" / "2"), 16, 16, [3, 3], opts(1, 1))?;
+        let c2 = SnConv::Hooks(spectral_norm(vs, c2, sn)?);
+        let fc = linear(&(vs.root() / "fc"), 16 * 4 * 4, 1, LinearConfig::default())?;
+        let fc = spectral_norm(vs, fc, sn)?;
         Ok(Discriminator { convs: vec![c0, c1, c2], fc })
     }
 

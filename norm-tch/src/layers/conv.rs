@@ -1,5 +1,5 @@
-//! `torch.nn.Conv1d`/`Conv2d`/`Conv3d` ([`Conv`]) and `torch.nn.ConvTranspose1d`/`2d`/`3d`
-//! ([`ConvTranspose`]) as norm-tch's own layers, with public fields, PyTorch's weight shapes,
+//! `torch.nn.Conv1d`/`Conv2d`/`Conv3d` ([`Conv`]), and the construction shared with
+//! `torch.nn.ConvTranspose1d`/`2d`/`3d` ([`super::ConvTranspose`]), as norm-tch's own layers, with public fields, PyTorch's weight shapes,
 //! parameter names, init draws (`_ConvNd.reset_parameters`) and forward.
 //!
 //! - Weight `[out, in/groups, *kernel]` (transposed: `[in, out/groups, *kernel]`) drawn by
@@ -24,9 +24,9 @@
 use super::WeightedLayer;
 use crate::backend::tch_err;
 use crate::init;
-use crate::var_store::ModulePath;
+use crate::var_store::add_parameter;
 use norm_core::{Error, Result};
-use tch::nn::{Module, PaddingMode, VarStore};
+use tch::nn::{Module, PaddingMode, Path};
 use tch::{Device, Kind, Tensor};
 
 /// Options of [`conv1d`], [`conv2d`], [`conv3d`], with PyTorch's defaults (`Default`):
@@ -81,39 +81,6 @@ impl<const N: usize> PartialEq for ConvOptions<N> {
 
 impl<const N: usize> Eq for ConvOptions<N> {}
 
-/// Options of [`conv_transpose1d`], [`conv_transpose2d`], [`conv_transpose3d`], with
-/// PyTorch's defaults (`Default`): stride 1, padding 0, output_padding 0, dilation 1,
-/// groups 1, bias. Only the `zeros` padding mode exists, as in PyTorch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvTransposeOptions<const N: usize> {
-    /// Stride per spatial dimension (ATen's forward rejects a non-positive one).
-    pub stride: [i64; N],
-    /// `dilation * (kernel_size - 1) - padding` zero padding on both sides, per dimension.
-    pub padding: [i64; N],
-    /// Extra size on one side of the output, per dimension; ATen's forward requires it
-    /// non-negative and smaller than either the stride or the dilation.
-    pub output_padding: [i64; N],
-    /// Blocked connections: positive, and `in_channels` and `out_channels` must be divisible by it.
-    pub groups: i64,
-    /// Whether the layer has a bias (PyTorch's default `True`).
-    pub bias: bool,
-    /// Kernel dilation per spatial dimension (ATen's forward rejects a non-positive one).
-    pub dilation: [i64; N],
-}
-
-impl<const N: usize> Default for ConvTransposeOptions<N> {
-    fn default() -> Self {
-        ConvTransposeOptions {
-            stride: [1; N],
-            padding: [0; N],
-            output_padding: [0; N],
-            groups: 1,
-            bias: true,
-            dilation: [1; N],
-        }
-    }
-}
-
 /// `nn.Conv1d`/`Conv2d`/`Conv3d` (`N` spatial dimensions): `weight` `[out, in/groups,
 /// *kernel_size]`, `bias` `[out]`, and the settings PyTorch's forward uses.
 #[derive(Debug)]
@@ -124,9 +91,9 @@ pub struct Conv<const N: usize> {
     pub out_channels: i64,
     /// `kernel_size` as constructed.
     pub kernel_size: [i64; N],
-    /// The `weight` parameter (registered as `<prefix>.weight`).
+    /// The `weight` parameter (registered as `weight`).
     pub weight: Tensor,
-    /// The `bias` parameter (registered as `<prefix>.bias`), `None` with `bias=False`.
+    /// The `bias` parameter (registered as `bias` at the layer's path), `None` with `bias=False`.
     pub bias: Option<Tensor>,
     /// Stride, padding, dilation, groups, padding mode.
     pub options: ConvOptions<N>,
@@ -139,32 +106,7 @@ pub type Conv2d = Conv<2>;
 /// `nn.Conv3d`.
 pub type Conv3d = Conv<3>;
 
-/// `nn.ConvTranspose1d`/`2d`/`3d` (`N` spatial dimensions): `weight` `[in, out/groups,
-/// *kernel_size]`, `bias` `[out]`, and the settings PyTorch's forward uses.
-#[derive(Debug)]
-pub struct ConvTranspose<const N: usize> {
-    /// `in_channels` as constructed.
-    pub in_channels: i64,
-    /// `out_channels` as constructed.
-    pub out_channels: i64,
-    /// `kernel_size` as constructed.
-    pub kernel_size: [i64; N],
-    /// The `weight` parameter (registered as `<prefix>.weight`).
-    pub weight: Tensor,
-    /// The `bias` parameter (registered as `<prefix>.bias`), `None` with `bias=False`.
-    pub bias: Option<Tensor>,
-    /// Stride, padding, output padding, groups, dilation.
-    pub options: ConvTransposeOptions<N>,
-}
-
-/// `nn.ConvTranspose1d`.
-pub type ConvTranspose1d = ConvTranspose<1>;
-/// `nn.ConvTranspose2d`.
-pub type ConvTranspose2d = ConvTranspose<2>;
-/// `nn.ConvTranspose3d`.
-pub type ConvTranspose3d = ConvTranspose<3>;
-
-fn no_such_op(what: &str, n: usize) -> Error {
+pub(super) fn no_such_op(what: &str, n: usize) -> Error {
     Error::Unsupported {
         what: format!("{what} with {n} spatial dimensions"),
         reason: "PyTorch has 1d, 2d and 3d convolutions only".into(),
@@ -202,14 +144,6 @@ impl<const N: usize> Conv<N> {
     }
 }
 
-impl<const N: usize> ConvTranspose<N> {
-    /// PyTorch's forward with `output_size=None`; ATen's errors (bad stride, padding, output
-    /// padding, kernel or input shape) as [`Error::Backend`].
-    pub fn f_forward(&self, xs: &Tensor) -> Result<Tensor> {
-        self.forward_with_weight(xs, &self.weight)
-    }
-}
-
 impl<const N: usize> WeightedLayer for Conv<N> {
     fn weight(&self) -> &Tensor {
         &self.weight
@@ -231,37 +165,6 @@ impl<const N: usize> WeightedLayer for Conv<N> {
     }
 }
 
-impl<const N: usize> WeightedLayer for ConvTranspose<N> {
-    fn weight(&self) -> &Tensor {
-        &self.weight
-    }
-    fn set_weight(&mut self, weight: Tensor) {
-        self.weight = weight;
-    }
-    /// `F.conv_transpose{N}d(xs, weight, bias, stride, padding, output_padding, groups,
-    /// dilation)` (`at::conv_transpose{N}d`), as PyTorch's forward with `output_size=None`.
-    fn forward_with_weight(&self, xs: &Tensor, weight: &Tensor) -> Result<Tensor> {
-        let ConvTransposeOptions { stride, padding, output_padding, groups, dilation, .. } = self.options;
-        let bias = self.bias.as_ref();
-        match N {
-            1 => xs
-                .f_conv_transpose1d(weight, bias, stride, padding, output_padding, groups, dilation)
-                .map_err(tch_err("conv_transpose1d")),
-            2 => xs
-                .f_conv_transpose2d(weight, bias, stride, padding, output_padding, groups, dilation)
-                .map_err(tch_err("conv_transpose2d")),
-            3 => xs
-                .f_conv_transpose3d(weight, bias, stride, padding, output_padding, groups, dilation)
-                .map_err(tch_err("conv_transpose3d")),
-            n => Err(no_such_op("ConvTranspose", n)),
-        }
-    }
-    /// 1: the weight is `[in, out/groups, ...]`, so output channels are dim 1.
-    fn default_spectral_norm_dim(&self) -> i64 {
-        1
-    }
-}
-
 /// `Module::forward` panics on an error, as tch's own layers do; [`Conv::f_forward`] returns it.
 impl<const N: usize> Module for Conv<N> {
     fn forward(&self, xs: &Tensor) -> Tensor {
@@ -269,16 +172,9 @@ impl<const N: usize> Module for Conv<N> {
     }
 }
 
-/// `Module::forward` panics on an error, as tch's own layers do; [`ConvTranspose::f_forward`] returns it.
-impl<const N: usize> Module for ConvTranspose<N> {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        self.f_forward(xs).unwrap_or_else(|e| panic!("{e}"))
-    }
-}
-
 /// The `ValueError`s of `_ConvNd.__init__`, in its order. (A remainder is zero in Rust
 /// exactly when it is in Python, negative operands included.)
-fn check_groups(in_channels: i64, out_channels: i64, groups: i64) -> Result<()> {
+pub(super) fn check_groups(in_channels: i64, out_channels: i64, groups: i64) -> Result<()> {
     if groups <= 0 {
         return Err(Error::invalid("groups", groups, "a positive integer"));
     }
@@ -301,26 +197,21 @@ pub(super) fn check_sizes(shape: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// Refuses before drawing anything if `<prefix>.weight` or `<prefix>.bias` is taken, so a
+/// Refuses before drawing anything if `weight` or `bias` is taken at `path`, so a
 /// failed construction neither consumes the generator nor leaves half a layer behind.
-pub(super) fn check_free(vs: &VarStore, path: &ModulePath, names: &[&str]) -> Result<()> {
+pub(super) fn check_free(path: &Path, names: &[&str]) -> Result<()> {
     for name in names {
-        if path.get(vs, name).is_some() {
-            return Err(Error::invalid(
-                "name",
-                path.full_name(name),
-                "a parameter name not yet registered in the VarStore",
-            ));
+        if path.get(name).is_some() {
+            return Err(Error::invalid("name", path.path(name), "a parameter name not yet registered in the VarStore"));
         }
     }
     Ok(())
 }
 
 /// `_ConvNd.__init__` from its checks on: `groups`, `torch.empty` of weight and bias, then
-/// weight and bias drawn as `_ConvNd.reset_parameters` does, registered under `prefix`.
-fn init_and_register(
-    vs: &VarStore,
-    prefix: &str,
+/// weight and bias drawn as `_ConvNd.reset_parameters` does, registered at `path`.
+pub(super) fn init_and_register(
+    path: &Path,
     weight_shape: &[i64],
     out_channels: i64,
     bias: bool,
@@ -329,8 +220,7 @@ fn init_and_register(
     if bias {
         check_sizes(&[out_channels])?;
     }
-    let path = ModulePath::new(prefix);
-    check_free(vs, &path, if bias { &["weight", "bias"] } else { &["weight"] })?;
+    check_free(path, if bias { &["weight", "bias"] } else { &["weight"] })?;
     let weight = init::kaiming_uniform_default(weight_shape)?;
     let bias = if bias {
         let (fan_in, _) = init::fan_in_and_fan_out(weight_shape)?;
@@ -338,17 +228,16 @@ fn init_and_register(
     } else {
         None
     };
-    let ws = path.add_parameter(vs, "weight", &weight)?;
+    let ws = add_parameter(path, "weight", weight)?;
     let bs = match bias {
-        Some(b) => Some(path.add_parameter(vs, "bias", &b)?),
+        Some(b) => Some(add_parameter(path, "bias", b)?),
         None => None,
     };
     Ok((ws, bs))
 }
 
 fn conv_nd<const N: usize>(
-    vs: &VarStore,
-    prefix: &str,
+    path: &Path,
     in_channels: i64,
     out_channels: i64,
     kernel_size: [i64; N],
@@ -357,115 +246,57 @@ fn conv_nd<const N: usize>(
     check_groups(in_channels, out_channels, options.groups)?;
     let mut shape = vec![out_channels, in_channels / options.groups];
     shape.extend_from_slice(&kernel_size);
-    let (weight, bias) = init_and_register(vs, prefix, &shape, out_channels, options.bias)?;
+    let (weight, bias) = init_and_register(path, &shape, out_channels, options.bias)?;
     Ok(Conv { in_channels, out_channels, kernel_size, weight, bias, options })
 }
 
-fn conv_transpose_nd<const N: usize>(
-    vs: &VarStore,
-    prefix: &str,
-    in_channels: i64,
-    out_channels: i64,
-    kernel_size: [i64; N],
-    options: ConvTransposeOptions<N>,
-) -> Result<ConvTranspose<N>> {
-    check_groups(in_channels, out_channels, options.groups)?;
-    let mut shape = vec![in_channels, out_channels / options.groups];
-    shape.extend_from_slice(&kernel_size);
-    let (weight, bias) = init_and_register(vs, prefix, &shape, out_channels, options.bias)?;
-    Ok(ConvTranspose { in_channels, out_channels, kernel_size, weight, bias, options })
-}
-
-/// `nn.Conv1d(in_channels, out_channels, kernel_size, ...)` registered as `<prefix>.weight`
-/// `[out, in/groups, k]` and `<prefix>.bias` `[out]` in `vs`, on the VarStore's device.
+/// `nn.Conv1d(in_channels, out_channels, kernel_size, ...)` registered as `weight`
+/// `[out, in/groups, k]` and `bias` `[out]` at `path`, on the VarStore's device.
 ///
 /// Errors: `groups` not positive or not dividing both channel counts
 /// ([`Error::InvalidArgument`]); a negative size ([`Error::Backend`], as `torch.empty`);
-/// `<prefix>.weight`/`.bias` already registered. Nothing is drawn or registered on error.
+/// `weight`/`bias` already registered at `path`. Nothing is drawn or registered on error.
 pub fn conv1d(
-    vs: &VarStore,
-    prefix: &str,
+    path: &Path,
     in_channels: i64,
     out_channels: i64,
     kernel_size: [i64; 1],
     options: ConvOptions<1>,
 ) -> Result<Conv1d> {
-    conv_nd(vs, prefix, in_channels, out_channels, kernel_size, options)
+    conv_nd(path, in_channels, out_channels, kernel_size, options)
 }
 
-/// `nn.Conv2d(in_channels, out_channels, kernel_size, ...)` registered as `<prefix>.weight`
-/// `[out, in/groups, kh, kw]` and `<prefix>.bias` `[out]` in `vs`, on the VarStore's device.
+/// `nn.Conv2d(in_channels, out_channels, kernel_size, ...)` registered as `weight`
+/// `[out, in/groups, kh, kw]` and `bias` `[out]` at `path`, on the VarStore's device.
 /// Errors as [`conv1d`].
 pub fn conv2d(
-    vs: &VarStore,
-    prefix: &str,
+    path: &Path,
     in_channels: i64,
     out_channels: i64,
     kernel_size: [i64; 2],
     options: ConvOptions<2>,
 ) -> Result<Conv2d> {
-    conv_nd(vs, prefix, in_channels, out_channels, kernel_size, options)
+    conv_nd(path, in_channels, out_channels, kernel_size, options)
 }
 
-/// `nn.Conv3d(in_channels, out_channels, kernel_size, ...)` registered as `<prefix>.weight`
-/// `[out, in/groups, kd, kh, kw]` and `<prefix>.bias` `[out]` in `vs`, on the VarStore's device.
+/// `nn.Conv3d(in_channels, out_channels, kernel_size, ...)` registered as `weight`
+/// `[out, in/groups, kd, kh, kw]` and `bias` `[out]` at `path`, on the VarStore's device.
 /// Errors as [`conv1d`].
 pub fn conv3d(
-    vs: &VarStore,
-    prefix: &str,
+    path: &Path,
     in_channels: i64,
     out_channels: i64,
     kernel_size: [i64; 3],
     options: ConvOptions<3>,
 ) -> Result<Conv3d> {
-    conv_nd(vs, prefix, in_channels, out_channels, kernel_size, options)
-}
-
-/// `nn.ConvTranspose1d(in_channels, out_channels, kernel_size, ...)` registered as
-/// `<prefix>.weight` `[in, out/groups, k]` and `<prefix>.bias` `[out]` in `vs`.
-/// Errors as [`conv1d`].
-pub fn conv_transpose1d(
-    vs: &VarStore,
-    prefix: &str,
-    in_channels: i64,
-    out_channels: i64,
-    kernel_size: [i64; 1],
-    options: ConvTransposeOptions<1>,
-) -> Result<ConvTranspose1d> {
-    conv_transpose_nd(vs, prefix, in_channels, out_channels, kernel_size, options)
-}
-
-/// `nn.ConvTranspose2d(in_channels, out_channels, kernel_size, ...)` registered as
-/// `<prefix>.weight` `[in, out/groups, kh, kw]` and `<prefix>.bias` `[out]` in `vs`.
-/// Errors as [`conv1d`].
-pub fn conv_transpose2d(
-    vs: &VarStore,
-    prefix: &str,
-    in_channels: i64,
-    out_channels: i64,
-    kernel_size: [i64; 2],
-    options: ConvTransposeOptions<2>,
-) -> Result<ConvTranspose2d> {
-    conv_transpose_nd(vs, prefix, in_channels, out_channels, kernel_size, options)
-}
-
-/// `nn.ConvTranspose3d(in_channels, out_channels, kernel_size, ...)` registered as
-/// `<prefix>.weight` `[in, out/groups, kd, kh, kw]` and `<prefix>.bias` `[out]` in `vs`.
-/// Errors as [`conv1d`].
-pub fn conv_transpose3d(
-    vs: &VarStore,
-    prefix: &str,
-    in_channels: i64,
-    out_channels: i64,
-    kernel_size: [i64; 3],
-    options: ConvTransposeOptions<3>,
-) -> Result<ConvTranspose3d> {
-    conv_transpose_nd(vs, prefix, in_channels, out_channels, kernel_size, options)
+    conv_nd(path, in_channels, out_channels, kernel_size, options)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::ConvTransposeOptions;
+    use tch::nn::VarStore;
 
     #[test]
     fn reversed_padding_is_pytorchs() {
@@ -485,7 +316,7 @@ mod tests {
             bias: true,
             padding_mode: PaddingMode::Reflect,
         };
-        let c = conv2d(&vs, "c", 4, 6, [3, 2], opts).unwrap();
+        let c = conv2d(&(vs.root() / "c"), 4, 6, [3, 2], opts).unwrap();
         assert_eq!(c.options, opts);
         assert_eq!((c.in_channels, c.out_channels, c.kernel_size), (4, 6, [3, 2]));
         assert_eq!(c.weight.size(), [6, 2, 3, 2]);
@@ -498,7 +329,7 @@ mod tests {
             bias: false,
             dilation: [2, 1, 3],
         };
-        let t = conv_transpose3d(&vs, "t", 3, 6, [1, 2, 3], opts).unwrap();
+        let t = crate::layers::conv_transpose3d(&(vs.root() / "t"), 3, 6, [1, 2, 3], opts).unwrap();
         assert_eq!(t.options, opts);
         assert_eq!(t.weight.size(), [3, 2, 1, 2, 3]);
         assert!(t.bias.is_none());

@@ -11,9 +11,9 @@ use super::conv::{check_free, check_sizes};
 use super::WeightedLayer;
 use crate::backend::tch_err;
 use crate::init;
-use crate::var_store::ModulePath;
+use crate::var_store::add_parameter;
 use norm_core::{Error, Result};
-use tch::nn::{Module, VarStore};
+use tch::nn::{Module, Path};
 use tch::Tensor;
 
 /// Options of [`embedding`], with PyTorch's defaults (`Default`): no padding index,
@@ -37,7 +37,7 @@ pub struct Embedding {
     pub num_embeddings: i64,
     /// `embedding_dim` as constructed.
     pub embedding_dim: i64,
-    /// The `weight` parameter (registered as `<prefix>.weight`).
+    /// The `weight` parameter (registered as `weight`).
     pub weight: Tensor,
     /// `padding_idx` (normalized as PyTorch stores it: `num_embeddings + padding_idx` for a
     /// negative one), `scale_grad_by_freq`, `sparse`.
@@ -72,32 +72,25 @@ fn normalize_padding_idx(padding_idx: i64, rows: i64) -> Result<i64> {
 }
 
 /// `nn.Embedding(num_embeddings, embedding_dim, padding_idx, ...)` registered as
-/// `<prefix>.weight` `[num_embeddings, embedding_dim]` in `vs`, on the VarStore's device.
+/// `weight` `[num_embeddings, embedding_dim]` at `path`, on the VarStore's device.
 ///
 /// Errors, in PyTorch's order: `padding_idx` outside `[-num_embeddings, num_embeddings)`
 /// ([`Error::InvalidArgument`]; PyTorch's `AssertionError`); a negative size
-/// ([`Error::Backend`], as `torch.empty`'s `RuntimeError`); `<prefix>.weight` already
+/// ([`Error::Backend`], as `torch.empty`'s `RuntimeError`); `weight` already
 /// registered ([`Error::InvalidArgument`]); `padding_idx` 0 with `num_embeddings` 0
 /// ([`Error::Backend`]: PyTorch's `weight[0]` raises `IndexError` from ATen's index check,
 /// here ATen's `select` makes the same check). Nothing is drawn or registered on error.
-pub fn embedding(
-    vs: &VarStore,
-    prefix: &str,
-    num_embeddings: i64,
-    embedding_dim: i64,
-    options: EmbeddingOptions,
-) -> Result<Embedding> {
+pub fn embedding(path: &Path, num_embeddings: i64, embedding_dim: i64, options: EmbeddingOptions) -> Result<Embedding> {
     let padding_idx = options.padding_idx.map(|i| normalize_padding_idx(i, num_embeddings)).transpose()?;
     check_sizes(&[num_embeddings, embedding_dim])?;
-    let path = ModulePath::new(prefix);
-    check_free(vs, &path, &["weight"])?;
+    check_free(path, &["weight"])?;
     let weight = init::normal(&[num_embeddings, embedding_dim], 0.0, 1.0)?;
     if let Some(i) = padding_idx {
         // `self.weight[self.padding_idx].fill_(0)` under no_grad.
         let mut row = weight.f_select(0, i).map_err(tch_err("select"))?;
         drop(tch::no_grad(|| row.f_fill_(0.0)).map_err(tch_err("fill_"))?);
     }
-    let weight = path.add_parameter(vs, "weight", &weight)?;
+    let weight = add_parameter(path, "weight", weight)?;
     Ok(Embedding { num_embeddings, embedding_dim, weight, options: EmbeddingOptions { padding_idx, ..options } })
 }
 

@@ -1,6 +1,7 @@
-//! Folding a normalized layer into a plain `weight` and unfolding it back, keeping the
-//! tensors an optimizer holds ([`Foldable`], [`fold_all`], [`unfold_all`]); and the
-//! eval-mode weight cache every normalized layer carries ([`CacheStats`]).
+//! Folding a [`Normalized`] layer into a plain `weight` and unfolding it back, keeping the
+//! tensors an optimizer holds ([`Foldable`], [`fold_all`], [`unfold_all`]), and removing the
+//! reparametrization as PyTorch's `remove_*` functions do ([`Normalized::remove`]); written
+//! once for every reparametrization.
 //!
 //! # Fold / unfold
 //!
@@ -17,8 +18,8 @@
 //! | --- | --- | --- |
 //! | [`WeightNorm`] | `weight_v` | `weight_g` |
 //! | [`SpectralNorm`] | `weight_orig` | buffers `weight_u`, `weight_v` |
-//! | [`Parametrized`] weight norm | `parametrizations.weight.original1` (v) | `parametrizations.weight.original0` (g) |
-//! | [`Parametrized`] spectral norm | `parametrizations.weight.original` | buffers `parametrizations.weight.0._u`, `._v` |
+//! | [`ParametrizedWeightNorm`] | `parametrizations.weight.original1` (v) | `parametrizations.weight.original0` (g) |
+//! | [`ParametrizedSpectralNorm`] | `parametrizations.weight.original` | buffers `parametrizations.weight.0._u`, `._v` |
 //!
 //! - **fold** computes the normalized weight from the current parameters under `no_grad`
 //!   (spectral norm: from the stored `u`, `v`, without iterating, as PyTorch's
@@ -46,40 +47,18 @@
 //! - Errors (nothing changed): the store lacks one of the layer's tensors under its name,
 //!   or holds another tensor there, or the target name (`weight` for fold) is taken.
 //!
-//! # Cached inference
-//!
-//! Every normalized layer keeps the last weight it computed for an eval-mode forward
-//! (`f_forward_t(xs, false)`; for [`WeightNorm`], which has no mode, `f_forward`) and
-//! reuses it until one of its parameters or buffers changes. Changes are detected without
-//! any call from the user: the key is, per tensor, ATen's version counter (bumped by every
-//! in-place op: optimizer steps, `copy_` from `VarStore::load`/`copy`, `fill_`, ...), its
-//! data pointer and its sizes/strides/dtype/device (which `set_data`, as in
-//! `VarStore::set_kind`, changes without bumping the version). The cached weight is the
-//! same computation on the same inputs as the uncached one, so its bits are the same.
-//!
-//! - The cache is only used when the weight needs no autograd graph: grad mode off
-//!   (`tch::no_grad`), or no parameter requires grad (a frozen store). An eval forward with
-//!   grad mode on and parameters requiring grad recomputes every time (so backpropagating
-//!   through it gives exact gradients for g, v, ...) and drops the cached weight: that is
-//!   what a training loop does.
-//! - A training forward (`f_forward_t(xs, true)`) always recomputes (spectral norm
-//!   iterates) and drops the cached weight.
-//! - Writes the key cannot see (through raw data pointers) need
-//!   [`WeightNorm::clear_cache`] (and the other layers' `clear_cache`).
-//! - Memory: one weight-sized tensor per layer while an entry is cached.
-//!
 //! [`WeightNorm`]: super::WeightNorm
 //! [`SpectralNorm`]: super::SpectralNorm
-//! [`Parametrized`]: super::Parametrized
-//! [`WeightNorm::clear_cache`]: super::WeightNorm::clear_cache
+//! [`ParametrizedWeightNorm`]: super::ParametrizedWeightNorm
+//! [`ParametrizedSpectralNorm`]: super::ParametrizedSpectralNorm
 
+use super::normalized::Normalized;
+use super::reparam::Reparametrization;
+use super::WeightedLayer;
 use crate::backend::tch_err;
 use crate::ffi;
-use crate::var_store::ModulePath;
+use crate::var_store::{ModulePath, Store};
 use norm_core::{Error, Result};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
-use tch::nn::{VarStore, Variables};
 use tch::Tensor;
 
 /// A normalized layer that can trade its reparametrization for a plain `weight` and back,
@@ -88,52 +67,162 @@ pub trait Foldable {
     /// Whether the layer is folded (a plain `weight`).
     fn is_folded(&self) -> bool;
     /// Folds the normalized weight into a plain `<prefix>.weight`; nothing if folded.
-    fn fold(&mut self, vs: &VarStore) -> Result<()>;
+    fn fold(&mut self) -> Result<()>;
     /// Restores the reparametrization from the plain weight; nothing if not folded.
-    fn unfold(&mut self, vs: &VarStore) -> Result<()>;
+    fn unfold(&mut self) -> Result<()>;
 }
 
 /// Folds every layer, in order. On an error the layers before the failing one stay folded,
 /// the failing one and those after it are unchanged.
-pub fn fold_all<'a>(vs: &VarStore, layers: impl IntoIterator<Item = &'a mut dyn Foldable>) -> Result<()> {
-    layers.into_iter().try_for_each(|layer| layer.fold(vs))
+pub fn fold_all<'a>(layers: impl IntoIterator<Item = &'a mut dyn Foldable>) -> Result<()> {
+    layers.into_iter().try_for_each(|layer| layer.fold())
 }
 
 /// Unfolds every layer, in order (errors as [`fold_all`]).
-pub fn unfold_all<'a>(vs: &VarStore, layers: impl IntoIterator<Item = &'a mut dyn Foldable>) -> Result<()> {
-    layers.into_iter().try_for_each(|layer| layer.unfold(vs))
+pub fn unfold_all<'a>(layers: impl IntoIterator<Item = &'a mut dyn Foldable>) -> Result<()> {
+    layers.into_iter().try_for_each(|layer| layer.unfold())
 }
 
-// ---------------------------------------------------------------------------------------
-// VarStore entries moved out and back with their identity.
-
-fn lock(vs: &VarStore) -> MutexGuard<'_, Variables> {
-    vs.variables_.lock().unwrap_or_else(|e| e.into_inner())
+impl<L: WeightedLayer, R: Reparametrization> Foldable for Normalized<L, R> {
+    fn is_folded(&self) -> bool {
+        self.folded
+    }
+    fn fold(&mut self) -> Result<()> {
+        Normalized::fold(self)
+    }
+    fn unfold(&mut self) -> Result<()> {
+        Normalized::unfold(self)
+    }
 }
 
-fn same_tensor(a: &Tensor, b: &Tensor) -> bool {
-    a.data_ptr() == b.data_ptr() && a.size() == b.size() && a.kind() == b.kind()
+impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
+    fn plain_suffix(&self) -> &'static str {
+        R::SCHEME.plain().as_str()
+    }
+
+    /// The entries as the store holds them while unfolded: `(name, tensor)`, plain first.
+    fn named_entries(&self) -> Vec<(&'static str, &Tensor)> {
+        let others = self.others.iter().zip(&self.entries.others).map(|((s, _), t)| (s.as_str(), t));
+        std::iter::once((self.plain_suffix(), &self.entries.plain)).chain(others).collect()
+    }
+
+    /// Sets the gradients of the plain tensor and of the parameters among the others to `None`.
+    fn clear_grads(&self) -> Result<()> {
+        ffi::clear_grad(&self.entries.plain)?;
+        for ((_, trainable), t) in self.others.iter().zip(&self.entries.others) {
+            if *trainable {
+                ffi::clear_grad(t)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds the effective weight, evaluated once without iterating (spectral norm: stored
+    /// `u`, `v`, as `remove_spectral_norm` computes it) under `no_grad`, into the plain
+    /// tensor, in place, which becomes the plain `<prefix>.weight`; the others leave the
+    /// store (kept for [`Normalized::unfold`]). Nothing if folded. See the [module docs](self).
+    pub fn fold(&mut self) -> Result<()> {
+        if self.folded {
+            return Ok(());
+        }
+        check_entries(&self.store, &self.module, &self.named_entries(), &["weight"])?;
+        let weight = tch::no_grad(|| self.weight_t(false))?;
+        write_in_place(&self.entries.plain, &weight)?;
+        let mut groups = Vec::with_capacity(self.others.len());
+        for (suffix, _) in &self.others {
+            groups.push(self.store.take(&self.module.full_name(suffix.as_str()))?.group);
+        }
+        drop(self.store.rename(&self.module.full_name(self.plain_suffix()), &self.module.full_name("weight"))?);
+        self.clear_grads()?;
+        self.layer.set_weight(self.entries.plain.shallow_clone());
+        self.groups = groups;
+        self.folded = true;
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// Unfolds the plain weight `w`, which becomes the plain entry again (the same tensor);
+    /// the kept others return to the store under their names and optimizer groups, weight
+    /// norm's g first rewritten in place as `norm_except_dim(w, 2, dim)` (`right_inverse`),
+    /// spectral norm's `u`, `v` unchanged (no draw, no iteration). Nothing if not folded.
+    pub fn unfold(&mut self) -> Result<()> {
+        if !self.folded {
+            return Ok(());
+        }
+        let absent: Vec<&str> = self.named_entries().into_iter().map(|(name, _)| name).collect();
+        check_entries(&self.store, &self.module, &[("weight", &self.entries.plain)], &absent)?;
+        for t in &self.entries.others {
+            match_device_and_kind(t, &self.entries.plain)?;
+        }
+        self.reparam.unfold_others(&self.entries)?;
+        drop(self.store.rename(&self.module.full_name("weight"), &self.module.full_name(self.plain_suffix()))?);
+        for (((suffix, _), t), group) in self.others.iter().zip(&self.entries.others).zip(&self.groups) {
+            self.store.put(&self.module.full_name(suffix.as_str()), t, *group)?;
+        }
+        self.clear_grads()?;
+        self.folded = false;
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// PyTorch's `remove_weight_norm` / `remove_spectral_norm` /
+    /// `remove_parametrizations(module, "weight", leave_parametrized=True)` for a module in
+    /// mode `train`: the effective weight is computed once more (under `no_grad`; only the
+    /// parametrization API evaluates it in the module's mode, so only its spectral norm
+    /// iterates, when `train`) and becomes the plain `<prefix>.weight`; the entries leave the
+    /// store, and the layer is returned. The parametrization API's spectral norm keeps the
+    /// `original` tensor itself (PyTorch `set_`s it, so an optimizer holding it keeps
+    /// working); the others get a new parameter, as in PyTorch. A folded layer is returned
+    /// as it is (its `weight` is the plain parameter already; `train` does not matter).
+    ///
+    /// Errors (nothing changed): the store lacks one of the layer's entries or holds
+    /// another tensor under its name.
+    pub fn remove(mut self, train: bool) -> Result<L> {
+        if self.folded {
+            check_entries(&self.store, &self.module, &[("weight", &self.entries.plain)], &[])?;
+            self.layer.set_weight(self.entries.plain);
+            return Ok(self.layer);
+        }
+        check_entries(&self.store, &self.module, &self.named_entries(), &[])?;
+        let value = tch::no_grad(|| self.weight_t(train && R::REMOVE.evaluates_in_mode))?;
+        let value = value.f_detach().map_err(tch_err("detach"))?;
+        let plain_name = self.module.full_name(self.plain_suffix());
+        let weight_name = self.module.full_name("weight");
+        let weight = if R::REMOVE.keeps_plain {
+            let weight = self.store.rename(&plain_name, &weight_name)?;
+            self.take_others()?;
+            write_in_place(&weight, &value)?;
+            weight
+        } else {
+            self.take_others()?;
+            let group = self.store.take(&plain_name)?.group.unwrap_or(0);
+            self.store.add_copy(&weight_name, &value, Some(group))?
+        };
+        self.layer.set_weight(weight);
+        Ok(self.layer)
+    }
+
+    fn take_others(&self) -> Result<()> {
+        for (suffix, _) in &self.others {
+            drop(self.store.take(&self.module.full_name(suffix.as_str()))?);
+        }
+        Ok(())
+    }
 }
 
 /// Checks that each `(name, tensor)` of `present` is registered under the module with that
 /// very tensor, and that no name of `absent` is registered.
-pub(crate) fn check_entries(
-    vs: &VarStore,
-    path: &ModulePath,
-    present: &[(&str, &Tensor)],
-    absent: &[&str],
-) -> Result<()> {
-    let vars = lock(vs);
+fn check_entries(store: &Store, module: &ModulePath, present: &[(&str, &Tensor)], absent: &[&str]) -> Result<()> {
     for (name, tensor) in present {
-        let full = path.full_name(name);
-        match vars.named_variables.get(&full) {
+        let full = module.full_name(name);
+        match store.get(&full) {
             None => {
                 return Err(Error::MissingParameter {
                     name: full,
-                    module: format!("the VarStore (module `{}`)", path.prefix()),
+                    module: format!("the VarStore (module `{}`)", module.prefix()),
                 })
             }
-            Some(t) if !same_tensor(t, tensor) => {
+            Some(t) if !ffi::same_tensor(&t, tensor) => {
                 return Err(Error::invalid(
                     "vs",
                     format!("a store whose `{full}` is another tensor"),
@@ -144,47 +233,11 @@ pub(crate) fn check_entries(
         }
     }
     for name in absent {
-        let full = path.full_name(name);
-        if vars.named_variables.contains_key(&full) {
+        let full = module.full_name(name);
+        if store.contains(&full) {
             return Err(Error::invalid("name", &full, "a parameter name not yet registered in the VarStore"));
         }
     }
-    Ok(())
-}
-
-/// Takes variable `name` out of the store, returning its optimizer group (`None` for a
-/// buffer). The caller keeps its own handle to the tensor.
-pub(crate) fn take_entry(vs: &VarStore, path: &ModulePath, name: &str) -> Result<Option<usize>> {
-    let full = path.full_name(name);
-    let mut vars = lock(vs);
-    let tensor = vars
-        .named_variables
-        .remove(&full)
-        .ok_or_else(|| Error::MissingParameter { name: full.clone(), module: format!("module `{}`", path.prefix()) })?;
-    let position = vars.trainable_variables.iter().position(|v| same_tensor(&v.tensor, &tensor));
-    Ok(position.map(|i| vars.trainable_variables.remove(i).group))
-}
-
-/// Puts `tensor` itself (not a copy) back into the store as `name`: trainable in optimizer
-/// group `group`, or a buffer for `None`.
-pub(crate) fn put_entry(
-    vs: &VarStore,
-    path: &ModulePath,
-    name: &str,
-    tensor: &Tensor,
-    group: Option<usize>,
-) -> Result<()> {
-    let full = path.full_name(name);
-    if lock(vs).named_variables.contains_key(&full) {
-        return Err(Error::invalid("name", &full, "a parameter name not yet registered in the VarStore"));
-    }
-    // tch's `Path::add` registers the handle it is given (`requires_grad_` keeps the
-    // tensor); its paths take one component at a time.
-    let mut components: Vec<&str> = full.split('.').collect();
-    let leaf = components.pop().unwrap_or_default();
-    let root = vs.root().set_group(group.unwrap_or(0));
-    let parent = components.into_iter().fold(root, |p, c| p.sub(c));
-    drop(parent.add(leaf, tensor.shallow_clone(), group.is_some()));
     Ok(())
 }
 
@@ -194,101 +247,13 @@ pub(crate) fn write_in_place(dst: &Tensor, src: &Tensor) -> Result<()> {
     tch::no_grad(|| dst.f_copy_(src)).map(drop).map_err(tch_err("copy_"))
 }
 
-/// `t.grad = None`.
-pub(crate) fn clear_grad(t: &Tensor) -> Result<()> {
-    ffi::clear_grad(t)
-}
-
 /// Moves `t` (a tensor kept out of the store while folded) to `like`'s device and dtype if
 /// the store was converted meanwhile (`set_data`, as `VarStore::set_kind` does).
-pub(crate) fn match_device_and_kind(t: &Tensor, like: &Tensor) -> Result<()> {
+fn match_device_and_kind(t: &Tensor, like: &Tensor) -> Result<()> {
     if t.device() != like.device() || t.kind() != like.kind() {
         let moved = t.f_to_device(like.device()).and_then(|m| m.f_to_kind(like.kind())).map_err(tch_err("to"))?;
         let mut t = t.shallow_clone();
         tch::no_grad(|| t.set_data(&moved));
     }
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------
-// The eval-mode weight cache.
-
-/// Counters of a layer's eval-mode weight cache (see the [module docs](self)).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CacheStats {
-    /// Eval forwards that reused the cached weight.
-    pub hits: u64,
-    /// Eval forwards that computed the weight and cached it (first use, or a parameter changed).
-    pub computed: u64,
-    /// Forwards that computed the weight without the cache: training forwards, and eval
-    /// forwards whose weight needs a graph (grad mode on, parameters requiring grad).
-    pub bypassed: u64,
-}
-
-/// At most this many tensors key a cached weight (spectral norm: weight, u, v).
-const MAX_KEYED: usize = 3;
-type Key = [[i64; 3]; MAX_KEYED];
-
-#[derive(Debug)]
-struct Entry {
-    key: Key,
-    weight: Tensor,
-}
-
-/// The last eval-mode weight of a layer with the fingerprints of the tensors it came from.
-/// `Send + Sync` (a mutex), as `tch::nn::Module` requires.
-#[derive(Debug, Default)]
-pub(crate) struct WeightCache {
-    entry: Mutex<Option<Entry>>,
-    hits: AtomicU64,
-    computed: AtomicU64,
-    bypassed: AtomicU64,
-}
-
-impl WeightCache {
-    fn lock(&self) -> MutexGuard<'_, Option<Entry>> {
-        // A poisoned lock only means a compute panicked; the entry is still consistent.
-        self.entry.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The weight for an eval-mode forward: the cached one if the tensors `keyed` are
-    /// unchanged since it was computed, else `compute()` (cached when it needs no graph).
-    pub(crate) fn eval_weight(&self, keyed: &[&Tensor], compute: impl FnOnce() -> Result<Tensor>) -> Result<Tensor> {
-        let mut key: Key = [[0; 3]; MAX_KEYED];
-        match ffi::tensor_fingerprints(keyed, &mut key) {
-            Ok(false) => {}
-            // The weight needs a graph (or a tensor has no version counter): no caching.
-            Ok(true) | Err(_) => return self.bypass(compute),
-        }
-        let mut entry = self.lock();
-        if let Some(e) = entry.as_ref().filter(|e| e.key == key) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(e.weight.shallow_clone());
-        }
-        *entry = None; // free the stale weight before computing the new one
-        let weight = compute()?;
-        self.computed.fetch_add(1, Ordering::Relaxed);
-        *entry = Some(Entry { key, weight: weight.shallow_clone() });
-        Ok(weight)
-    }
-
-    /// `compute()` without the cache, dropping the cached weight (training forwards).
-    pub(crate) fn bypass(&self, compute: impl FnOnce() -> Result<Tensor>) -> Result<Tensor> {
-        self.clear();
-        self.bypassed.fetch_add(1, Ordering::Relaxed);
-        compute()
-    }
-
-    /// Drops the cached weight.
-    pub(crate) fn clear(&self) {
-        *self.lock() = None;
-    }
-
-    pub(crate) fn stats(&self) -> CacheStats {
-        CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            computed: self.computed.load(Ordering::Relaxed),
-            bypassed: self.bypassed.load(Ordering::Relaxed),
-        }
-    }
 }

@@ -3,9 +3,9 @@
 //! order from the global generator, as `Linear.reset_parameters` does.
 
 use crate::init;
-use crate::var_store::ModulePath;
+use crate::var_store::add_parameter;
 use norm_core::{Error, Result};
-use tch::nn::{Linear, VarStore};
+use tch::nn::{Linear, Path};
 
 /// Options of [`linear`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,27 +20,24 @@ impl Default for LinearConfig {
     }
 }
 
-/// `nn.Linear(in_features, out_features, bias)` registered as `<prefix>.weight` and
-/// `<prefix>.bias` in `vs`, on the VarStore's device.
-pub fn linear(
-    vs: &VarStore,
-    prefix: &str,
-    in_features: i64,
-    out_features: i64,
-    config: LinearConfig,
-) -> Result<Linear> {
+/// `nn.Linear(in_features, out_features, bias)` registered as `weight` and `bias` at `path`
+/// (`vs.root() / "enc" / "fc"`: `enc.fc.weight`, `enc.fc.bias`), on the VarStore's device.
+///
+/// Errors (nothing drawn or registered): a negative size; `weight` or `bias` already
+/// registered at `path` (tch's `Path::add` would silently rename it).
+pub fn linear(path: &Path, in_features: i64, out_features: i64, config: LinearConfig) -> Result<Linear> {
     if in_features < 0 {
         return Err(Error::invalid("in_features", in_features, "a non-negative size"));
     }
     if out_features < 0 {
         return Err(Error::invalid("out_features", out_features, "a non-negative size"));
     }
-    let path = ModulePath::new(prefix);
+    super::conv::check_free(path, if config.bias { &["weight", "bias"] } else { &["weight"] })?;
     let weight = init::kaiming_uniform_default(&[out_features, in_features])?;
     let bias = if config.bias { Some(init::bias_uniform(out_features, in_features)?) } else { None };
-    let ws = path.add_parameter(vs, "weight", &weight)?;
+    let ws = add_parameter(path, "weight", weight)?;
     let bs = match bias {
-        Some(b) => Some(path.add_parameter(vs, "bias", &b)?),
+        Some(b) => Some(add_parameter(path, "bias", b)?),
         None => None,
     };
     Ok(Linear { ws, bs })

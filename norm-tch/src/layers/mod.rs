@@ -1,33 +1,46 @@
 //! Layers that drop into `tch::nn`, under PyTorch's parameter names.
 //!
+//! Layers are built at a tch `Path`, like tch's own (`linear(&(vs.root() / "enc" / "fc"), ...)`),
+//! and a normalization finds the layer's place from the layer's weight, so a place is named
+//! once; tch's own `nn::Linear` works the same way.
+//!
 //! - [`linear`]: a `tch::nn::Linear` initialized as `torch.nn.Linear` (same draws).
 //! - [`Conv`] ([`conv1d`], ...): `torch.nn.Conv1d`/`2d`/`3d`, per-dimension settings, PyTorch's forward.
 //! - [`ConvTranspose`] ([`conv_transpose1d`], ...): `torch.nn.ConvTranspose1d`/`2d`/`3d`.
 //! - [`Embedding`] ([`embedding`]): `torch.nn.Embedding`.
-//! - [`WeightNorm`]: `torch.nn.utils.weight_norm` around any [`WeightedLayer`].
-//! - [`SpectralNorm`]: `torch.nn.utils.spectral_norm` (hooks).
-//! - [`Parametrized`]: `torch.nn.utils.parametrizations.weight_norm` / `.spectral_norm`.
+//! - [`Normalized`]: one type for every normalization of any [`WeightedLayer`]'s weight,
+//!   with [`weight_norm`], [`spectral_norm`] and [`parametrizations`]`::{weight_norm,
+//!   spectral_norm}` as PyTorch's functions, and the aliases [`WeightNorm`], [`SpectralNorm`],
+//!   [`ParametrizedWeightNorm`], [`ParametrizedSpectralNorm`] ([`normalizations`]); the
+//!   reparametrizations themselves are in [`reparam`].
 //! - [`fold`]: [`Foldable`], [`fold_all`], [`unfold_all`] (plain weight and back, keeping
-//!   optimizer identity) and the eval-mode weight cache ([`CacheStats`]).
+//!   optimizer identity) and `remove`; [`cache`]: the eval-mode weight cache ([`CacheStats`]).
 
+pub mod cache;
 mod conv;
+mod conv_transpose;
 mod embedding;
 pub mod fold;
 mod linear;
-mod parametrizations;
-mod spectral_norm;
-mod weight_norm;
+pub mod normalizations;
+mod normalized;
+pub mod reparam;
 
-pub use conv::{
-    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, Conv, Conv1d, Conv2d, Conv3d,
-    ConvOptions, ConvTranspose, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, ConvTransposeOptions,
+pub use cache::CacheStats;
+pub use conv::{conv1d, conv2d, conv3d, Conv, Conv1d, Conv2d, Conv3d, ConvOptions};
+pub use conv_transpose::{
+    conv_transpose1d, conv_transpose2d, conv_transpose3d, ConvTranspose, ConvTranspose1d, ConvTranspose2d,
+    ConvTranspose3d, ConvTransposeOptions,
 };
 pub use embedding::{embedding, Embedding, EmbeddingOptions};
-pub use fold::{fold_all, unfold_all, CacheStats, Foldable};
+pub use fold::{fold_all, unfold_all, Foldable};
 pub use linear::{linear, LinearConfig};
-pub use parametrizations::Parametrized;
-pub use spectral_norm::{SpectralNorm, SpectralNormOptions};
-pub use weight_norm::WeightNorm;
+pub use normalizations::{
+    parametrizations, spectral_norm, weight_norm, ParametrizedSpectralNorm, ParametrizedWeightNorm, SpectralNorm,
+    WeightNorm,
+};
+pub use normalized::Normalized;
+pub use reparam::{Reparametrization, SpectralNormOptions};
 
 use norm_core::Result;
 use tch::Tensor;

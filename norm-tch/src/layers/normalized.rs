@@ -1,0 +1,245 @@
+//! [`Normalized`]: one layer type for every reparametrization of a layer's `weight` — weight
+//! norm and spectral norm, hook and parametrization APIs ([`super::reparam`]).
+//!
+//! It owns the layer, the layer's place in the VarStore (found from the layer's own weight,
+//! so a place is named once, where the layer is built), the entries under PyTorch's
+//! state-dict names, the fold state and the eval-mode weight cache; registration, the
+//! effective weight, the forward, fold, unfold and remove ([`super::fold`]) are written here
+//! once for all four.
+//!
+//! Registration mirrors PyTorch's (`WeightNorm.apply`, `SpectralNorm.apply`,
+//! `register_parametrization`): the layer's `weight` leaves the module, renamed to the plain
+//! entry (spectral norm) or replaced by a copy (weight norm's v), and the other entries are
+//! registered with the values PyTorch computes, drawing from the global generator as PyTorch
+//! does. All checks run before the first change: on error nothing is drawn from the store's
+//! point of view and nothing is registered or removed.
+
+use super::cache::{CacheStats, WeightCache};
+use super::reparam::{Entries, RegisterContext, Reparametrization};
+use super::WeightedLayer;
+use crate::scheme::Suffix;
+use crate::var_store::{detached_copy, ModulePath, Store};
+use norm_core::{Error, Result};
+use tch::nn::VarStore;
+use tch::Tensor;
+
+/// A layer whose `weight` is reparametrized by `R` (see the [module docs](self)).
+///
+/// Folded ([`Normalized::fold`]), the layer is the plain layer with `<prefix>.weight`, which
+/// is the tensor of the plain entry (v, `weight_orig`, `original1`, `original`); the other
+/// entries are kept out of the store until [`Normalized::unfold`].
+#[derive(Debug)]
+pub struct Normalized<L: WeightedLayer, R: Reparametrization> {
+    pub(super) layer: L,
+    pub(super) store: Store,
+    pub(super) module: ModulePath,
+    pub(super) reparam: R,
+    pub(super) entries: Entries,
+    /// The others' names and whether each is a parameter, in `entries.others` order.
+    pub(super) others: Vec<(Suffix, bool)>,
+    /// Whether folded.
+    pub(super) folded: bool,
+    /// While folded: the optimizer group of each of the others (`None`: a buffer).
+    pub(super) groups: Vec<Option<usize>>,
+    pub(super) cache: WeightCache,
+}
+
+/// The name `layer`'s weight is registered under in `store`, split into its module and leaf.
+fn locate_weight<L: WeightedLayer>(store: &Store, layer: &L) -> Result<(String, ModulePath)> {
+    let name = store.name_of(layer.weight())?.ok_or_else(|| {
+        Error::invalid(
+            "layer",
+            "a layer whose weight is not a variable of this VarStore",
+            "a layer built in the VarStore given (its `weight` registered there)",
+        )
+    })?;
+    let module = ModulePath::split(&name).0;
+    Ok((name, module))
+}
+
+/// PyTorch's `RuntimeError` for a second registration on the same weight.
+fn check_not_registered<R: Reparametrization>(store: &Store, module: &ModulePath) -> Result<()> {
+    if R::REGISTERED_MARKERS.iter().any(|s| store.contains(&module.full_name(s.as_str()))) {
+        return Err(Error::AlreadyRegistered { norm: R::NORM, name: module.full_name("weight") });
+    }
+    Ok(())
+}
+
+fn check_free(store: &Store, names: &[String]) -> Result<()> {
+    match names.iter().find(|n| store.contains(n)) {
+        Some(name) => Err(Error::invalid("name", name, "a parameter name not yet registered in the VarStore")),
+        None => Ok(()),
+    }
+}
+
+impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
+    /// Registers `R` on `layer`'s weight in `vs` (the VarStore the layer was built in), on a
+    /// module in training mode (PyTorch's default for a new module).
+    ///
+    /// Errors (nothing changed): options PyTorch rejects, in PyTorch's order; the weight
+    /// already carrying this reparametrization; the layer's weight not a variable of `vs`,
+    /// or registered under a name other than `weight`; a name the registration needs taken.
+    pub fn new(vs: &VarStore, layer: L, options: R::Options) -> Result<Self> {
+        Self::new_in_mode(vs, layer, options, true)
+    }
+
+    /// As [`Normalized::new`], on a module whose training flag is `training` at
+    /// registration (the parametrization API's spectral norm evaluates the weight once then,
+    /// iterating in training mode; the others ignore it).
+    pub fn new_in_mode(vs: &VarStore, layer: L, options: R::Options, training: bool) -> Result<Self> {
+        R::check_options(&options)?;
+        let store = Store::of(vs);
+        let (weight_name, module) = locate_weight(&store, &layer)?;
+        check_not_registered::<R>(&store, &module)?;
+        if weight_name != module.full_name("weight") {
+            return Err(Error::invalid(
+                "layer",
+                format!("a layer whose weight is registered as `{weight_name}`"),
+                "a weight registered under the name `weight`, as PyTorch's layers name it",
+            ));
+        }
+        let weight = store.get(&weight_name).expect("located above");
+        let context = RegisterContext { default_spectral_norm_dim: layer.default_spectral_norm_dim(), training };
+        let (reparam, new_entries) = R::register(&weight, options, context)?;
+        let plain_name = module.full_name(R::SCHEME.plain().as_str());
+        let mut names: Vec<String> = new_entries.iter().map(|e| module.full_name(e.suffix.as_str())).collect();
+        names.push(plain_name.clone());
+        check_free(&store, &names)?;
+
+        // Every check passed: change the store. Weight norm's entries are new parameters in
+        // the weight's optimizer group, g before v (PyTorch's registration order).
+        let renamed = if R::PLAIN_IS_LAYER_WEIGHT { Some(store.rename(&weight_name, &plain_name)?) } else { None };
+        let group = match renamed {
+            Some(_) => 0,
+            None => store.take(&weight_name)?.group.unwrap_or(0),
+        };
+        let mut others = Vec::with_capacity(new_entries.len());
+        for (entry, name) in new_entries.iter().zip(&names) {
+            others.push(store.add_copy(name, &entry.value, entry.trainable.then_some(group))?);
+        }
+        let plain = match renamed {
+            Some(plain) => plain,
+            None => store.add_copy(&plain_name, &weight, Some(group))?,
+        };
+        Ok(Normalized {
+            layer,
+            store,
+            module,
+            reparam,
+            entries: Entries { plain, others },
+            others: new_entries.iter().map(|e| (e.suffix, e.trainable)).collect(),
+            folded: false,
+            groups: Vec::new(),
+            cache: WeightCache::default(),
+        })
+    }
+
+    /// A folded `R` around the plain layer (its `weight` stays as it is, and becomes the
+    /// plain entry at [`Normalized::unfold`]: the same tensor, so an optimizer holding it
+    /// keeps working, unlike [`Normalized::new`], which copies v as PyTorch does). The
+    /// others are computed as registration computes them and kept out of the store until
+    /// unfold, which for weight norm recomputes `g = ‖w‖` anyway; parameters among them go
+    /// to optimizer group 0.
+    ///
+    /// Errors as [`Normalized::new`].
+    pub fn new_folded(vs: &VarStore, mut layer: L, options: R::Options) -> Result<Self> {
+        R::check_options(&options)?;
+        let store = Store::of(vs);
+        let (weight_name, module) = locate_weight(&store, &layer)?;
+        check_not_registered::<R>(&store, &module)?;
+        let weight = store.get(&weight_name).expect("located above");
+        let context = RegisterContext { default_spectral_norm_dim: layer.default_spectral_norm_dim(), training: true };
+        let (reparam, new_entries) = R::register(&weight, options, context)?;
+        let mut others = Vec::with_capacity(new_entries.len());
+        for entry in &new_entries {
+            let copy = detached_copy(&entry.value)?;
+            let copy = if entry.trainable {
+                copy.f_set_requires_grad(true).map_err(crate::backend::tch_err("requires_grad_"))?
+            } else {
+                copy
+            };
+            others.push(copy);
+        }
+        layer.set_weight(weight.shallow_clone());
+        Ok(Normalized {
+            layer,
+            store,
+            module,
+            reparam,
+            entries: Entries { plain: weight, others },
+            others: new_entries.iter().map(|e| (e.suffix, e.trainable)).collect(),
+            folded: true,
+            groups: new_entries.iter().map(|e| e.trainable.then_some(0)).collect(),
+            cache: WeightCache::default(),
+        })
+    }
+
+    /// The wrapped layer.
+    pub fn layer(&self) -> &L {
+        &self.layer
+    }
+
+    /// Where the layer lives in the VarStore (the prefix of its state-dict names).
+    pub fn module_path(&self) -> &ModulePath {
+        &self.module
+    }
+
+    /// The reparametrization and its settings (dim, iterations, eps).
+    pub fn reparametrization(&self) -> &R {
+        &self.reparam
+    }
+
+    /// The entry registered (or, while folded, kept) under `suffix`, if this layer has one.
+    /// While folded the plain entry is the plain `weight`.
+    pub fn entry(&self, suffix: Suffix) -> Option<&Tensor> {
+        if suffix == R::SCHEME.plain() {
+            return Some(&self.entries.plain);
+        }
+        self.others.iter().position(|(s, _)| *s == suffix).map(|i| &self.entries.others[i])
+    }
+
+    /// The effective weight, as the module's forward reads it in mode `train`: recomputed
+    /// now from the current entries (differentiable); in training mode spectral norm
+    /// iterates first, updating its vectors in place (the hook API's forward pre-hook, the
+    /// parametrization's every access). While folded: the plain weight itself.
+    pub fn weight_t(&self, train: bool) -> Result<Tensor> {
+        if self.folded {
+            return Ok(self.entries.plain.shallow_clone());
+        }
+        self.reparam.weight_t(&self.entries, train)
+    }
+
+    /// The forward pass in training (`train = true`: spectral norm iterates, and the weight
+    /// is always recomputed and the cached one dropped) or eval mode. In eval mode, when the
+    /// weight needs no graph (under `tch::no_grad`, or no entry requiring grad), the weight
+    /// computed by the last such forward is reused while the entries are unchanged (same
+    /// bits; see [`super::cache`]). While folded: the plain layer's forward.
+    pub fn f_forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        if self.folded {
+            return self.layer.forward_with_weight(xs, &self.entries.plain);
+        }
+        let weight = if train {
+            self.cache.bypass(|| self.weight_t(true))?
+        } else {
+            let keyed: Vec<&Tensor> = std::iter::once(&self.entries.plain).chain(&self.entries.others).collect();
+            self.cache.eval_weight(&keyed, || self.weight_t(false))?
+        };
+        self.layer.forward_with_weight(xs, &weight)
+    }
+
+    /// The counters of the eval-mode weight cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Drops the cached eval-mode weight (only needed after writes the cache cannot see:
+    /// through raw data pointers).
+    pub fn clear_cache(&self) {
+        self.cache.clear();
+    }
+
+    /// Whether the layer is folded into a plain `weight`.
+    pub fn is_folded(&self) -> bool {
+        self.folded
+    }
+}
