@@ -26,27 +26,22 @@ import argparse
 import json
 import os
 import sys
-import warnings
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import parity  # noqa: E402  (the PyTorch side of norm-bench parity)
 import seed_loop  # noqa: E402  (the same programs norm-bench replays)
+from norm_helpers import THREADS, bits, dumps as compact_dumps, pin_threads, quiet_warnings  # noqa: E402
 
-warnings.filterwarnings("ignore", category=FutureWarning)
+quiet_warnings(FutureWarning)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "golden")
-THREADS = 1
 SEED_LOOP_EXAMPLES = ["weight-norm", "seed-spectral"]
 SEED_LOOP_SEEDS = [0, 1, 1234567]
 SEED_LOOP_STEPS = [1, 10, 1000]
 WEIGHT_NORM_SHAPES = [[5], [3, 4], [4, 3, 2], [2, 3, 2, 2]]
-
-
-def bits(t):
-    return seed_loop.bits(t)
 
 
 def weight_norm_dims(rank):
@@ -103,7 +98,7 @@ def linear_init_cases():
 
 def generate():
     """All golden files as {relative path: JSON-serializable object}."""
-    torch.set_num_threads(THREADS)
+    pin_threads(THREADS)
     files = {}
     for example in SEED_LOOP_EXAMPLES:
         for seed in SEED_LOOP_SEEDS:
@@ -123,7 +118,7 @@ def generate():
 
 
 def dumps(obj):
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True) + "\n"
+    return compact_dumps(obj, sort_keys=True)
 
 
 def main():

@@ -49,7 +49,7 @@ Writes `--out` (`torch.save(model.state_dict())`: keys `conv_pre.weight_g`,
 `ups.0.weight_v`, `resblocks.0.convs1.1.weight_v`, ...) and `--io`, one JSON object:
 `{"torch", "cpu_capability", "threads": 1, "seed", "config": {...}, "state_dict_keys",
 "input", "output"}` with tensors as `{"shape": [int], "f32_bits": [u32, row-major]}`
-(data/seed_loop.py's `bits`). The forward runs in eval mode under `torch.no_grad()`, one
+(data/norm_helpers.py's `bits`). The forward runs in eval mode under `torch.no_grad()`, one
 intra-op thread. With `--fold`, also `"removed_output"`: the output of a copy of the model
 after `torch.nn.utils.remove_weight_norm` on every layer (PyTorch's own fold), and
 `"removed_state_dict_keys"`.
@@ -59,7 +59,6 @@ import copy
 import json
 import os
 import sys
-import warnings
 
 import torch
 import torch.nn as nn
@@ -67,9 +66,9 @@ import torch.nn.functional as F
 from torch.nn.utils import remove_weight_norm, weight_norm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from seed_loop import bits  # noqa: E402  (the one bits() of data/)
+from norm_helpers import bits, machine, pin_threads, quiet_warnings, tensor_of, write_json  # noqa: E402
 
-warnings.filterwarnings("ignore")  # torch.nn.utils.weight_norm is deprecated upstream
+quiet_warnings()  # torch.nn.utils.weight_norm is deprecated upstream
 LRELU_SLOPE = 0.1
 
 
@@ -151,11 +150,6 @@ def int_list(text):
     return [int(s) for s in text.split(",") if s.strip()]
 
 
-def tensor_of(b):
-    values = torch.tensor(b["f32_bits"], dtype=torch.int64).to(torch.int32)  # u32 -> i32 bits
-    return values.view(torch.float32).reshape(b["shape"])
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="where to torch.save the state dict (.pt)")
@@ -181,7 +175,7 @@ def main():
     if args.channels % (2 ** len(args.upsample_rates)) != 0:
         sys.exit(f"hifigan_block.py: --channels {args.channels} must be divisible by 2**{len(args.upsample_rates)}")
 
-    torch.set_num_threads(1)
+    pin_threads()
     torch.manual_seed(args.seed)
     model = Generator(config)
     with torch.no_grad():
@@ -198,9 +192,7 @@ def main():
         y = model(x)
     torch.save(model.state_dict(), args.out)
     result = {
-        "torch": torch.__version__,
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(),
+        **machine(),
         "seed": args.seed,
         "config": config,
         "state_dict_keys": list(model.state_dict().keys()),
@@ -213,11 +205,7 @@ def main():
         with torch.no_grad():
             result["removed_output"] = bits(removed(x))
         result["removed_state_dict_keys"] = list(removed.state_dict().keys())
-    tmp = args.io + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, separators=(",", ":"))
-        f.write("\n")
-    os.replace(tmp, args.io)
+    write_json(args.io, result)
     print(f"hifigan_block.py: {sum(p.numel() for p in model.parameters())} parameters, "
           f"input {list(x.shape)} -> output {list(y.shape)}, wrote {args.out} and {args.io}", file=sys.stderr)
 

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
 
@@ -30,9 +29,8 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from seed_loop import bits  # noqa: E402  (the one bits() of the house: u32 patterns, row-major)
+from norm_helpers import THREADS, bits, dumps, pin_threads, state_dict_bits, write_atomic  # noqa: E402
 
-THREADS = 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 CONV_DIMS = {
@@ -325,8 +323,7 @@ def error_record(name, e):
 
 def record(layer, out, loss):
     tensors = {"out": bits(out), "loss": bits(loss)}
-    for k, v in layer.state_dict().items():
-        tensors[k] = bits(v)
+    tensors.update(state_dict_bits(layer.state_dict()))
     for k, p in layer.named_parameters():
         if p.grad is not None:
             tensors["grad." + k] = bits(p.grad)
@@ -368,7 +365,7 @@ def run_case(case):
 
 
 def run_spec(cases, progress=None):
-    torch.set_num_threads(THREADS)
+    pin_threads(THREADS)
     results = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation notices etc. would interleave with progress
@@ -385,26 +382,6 @@ def run_spec(cases, progress=None):
                     what = f"error at {err[0]}: {error_type(err[1])}: {first_line}"
                 print(f"[{i + 1}/{len(cases)}] {case['name']}: {what} ({ms:.1f} ms)", file=progress, flush=True)
     return {"torch": str(torch.__version__), "cases": results}
-
-
-def dumps(obj):
-    return json.dumps(obj, separators=(",", ":")) + "\n"
-
-
-def write_atomic(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would have made
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main(argv=None):

@@ -9,21 +9,18 @@ programs, `torch.manual_seed(seed); random.seed(seed)` first, 1 intra-op thread,
 """
 import argparse
 import json
+import os
 import random
 import sys
-import warnings
 
 import torch
 import torch.nn as nn
 import torch.optim as optim
 
-warnings.filterwarnings("ignore", category=FutureWarning)  # weight_norm is deprecated upstream
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from norm_helpers import bits, pin_threads, print_json, quiet_warnings  # noqa: E402
 
-
-def bits(t):
-    t = t.detach().contiguous().cpu()
-    assert t.dtype == torch.float32
-    return {"shape": list(t.shape), "f32_bits": [b & 0xFFFFFFFF for b in t.view(torch.int32).reshape(-1).tolist()]}
+quiet_warnings(FutureWarning)  # weight_norm is deprecated upstream
 
 
 def snapshot(label, layer):
@@ -33,7 +30,7 @@ def snapshot(label, layer):
 
 
 def run(example, seed, steps):
-    torch.set_num_threads(1)
+    pin_threads()
     torch.manual_seed(seed)
     random.seed(seed)
     linear_layer = nn.Linear(2, 3)
@@ -85,7 +82,7 @@ def main():
     else:
         runs = [(args.example, args.seed, args.steps)]
     for example, seed, steps in runs:
-        print(json.dumps(run(example, seed, steps), separators=(",", ":")), flush=True)
+        print_json(run(example, seed, steps))
 
 
 if __name__ == "__main__":

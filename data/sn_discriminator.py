@@ -36,7 +36,7 @@ betas=(0.5, 0.999))`, then `steps` times, in training mode:
 `{"torch", "cpu_capability", "threads", "seed", "steps", "batch", "losses": [BITS per
 step], "state_dict_keys": [...], "state_dict": {key: BITS}, "eval_input": BITS,
 "eval_output": BITS}` where BITS is `{"shape": [int], "f32_bits": [u32, row-major]}`
-(data/seed_loop.py's `bits`); `--save` also `torch.save`s the trained state dict.
+(data/norm_helpers.py's `bits`); `--save` also `torch.save`s the trained state dict.
 
 `eval`: builds the model, loads `torch.load(checkpoint, weights_only=True)` with
 `load_state_dict(strict=True)`, puts it in eval mode and prints to stdout
@@ -47,7 +47,6 @@ import argparse
 import json
 import os
 import sys
-import warnings
 
 import torch
 import torch.nn as nn
@@ -55,9 +54,18 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrizations, spectral_norm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from seed_loop import bits  # noqa: E402  (the one bits() of data/)
+from norm_helpers import (  # noqa: E402
+    bits,
+    machine,
+    pin_threads,
+    print_json,
+    quiet_warnings,
+    state_dict_bits,
+    tensor_of,
+    write_json,
+)
 
-warnings.filterwarnings("ignore")
+quiet_warnings()
 LRELU_SLOPE = 0.2
 IMAGE = (1, 16, 16)
 
@@ -82,11 +90,6 @@ def hinge_loss(d_real, d_fake):
     return F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
 
 
-def tensor_of(b):
-    values = torch.tensor(b["f32_bits"], dtype=torch.int64).to(torch.int32)  # u32 -> i32 bits
-    return values.view(torch.float32).reshape(b["shape"])
-
-
 def train(args):
     torch.manual_seed(args.seed)
     model = Discriminator()
@@ -108,25 +111,19 @@ def train(args):
         y = model(x)
     sd = model.state_dict()
     result = {
-        "torch": torch.__version__,
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(),
+        **machine(),
         "seed": args.seed,
         "steps": args.steps,
         "batch": args.batch,
         "losses": losses,
         "state_dict_keys": list(sd.keys()),
-        "state_dict": {k: bits(v) for k, v in sd.items()},
+        "state_dict": state_dict_bits(sd),
         "eval_input": bits(x),
         "eval_output": bits(y),
     }
     if args.save:
         torch.save(sd, args.save)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, separators=(",", ":"))
-        f.write("\n")
-    os.replace(tmp, args.out)
+    write_json(args.out, result)
 
 
 def evaluate(args):
@@ -140,7 +137,7 @@ def evaluate(args):
     with torch.no_grad():
         y = model(x)
     out = {"type": type(sd).__name__, "keys": list(sd.keys()), "output": bits(y)}
-    print(json.dumps(out, separators=(",", ":")))
+    print_json(out)
 
 
 def main():
@@ -156,7 +153,7 @@ def main():
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--input", required=True)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    pin_threads()
     if args.command == "train":
         train(args)
     else:

@@ -14,24 +14,21 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use norm_bench::seed_loop::{Example, SeedModel};
-use norm_tch::backend::{available_devices, synchronize};
+use norm_tch::backend::synchronize;
 use norm_tch::layers::{linear, spectral_norm, LinearConfig, SpectralNormOptions};
 use norm_tch::norm_core::optim::AdamConfig;
 use norm_tch::norm_core::random::PyRandom;
 use norm_tch::optim::Adam;
+use norm_test_support::{bench_devices, one_thread};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 /// Size of the square weight.
 const SIZE: i64 = 256;
 
-fn devices() -> impl Iterator<Item = (Device, &'static str)> {
-    available_devices().into_iter().map(|d| (d, if d == Device::Cpu { "cpu" } else { "cuda" }))
-}
-
 fn adam(c: &mut Criterion) {
-    norm_tch::backend::set_num_threads(1).expect("one thread");
-    for (device, name) in devices() {
+    one_thread();
+    for (device, name) in bench_devices() {
         let mut group = c.benchmark_group(format!("adam_{name}"));
 
         tch::manual_seed(0);

@@ -14,23 +14,20 @@
 //! with PyTorch eager.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use norm_tch::backend::{available_devices, synchronize};
+use norm_tch::backend::synchronize;
 use norm_tch::layers::{linear, spectral_norm, LinearConfig, SpectralNormOptions};
 use norm_tch::norm_core::spectral_norm::parametrizations::{weight_to_matrix, SpectralNormState};
 use norm_tch::TchBackend;
+use norm_test_support::{bench_devices, one_thread};
 use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// Size of the square weight.
 const SIZE: i64 = 256;
 
-fn devices() -> impl Iterator<Item = (Device, &'static str)> {
-    available_devices().into_iter().map(|d| (d, if d == Device::Cpu { "cpu" } else { "cuda" }))
-}
-
 fn spectral_norm_256(c: &mut Criterion) {
-    norm_tch::backend::set_num_threads(1).expect("one thread");
-    for (device, name) in devices() {
+    one_thread();
+    for (device, name) in bench_devices() {
         tch::manual_seed(0);
         let vs = VarStore::new(device);
         let layer = linear(&vs.root(), SIZE, SIZE, LinearConfig::default()).expect("nn.Linear(256, 256)");

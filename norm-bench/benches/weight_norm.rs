@@ -19,6 +19,7 @@ use norm_tch::layers::{linear, weight_norm, LinearConfig};
 use norm_tch::norm_core::weight_norm::{compute_weight, WeightNormDim};
 use norm_tch::norm_core::AutodiffBackend;
 use norm_tch::{weight_norm_out, TchBackend};
+use norm_test_support::one_thread;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -26,7 +27,7 @@ use tch::{Device, Kind, Tensor};
 const SIZE: i64 = 256;
 
 fn weight_norm_256(c: &mut Criterion) {
-    norm_tch::backend::set_num_threads(1).expect("one thread");
+    one_thread();
     for device in available_devices() {
         let suffix = if device == Device::Cpu { "" } else { "_cuda" };
         tch::manual_seed(0);
@@ -66,7 +67,7 @@ fn weight_norm_256(c: &mut Criterion) {
 const OUT_SIZES: [i64; 2] = [1024, 4096];
 
 fn weight_norm_out_cpu(c: &mut Criterion) {
-    norm_tch::backend::set_num_threads(1).expect("one thread");
+    one_thread();
     let dim = WeightNormDim::new(Some(0));
     for n in OUT_SIZES {
         // As the report's weight_norm_forward: v = randn(n, n), g = norm_except_dim(v, 2, 0), no grad.

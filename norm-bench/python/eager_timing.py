@@ -8,9 +8,10 @@ Reads JSON requests from stdin (one per line, or one document spread over lines)
 prints ONE JSON line per request to stdout, with the request's "kind":
 
 - {"kind":"env","threads":N} -> torch/Python versions, CPU capability, CUDA device, ...
-- {"kind":"time","threads":N,"sampling":{...},"case":{...}}
+- {"kind":"time","threads":N,"sampling":{...},"case":{...},"pytorch_op":NAME}
   -> {"kind":"time","case":{...},"threads":N,"warmup":W,"iterations_per_sample":B,"samples_ns":[...]}
-  (each sample: B iterations back to back, their total ns / B rounded half up)
+  (each sample: B iterations back to back, their total ns / B rounded half up), timed
+  by the function op_<NAME> below ("pytorch_op" defaults to the case's op)
 - {"kind":"sigma","threads":N,"matrix":"random"|"ill_conditioned","rows":R,"cols":C,"seed":S,"spectrum":[...]|null,"iterations":[k,...]}
   -> {"kind":"sigma",...,"sigma":[...]}: the hook API's σ = dot(u, W v) after k iterations from fresh u, v
 - {"kind":"loss","threads":N,"run":"seed_weight_norm"|"spectral_norm_linear64","steps":K} -> {"kind":"loss",...,"losses":[...]}
@@ -20,7 +21,14 @@ An answer carries "error": "Type: message" instead of its result when PyTorch ra
 Progress (unless --quiet) and warnings go to stderr; nothing else is written to stdout.
 It exits at the end of stdin; if torch cannot be imported it says so on stderr and exits 3.
 
-The programs mirror norm-bench/src/report/cases.rs and convergence.rs op for op; the
+This script keeps no list of ops. The Rust side's table of ops
+(norm-bench/src/report/ops.rs) says, per op, which program times its PyTorch side and
+sends that name as the request's "pytorch_op" (weight_norm_forward_out shares
+weight_norm_forward's program, seed_loop_step_cpp shares seed_loop_step's); the program
+is the function named op_<that name> here. A new op is a row there, its Rust body in
+norm-bench/src/report/rust_side.rs, and an op_<name> function here.
+
+The programs mirror norm-bench/src/report/rust_side.rs and convergence.rs op for op; the
 sampling rule mirrors norm-bench/src/report/sampling.rs. docs/reports.md describes both.
 """
 import argparse
@@ -158,18 +166,14 @@ def weight_norm_leaves(case, requires_grad):
 
 
 def op_weight_norm_forward(case, sampling):
+    """Also the PyTorch side of weight_norm_forward_out: Rust writes into a reused output
+    (norm_tch::weight_norm_out); PyTorch has no out= variant of _weight_norm."""
     v, g = weight_norm_leaves(case, False)
 
     def body():
         torch._weight_norm(v, g, 0)
 
     return time_iterations(sampling, v.device, body)
-
-
-def op_weight_norm_forward_out(case, sampling):
-    """Rust writes into a reused output (norm_tch::weight_norm_out); PyTorch has no out=
-    variant of _weight_norm, so this side is exactly op_weight_norm_forward's body."""
-    return op_weight_norm_forward(case, sampling)
 
 
 def op_weight_norm_forward_backward(case, sampling):
@@ -272,19 +276,14 @@ def op_seed_loop_step(case, sampling):
     return time_iterations(sampling, torch.device("cpu"), body)
 
 
-OPS = {
-    "copy": op_copy,
-    "weight_norm_forward": op_weight_norm_forward,
-    "weight_norm_forward_out": op_weight_norm_forward_out,
-    "weight_norm_forward_backward": op_weight_norm_forward_backward,
-    "spectral_norm_forward_train": op_spectral_norm_forward_train,
-    "spectral_norm_forward_eval": op_spectral_norm_forward_eval,
-    "spectral_norm_forward_backward": op_spectral_norm_forward_backward,
-    "power_iteration": op_power_iteration,
-    "spectral_norm_train_step": op_spectral_norm_train_step,
-    "seed_loop_step": op_seed_loop_step,
-    "seed_loop_step_cpp": op_seed_loop_step,
-}
+def timed_program(name):
+    """The function op_<name> that times a case's PyTorch side (name: the request's "pytorch_op")."""
+    program = globals().get(f"op_{name}")
+    if not callable(program):
+        programs = (key for key, value in globals().items() if key.startswith("op_") and callable(value))
+        known = ", ".join(sorted(key[len("op_"):] for key in programs))
+        raise ValueError(f"no PyTorch program for op {name!r} (known: {known})")
+    return program
 
 
 def make_matrix(matrix, rows, cols, seed, spectrum):
@@ -401,11 +400,10 @@ def answer_for(request, quiet):
     elif kind == "time":
         case = request["case"]
         answer.update(case=case, threads=torch.get_num_threads())
-        if case["op"] not in OPS:
-            raise ValueError(f"unknown op {case['op']!r} (known: {', '.join(OPS)})")
+        program = timed_program(request.get("pytorch_op", case["op"]))
         torch.manual_seed(CASE_SEED)
         random.seed(CASE_SEED)
-        warmup, batch, nanos = OPS[case["op"]](case, request["sampling"])
+        warmup, batch, nanos = program(case, request["sampling"])
         answer.update(warmup=warmup, iterations_per_sample=batch, samples_ns=nanos)
         if not quiet:
             log(f"{case['op']} {case['rows']}x{case['cols']} {case['dtype']} {case['device']}: median {sorted(nanos)[len(nanos) // 2] / 1000:.1f} us")

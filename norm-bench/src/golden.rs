@@ -72,16 +72,6 @@ pub fn venv_python_for_tests() -> Result<Option<PathBuf>> {
     }
 }
 
-/// A seed for randomized parity tests: `NORM_PARITY_SEED` if set (to replay a failure),
-/// else drawn from the clock. Tests print it.
-pub fn parity_test_seed() -> Result<u64> {
-    if let Ok(text) = std::env::var("NORM_PARITY_SEED") {
-        return text.parse().with_context(|| format!("NORM_PARITY_SEED must be an unsigned integer, got {text}"));
-    }
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
-    Ok(nanos.wrapping_mul(6_364_136_223_846_793_005) >> 1)
-}
-
 impl Golden {
     /// Reads `data/golden/manifest.json` and checks it against this machine.
     pub fn open() -> Result<GoldenStatus> {

@@ -20,12 +20,12 @@
 //! Without `.venv/bin/python` the test prints `SKIPPED` and passes, unless
 //! `NORM_REQUIRE_PYTORCH=1` makes that a failure.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
+use norm_test_support::{python_or_skip, repo_root, scratch_dir};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const SOURCES: [(&str, [&str; 3]); 7] = [
     ("folded", ["folded"; 3]),
@@ -41,27 +41,9 @@ fn norm_bench(args: &[&str]) -> Result<Output> {
     Command::new(env!("CARGO_BIN_EXE_norm-bench")).args(args).output().context("running norm-bench")
 }
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../norm-tch/tests/checkpoint.py")
-}
-
+/// Runs norm-tch's `tests/checkpoint.py` with the venv's python; its stdout.
 fn run_python(python: &Path, args: &[&str], stdin: Option<&Value>) -> Result<Vec<u8>> {
-    let mut child = Command::new(python)
-        .arg(script())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("running {}", python.display()))?;
-    let mut input = child.stdin.take().context("python stdin")?;
-    if let Some(v) = stdin {
-        input.write_all(serde_json::to_string(v)?.as_bytes())?;
-    }
-    drop(input);
-    let out = child.wait_with_output()?;
-    ensure!(out.status.success(), "checkpoint.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(out.stdout)
+    norm_test_support::run_python(python, &repo_root().join("norm-tch/tests/checkpoint.py"), args, stdin)
 }
 
 /// The scheme a layer of scheme `s` has after `--to target`.
@@ -94,19 +76,8 @@ fn expected_bits(v: &Value) -> Result<Vec<u32>> {
 
 #[test]
 fn converted_checkpoints_load_in_pytorch_strict_with_the_same_outputs() -> Result<()> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    if !python.exists() {
-        if std::env::var("NORM_REQUIRE_PYTORCH").as_deref() == Ok("1") {
-            bail!("NORM_REQUIRE_PYTORCH=1 but the repo has no .venv/bin/python (run `make setup`)");
-        }
-        eprintln!("SKIPPED: no .venv/bin/python; run `make setup` to check norm-bench convert against live PyTorch");
-        return Ok(());
-    }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("convert-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::create_dir_all(&dir)?;
+    let Some(python) = python_or_skip("check norm-bench convert against live PyTorch")? else { return Ok(()) };
+    let dir = scratch_dir!("convert")?;
     run_python(&python, &["make", dir.to_str().context("utf-8 dir")?], None)?;
     let expected: Value = serde_json::from_slice(&std::fs::read(dir.join("expected.json"))?)?;
 
@@ -201,19 +172,8 @@ fn converted_checkpoints_load_in_pytorch_strict_with_the_same_outputs() -> Resul
 
 #[test]
 fn undecidable_dims_need_a_flag_and_then_match_pytorch() -> Result<()> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    if !python.exists() {
-        if std::env::var("NORM_REQUIRE_PYTORCH").as_deref() == Ok("1") {
-            bail!("NORM_REQUIRE_PYTORCH=1 but the repo has no .venv/bin/python (run `make setup`)");
-        }
-        eprintln!("SKIPPED: no .venv/bin/python; run `make setup` to check norm-bench convert against live PyTorch");
-        return Ok(());
-    }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("convert-dims-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::create_dir_all(&dir)?;
+    let Some(python) = python_or_skip("check norm-bench convert against live PyTorch")? else { return Ok(()) };
+    let dir = scratch_dir!("convert-dims")?;
     run_python(&python, &["make", dir.to_str().context("utf-8 dir")?], None)?;
     let expected: Value = serde_json::from_slice(&std::fs::read(dir.join("expected.json"))?)?;
     let path = |name: &str| dir.join(name).to_str().map(str::to_string).context("utf-8");

@@ -8,6 +8,7 @@ use norm_bench::seed_loop::{self, Example};
 use norm_bench::snapshot::{Snapshot, TensorBits};
 use norm_core::weight_norm::{compute_weight, initial_g, WeightNormDim};
 use norm_tch::TchBackend;
+use norm_test_support::{ensure_f32_bits_eq, var_names};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -29,16 +30,10 @@ struct SeedLoopFile {
     snapshots: Vec<Snapshot>,
 }
 
+/// `got` against PyTorch's `expected`: the same shape and the same bits.
 fn assert_bits_equal(what: &str, got: &TensorBits, expected: &TensorBits) -> Result<()> {
     ensure!(got.shape == expected.shape, "{what}: shape {:?}, PyTorch has {:?}", got.shape, expected.shape);
-    ensure!(
-        got == expected,
-        "{what}: bits differ from PyTorch (max {} ULP)\n  rust:    {:?}\n  pytorch: {:?}",
-        got.max_ulp(expected).unwrap_or(u64::MAX),
-        got.values(),
-        expected.values()
-    );
-    Ok(())
+    ensure_f32_bits_eq(&format!("{what}: bits differ from PyTorch"), &got.f32_bits, &expected.f32_bits)
 }
 
 #[test]
@@ -152,8 +147,7 @@ fn linear_init_draws_like_pytorch() -> Result<()> {
             (None, None) => {}
             _ => anyhow::bail!("{what}: bias presence differs"),
         }
-        let mut names: Vec<String> = vs.variables().into_keys().collect();
-        names.sort();
+        let names = var_names(&vs);
         let expected: Vec<&str> = if case.bias { vec!["fc.bias", "fc.weight"] } else { vec!["fc.weight"] };
         ensure!(names == expected, "{what}: VarStore names {names:?}");
     }

@@ -7,12 +7,10 @@
 //! `make test`) makes that a failure.
 
 use anyhow::{ensure, Context, Result};
-use norm_bench::golden::{parity_test_seed, repo_root, venv_python_for_tests};
 use norm_bench::seed_loop::{self, Example};
 use norm_bench::snapshot::Snapshot;
+use norm_test_support::{parity_test_seed, python_or_skip, repo_root, run_python};
 use serde::Deserialize;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 #[derive(Deserialize)]
 struct PyRun {
@@ -24,7 +22,7 @@ struct PyRun {
 
 #[test]
 fn seed_loop_matches_live_pytorch() -> Result<()> {
-    let Some(python) = venv_python_for_tests()? else { return Ok(()) };
+    let Some(python) = python_or_skip("compare the seed loop against live PyTorch")? else { return Ok(()) };
     let random_seed = parity_test_seed()?;
     eprintln!("live parity: clock seed {random_seed} (replay with NORM_PARITY_SEED={random_seed})");
     let runs: Vec<(Example, u64, u64)> = vec![
@@ -36,17 +34,9 @@ fn seed_loop_matches_live_pytorch() -> Result<()> {
         (Example::SeedSpectral, u64::MAX >> 1, 3),
     ];
     let batch: Vec<(&str, u64, u64)> = runs.iter().map(|&(e, s, k)| (e.name(), s, k)).collect();
-    let mut child = Command::new(&python)
-        .arg(repo_root().join("data/seed_loop.py"))
-        .arg("--batch")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", python.display()))?;
-    child.stdin.take().expect("piped stdin").write_all(serde_json::to_string(&batch)?.as_bytes())?;
-    let output = child.wait_with_output()?;
-    ensure!(output.status.success(), "data/seed_loop.py failed: {}", output.status);
-    let lines: Vec<&str> = std::str::from_utf8(&output.stdout)?.lines().collect();
+    let stdout =
+        run_python(&python, &repo_root().join("data/seed_loop.py"), &["--batch"], Some(&serde_json::json!(batch)))?;
+    let lines: Vec<&str> = std::str::from_utf8(&stdout)?.lines().collect();
     ensure!(lines.len() == runs.len(), "expected {} JSON lines from PyTorch, got {}", runs.len(), lines.len());
     for (&(example, seed, steps), line) in runs.iter().zip(lines) {
         let expected: PyRun = serde_json::from_str(line)?;

@@ -2,9 +2,10 @@
 //! and specs nobody has seen — random cases drawn from a clock seed — against live PyTorch.
 
 use anyhow::{bail, ensure, Context, Result};
-use norm_bench::golden::{parity_test_seed, repo_root, venv_python_for_tests, Golden, GoldenStatus};
+use norm_bench::golden::{Golden, GoldenStatus};
 use norm_bench::parity::{compare, run, spec};
 use norm_core::random::PyRandom;
+use norm_test_support::{parity_test_seed, python_or_skip, repo_root, scratch_dir};
 use serde_json::{json, Value};
 
 fn assert_all_equal(rows: &[compare::Row]) -> Result<()> {
@@ -113,17 +114,18 @@ fn random_case(rng: &mut PyRandom, index: usize) -> Value {
 
 #[test]
 fn random_specs_match_live_pytorch() -> Result<()> {
-    let Some(python) = venv_python_for_tests()? else { return Ok(()) };
+    let Some(python) = python_or_skip("compare random parity specs against live PyTorch")? else { return Ok(()) };
     let seed = parity_test_seed()?;
     eprintln!("random parity spec from seed {seed} (replay with NORM_PARITY_SEED={seed})");
     let mut rng = PyRandom::new(seed);
     let cases: Vec<Value> = (0..40).map(|i| random_case(&mut rng, i)).collect();
     let spec_text = serde_json::to_string_pretty(&json!({"cases": cases}))?;
-    let spec_path = std::env::temp_dir().join(format!("norm-random-spec-{}-{seed}.json", std::process::id()));
+    let dir = scratch_dir!("parity-random-spec")?;
+    let spec_path = dir.join(format!("spec-{seed}.json"));
     std::fs::write(&spec_path, &spec_text)?;
     let spec = spec::parse_spec(&spec_text)?;
     let theirs = norm_bench::parity::run_pytorch(&python, &spec_path);
-    let _ = std::fs::remove_file(&spec_path);
+    let _ = std::fs::remove_dir_all(&dir);
     let theirs = theirs?;
     let ours = run::run_spec(&spec, |_, _| {})?;
     let rows = compare::compare(&ours, &theirs);
@@ -174,8 +176,7 @@ fn malformed_specs_name_the_case_and_field() {
 #[test]
 fn cli_exit_codes() -> Result<()> {
     let bin = env!("CARGO_BIN_EXE_norm-bench");
-    let dir = std::env::temp_dir().join(format!("norm-parity-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = scratch_dir!("parity-cli")?;
     let bad = dir.join("bad.json");
     std::fs::write(&bad, r#"{"cases": [{"name": "x", "seed": 0.5}]}"#)?;
     let out = std::process::Command::new(bin).args(["parity", "--spec"]).arg(&bad).arg("--json").output()?;

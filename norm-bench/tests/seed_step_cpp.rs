@@ -6,15 +6,12 @@
 use norm_bench::seed_loop::{Example, SeedModel};
 use norm_bench::seed_loop_cpp::SeedStepCpp;
 use norm_core::random::PyRandom;
+use norm_test_support::{f32_bits as bits, one_thread};
 use tch::{Device, Kind, Tensor};
-
-fn bits(t: &Tensor) -> Vec<u32> {
-    Vec::<f32>::try_from(t.detach().flatten(0, -1)).unwrap().into_iter().map(f32::to_bits).collect()
-}
 
 #[test]
 fn the_cpp_step_equals_norms_step_bit_for_bit() {
-    norm_tch::backend::set_num_threads(1).unwrap();
+    one_thread();
     let _generator = norm_tch::backend::lock_global_generator();
     for (seed, steps) in [(0u64, 1usize), (7, 40), (1234567, 300)] {
         tch::manual_seed(seed as i64);

@@ -21,13 +21,10 @@ use criterion::{BenchmarkId, Criterion};
 use norm_tch::layers::{
     conv1d, linear, spectral_norm, weight_norm, Conv1d, ConvOptions, LinearConfig, SpectralNormOptions, WeightedLayer,
 };
+use norm_test_support::{detached_copy as copy, one_thread};
 use std::time::{Duration, Instant};
 use tch::nn::{Linear, Module, VarStore};
 use tch::{Device, Kind, Tensor};
-
-fn copy(t: &Tensor) -> Tensor {
-    t.detach().copy()
-}
 
 type Variant = (&'static str, Box<dyn Fn() -> Tensor>);
 
@@ -190,7 +187,7 @@ fn table() {
 }
 
 fn main() {
-    norm_tch::backend::set_num_threads(1).unwrap();
+    one_thread();
     let _no_grad = tch::no_grad_guard();
     if std::env::var_os("NORM_BENCH_TABLE").is_some() {
         table();

@@ -33,9 +33,9 @@
 mod common;
 
 use anyhow::{bail, Context, Result};
-use common::bits::Bits;
 use common::hifigan::{seeded, Config, Generator, TorchIo};
 use norm_tch::checkpoint::{load_checkpoint, save_state_dict, LoadOptions};
+use norm_test_support::{describe_difference as describe, Bits};
 use std::path::PathBuf;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
@@ -70,20 +70,6 @@ fn parse_args() -> Result<Args> {
         bail!("--checkpoint and --io go together (both written by data/hifigan_block.py)");
     }
     Ok(args)
-}
-
-/// `what: max N ULP (k of n values differ)`, or `bit-equal`.
-fn describe(what: &str, ours: &Bits, theirs: &Bits) -> String {
-    match ours.max_ulp(theirs) {
-        None => format!("{what}: shapes differ ({:?} vs {:?})", ours.shape, theirs.shape),
-        Some(0) if ours == theirs => format!("{what}: bit-equal"),
-        Some(u) => format!(
-            "{what}: max {u} ULP, max abs diff {:.3e} ({} of {} values differ)",
-            ours.max_abs_diff(theirs),
-            ours.count_differing(theirs),
-            ours.f32_bits.len()
-        ),
-    }
 }
 
 fn main() -> Result<()> {

@@ -36,9 +36,9 @@
 mod common;
 
 use anyhow::{bail, Context, Result};
-use common::bits::Bits;
 use common::sn_discriminator::{compare, train, TorchRun};
 use norm_tch::checkpoint::save_state_dict;
+use norm_test_support::Bits;
 use serde_json::json;
 use std::path::PathBuf;
 

@@ -6,11 +6,8 @@
 use norm_core::optim::{single_tensor_update, AdamConfig, AdamUpdate};
 use norm_core::AutodiffBackend;
 use norm_tch::TchBackend;
+use norm_test_support::{f32_bits as bits, f64_bits as to_f64};
 use tch::{Device, Kind, Tensor};
-
-fn bits(t: &Tensor) -> Vec<u32> {
-    Vec::<f32>::try_from(t.flatten(0, -1)).unwrap().into_iter().map(f32::to_bits).collect()
-}
 
 #[test]
 fn fused_adam_equals_composed_adam_bit_for_bit() {
@@ -60,10 +57,6 @@ const PACK_CASES: [PackCase; 5] = [
     // 15 floats (60 bytes) and one more: the 15-element tensor alone, then the 1 alone.
     PackCase { shapes: &[&[15], &[1]], kind: Kind::Float, groups: 0 },
 ];
-
-fn to_f64(t: &Tensor) -> Vec<u64> {
-    Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap().into_iter().map(f64::to_bits).collect()
-}
 
 #[test]
 fn packed_small_parameters_update_bit_for_bit_like_one_at_a_time() {

@@ -9,14 +9,9 @@ use norm_tch::layers::{
     ParametrizedSpectralNorm, ParametrizedWeightNorm, SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer,
 };
 use norm_tch::optim::Adam;
+use norm_test_support::seeded;
 use tch::nn::{Linear, Module, ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
-
-fn seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
-    let _g = norm_tch::backend::lock_global_generator();
-    tch::manual_seed(seed);
-    f()
-}
 
 fn randn(shape: &[i64]) -> Tensor {
     Tensor::randn(shape, (Kind::Float, Device::Cpu))

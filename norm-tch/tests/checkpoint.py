@@ -45,15 +45,17 @@ import copy
 import json
 import os
 import sys
-import warnings
 from collections import OrderedDict
 
 import torch
 import torch.nn as nn
 from torch.nn.utils import parametrizations
 
-warnings.filterwarnings("ignore")
-torch.set_num_threads(1)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data"))
+import norm_helpers  # noqa: E402
+
+norm_helpers.quiet_warnings()
+norm_helpers.pin_threads()
 
 SEED = 1234
 LAYERS = [0, 1, 3]
@@ -69,8 +71,8 @@ SOURCES = {
 
 
 def bits(t):
-    t = t.detach().contiguous().to(torch.float32)
-    return {"shape": list(t.shape), "bits": [b & 0xFFFFFFFF for b in t.reshape(-1).view(torch.int32).tolist()]}
+    """`{"shape", "bits"}`: the key tests/checkpoint.rs and norm-bench's tests/convert.rs read."""
+    return norm_helpers.bits(t, key="bits")
 
 
 def base_model():
@@ -234,7 +236,7 @@ def entry(t):
 def check(request):
     torch.manual_seed(0)
     base = base_model()
-    x = torch.tensor(request["input"]["bits"], dtype=torch.int64).to(torch.int32).view(torch.float32).reshape(request["input"]["shape"]) if "input" in request else None
+    x = norm_helpers.tensor_of(request["input"], key="bits") if "input" in request else None
     results = []
     for item in request["items"]:
         path = item["path"]

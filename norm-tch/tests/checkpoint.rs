@@ -39,12 +39,11 @@ use norm_tch::layers::{
     ConvTranspose1d, ConvTransposeOptions, LinearConfig, ParametrizedSpectralNorm, ParametrizedWeightNorm,
     SpectralNorm, SpectralNormOptions, WeightNorm, WeightedLayer,
 };
+use norm_test_support::{f32_bits, tensor_from_f32_bits};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use support::{fresh_dir, python_or_skip};
 use tch::nn::{Linear, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -72,14 +71,11 @@ fn script() -> PathBuf {
 }
 
 fn bits_of(t: &Tensor) -> Result<Bits> {
-    let t = t.f_detach()?.f_to_kind(Kind::Float)?.f_contiguous()?;
-    let values = Vec::<f32>::try_from(&t.f_reshape([-1])?)?;
-    Ok(Bits { shape: t.size(), bits: values.iter().map(|v| v.to_bits()).collect() })
+    Ok(Bits { shape: t.size(), bits: f32_bits(t) })
 }
 
 fn tensor_of(b: &Bits) -> Result<Tensor> {
-    let values: Vec<f32> = b.bits.iter().map(|&u| f32::from_bits(u)).collect();
-    Ok(Tensor::f_from_slice(&values)?.f_reshape(b.shape.as_slice())?)
+    tensor_from_f32_bits(&b.shape, &b.bits)
 }
 
 /// A weighted layer under one scheme.
@@ -181,22 +177,7 @@ impl Model {
 }
 
 fn run_python(python: &Path, args: &[&str], stdin: Option<&Value>) -> Result<Vec<u8>> {
-    let mut child = Command::new(python)
-        .arg(script())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("running {}", python.display()))?;
-    let mut input = child.stdin.take().context("python stdin")?;
-    if let Some(v) = stdin {
-        input.write_all(serde_json::to_string(v)?.as_bytes())?;
-    }
-    drop(input);
-    let out = child.wait_with_output()?;
-    ensure!(out.status.success(), "checkpoint.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(out.stdout)
+    norm_test_support::run_python(python, &script(), args, stdin)
 }
 
 /// What loading checkpoint `source` into a model of `target` must give: the key of

@@ -29,13 +29,12 @@ mod common;
 mod support;
 
 use anyhow::{bail, ensure, Context, Result};
-use common::bits::Bits;
 use common::hifigan::{seeded, Config, Generator, TorchIo};
 use common::sn_discriminator::{compare, train, Discriminator, TorchRun};
 use norm_tch::checkpoint::{load_checkpoint, save_state_dict, state_dict, LoadOptions, StateDict};
+use norm_test_support::Bits;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 use support::{fresh_dir, python_or_skip, repo};
 use tch::nn::VarStore;
 use tch::Device;
@@ -50,13 +49,7 @@ const UNFOLD_MAX_ABS: f64 = 1e-6;
 
 /// Runs `data/<script>` with the venv's python; its stdout.
 fn run_python(python: &Path, script: &str, args: &[&str]) -> Result<Vec<u8>> {
-    let out = Command::new(python)
-        .arg(repo().join("data").join(script))
-        .args(args)
-        .output()
-        .with_context(|| format!("running {}", python.display()))?;
-    ensure!(out.status.success(), "{script} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(out.stdout)
+    norm_test_support::run_python(python, &repo().join("data").join(script), args, None)
 }
 
 fn path_str(p: &Path) -> Result<&str> {

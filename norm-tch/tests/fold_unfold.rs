@@ -11,14 +11,9 @@ use norm_tch::layers::{
     WeightedLayer,
 };
 use norm_tch::optim::Adam;
+use norm_test_support::{detached_copy as copy, max_ulps, seeded, var_names as names};
 use tch::nn::{Linear, Module, ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
-
-fn names(vs: &VarStore) -> Vec<String> {
-    let mut names: Vec<String> = vs.variables().into_keys().collect();
-    names.sort();
-    names
-}
 
 fn trainable_names(vs: &VarStore) -> Vec<String> {
     let vars = vs.variables();
@@ -31,34 +26,8 @@ fn trainable_names(vs: &VarStore) -> Vec<String> {
     out
 }
 
-fn seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
-    let _g = norm_tch::backend::lock_global_generator();
-    tch::manual_seed(seed);
-    f()
-}
-
-fn copy(t: &Tensor) -> Tensor {
-    t.detach().copy()
-}
-
 fn same_storage(a: &Tensor, b: &Tensor) -> bool {
     a.data_ptr() == b.data_ptr() && a.size() == b.size()
-}
-
-/// Largest distance in units in the last place between two f32 tensors of one shape.
-fn max_ulps(a: &Tensor, b: &Tensor) -> i64 {
-    assert_eq!(a.size(), b.size());
-    let a = Vec::<f32>::try_from(a.detach().flatten(0, -1)).unwrap();
-    let b = Vec::<f32>::try_from(b.detach().flatten(0, -1)).unwrap();
-    let ordered = |x: f32| {
-        let i = x.to_bits() as i32 as i64;
-        if i < 0 {
-            i64::from(i32::MIN) - i
-        } else {
-            i
-        }
-    };
-    a.iter().zip(&b).map(|(x, y)| (ordered(*x) - ordered(*y)).abs()).max().unwrap_or(0)
 }
 
 fn mse(out: &Tensor, target: &Tensor) -> Tensor {

@@ -10,28 +10,26 @@ Reads a JSON list of cases on stdin, prints one JSON list of results on stdout. 
 unsigned 32-bit integers of the float32 values, row-major.
 """
 import json
+import os
 import sys
-import warnings
 
 import torch
 import torch.nn as nn
 
-warnings.filterwarnings("ignore")  # kaiming_uniform_ on zero-element tensors etc.
-torch.set_num_threads(1)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data"))
+import norm_helpers  # noqa: E402
+from norm_helpers import from_bits  # noqa: E402
+
+norm_helpers.quiet_warnings()  # kaiming_uniform_ on zero-element tensors etc.
+norm_helpers.pin_threads()
 
 CONV = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}
 CONV_T = {"conv_transpose1d": nn.ConvTranspose1d, "conv_transpose2d": nn.ConvTranspose2d, "conv_transpose3d": nn.ConvTranspose3d}
 
 
 def bits(t):
-    t = t.detach().contiguous()
-    flat = t.reshape(-1).view(torch.int32).tolist()
-    return {"shape": list(t.shape), "bits": [b & 0xFFFFFFFF for b in flat]}
-
-
-def from_bits(shape, values):
-    signed = [b - (1 << 32) if b >= (1 << 31) else b for b in values]
-    return torch.tensor(signed, dtype=torch.int32).view(torch.float32).reshape(shape)
+    """`{"shape", "bits"}`: the key tests/layer_init.rs reads."""
+    return norm_helpers.bits(t, key="bits")
 
 
 def build(c):

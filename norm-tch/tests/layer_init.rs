@@ -22,10 +22,9 @@ use norm_tch::layers::{
     ConvTranspose, ConvTransposeOptions, Embedding, EmbeddingOptions, WeightedLayer,
 };
 use norm_tch::var_store::path_at;
+use norm_test_support::{run_python_json, Bits};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use support::python_or_skip;
 use tch::nn::{Module, PaddingMode, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -389,12 +388,6 @@ fn seed_for(i: usize) -> u64 {
 }
 
 #[derive(Deserialize)]
-struct Bits {
-    shape: Vec<i64>,
-    bits: Vec<u32>,
-}
-
-#[derive(Deserialize)]
 struct PyResult {
     /// Absent when construction failed.
     weight: Option<Bits>,
@@ -413,42 +406,14 @@ struct PyOutput {
     results: Vec<PyResult>,
 }
 
-fn bits_of(t: &Tensor) -> Result<Bits> {
-    let flat = t.f_detach()?.f_contiguous()?.f_reshape([-1])?;
-    Ok(Bits { shape: t.size(), bits: Vec::<f32>::try_from(&flat)?.into_iter().map(f32::to_bits).collect() })
-}
-
+/// `got`'s bits against PyTorch's (`{"shape", "bits"}` from layer_init.py), bit for bit.
 fn compare(what: &str, got: &Tensor, expected: &Bits) -> Result<()> {
-    let got = bits_of(got)?;
-    ensure!(got.shape == expected.shape, "{what}: shape {:?}, PyTorch {:?}", got.shape, expected.shape);
-    let diffs: Vec<usize> = (0..got.bits.len()).filter(|&i| got.bits[i] != expected.bits[i]).collect();
-    if let Some(&i) = diffs.first() {
-        bail!(
-            "{what}: {} of {} values differ; first at {i}: {} ({:#010x}) vs PyTorch {} ({:#010x})",
-            diffs.len(),
-            got.bits.len(),
-            f32::from_bits(got.bits[i]),
-            got.bits[i],
-            f32::from_bits(expected.bits[i]),
-            expected.bits[i]
-        );
-    }
-    Ok(())
+    Bits::of(got)?.ensure_eq(what, expected)
 }
 
 fn run_pytorch(python: &std::path::Path, cases: &Value) -> Result<PyOutput> {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/layer_init.py");
-    let mut child = Command::new(python)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("running {}", python.display()))?;
-    child.stdin.take().context("python stdin")?.write_all(serde_json::to_string(cases)?.as_bytes())?;
-    let out = child.wait_with_output()?;
-    ensure!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).context("parsing layer_init.py's output")
+    run_python_json(python, &script, &[], Some(cases))
 }
 
 #[test]

@@ -6,14 +6,9 @@ use norm_core::Error;
 use norm_tch::layers::{linear, weight_norm, LinearConfig};
 use norm_tch::optim::Adam;
 use norm_tch::var_store::path_at;
+use norm_test_support::var_names as names;
 use tch::nn::{Module, VarStore};
 use tch::{Device, Kind, Tensor};
-
-fn names(vs: &VarStore) -> Vec<String> {
-    let mut names: Vec<String> = vs.variables().into_keys().collect();
-    names.sort();
-    names
-}
 
 fn layer(vs: &VarStore, prefix: &str, i: i64, o: i64) -> tch::nn::Linear {
     let _g = norm_tch::backend::lock_global_generator();

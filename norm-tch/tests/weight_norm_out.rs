@@ -6,13 +6,10 @@ use norm_core::weight_norm::WeightNormDim;
 use norm_core::Error;
 use norm_tch::layers::{linear, weight_norm, LinearConfig};
 use norm_tch::weight_norm_out;
+// Every dtype here fits f64 exactly.
+use norm_test_support::f64_bits as bits;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
-
-fn bits(t: &Tensor) -> Vec<u64> {
-    // Every dtype here fits f64 exactly.
-    Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap().into_iter().map(f64::to_bits).collect()
-}
 
 /// `g` for weight norm along `dim` of `v`: its norms times a random scale.
 fn g_for(v: &Tensor, dim: i64) -> Tensor {

@@ -35,13 +35,13 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Reduction, Tensor};
 
 /// `torch.manual_seed` before drawing a matrix; `SIGMA_SEED + 1` before drawing `u`, `v`.
-pub const SIGMA_SEED: u64 = 0;
+pub(crate) const SIGMA_SEED: u64 = 0;
 
 /// σ₂/σ₁ of the ill-conditioned matrices.
-pub const ILL_CONDITIONED_GAP: f64 = 0.95;
+pub(crate) const ILL_CONDITIONED_GAP: f64 = 0.95;
 
 /// σ_min/σ₂ of the ill-conditioned matrices (a condition number of about 10⁶).
-pub const ILL_CONDITIONED_DECAY: f64 = 1e-6;
+pub(crate) const ILL_CONDITIONED_DECAY: f64 = 1e-6;
 
 /// `eps` of the power iteration's normalizations (PyTorch's default).
 const EPS: f64 = 1e-12;
@@ -49,7 +49,7 @@ const EPS: f64 = 1e-12;
 /// The matrices of the σ study.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MatrixKind {
+pub(crate) enum MatrixKind {
     /// `torch.randn(rows, cols)`.
     Random,
     /// `U diag(s) Vᵀ` with `U`, `V` the Q factors of `randn(rows, k)`, `randn(cols, k)`
@@ -60,10 +60,10 @@ pub enum MatrixKind {
 
 impl MatrixKind {
     /// Both kinds.
-    pub const ALL: [MatrixKind; 2] = [MatrixKind::Random, MatrixKind::IllConditioned];
+    pub(crate) const ALL: [MatrixKind; 2] = [MatrixKind::Random, MatrixKind::IllConditioned];
 
     /// The name in the CSV, the config file and the protocol.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             MatrixKind::Random => "random",
             MatrixKind::IllConditioned => "ill_conditioned",
@@ -89,7 +89,7 @@ impl FromStr for MatrixKind {
 
 /// The singular values of an ill-conditioned `k`-rank matrix: `s[0] = 1`,
 /// `s[i] = GAP · DECAY^((i - 1) / (k - 2))` for `i >= 1` (so `s[1] = GAP`, `s[k-1] = GAP · DECAY`).
-pub fn spectrum(k: usize) -> Vec<f64> {
+pub(crate) fn spectrum(k: usize) -> Vec<f64> {
     (0..k)
         .map(|i| match i {
             0 => 1.0,
@@ -100,7 +100,7 @@ pub fn spectrum(k: usize) -> Vec<f64> {
 }
 
 /// The study's float32 CPU matrix, drawn after `torch.manual_seed(SIGMA_SEED)`.
-pub fn make_matrix(kind: MatrixKind, rows: i64, cols: i64) -> Result<Tensor> {
+pub(crate) fn make_matrix(kind: MatrixKind, rows: i64, cols: i64) -> Result<Tensor> {
     tch::manual_seed(SIGMA_SEED as i64);
     Ok(match kind {
         MatrixKind::Random => Tensor::f_randn([rows, cols], (Kind::Float, Device::Cpu))?,
@@ -118,7 +118,7 @@ pub fn make_matrix(kind: MatrixKind, rows: i64, cols: i64) -> Result<Tensor> {
 
 /// The hook API's σ estimate of `w` after `k` power iterations from fresh `u`, `v`
 /// (drawn after `torch.manual_seed(SIGMA_SEED + 1)`), as an f64 of the float32 value.
-pub fn sigma_estimate(w: &Tensor, k: usize) -> Result<f64> {
+pub(crate) fn sigma_estimate(w: &Tensor, k: usize) -> Result<f64> {
     tch::manual_seed(SIGMA_SEED as i64 + 1);
     let (mut u, mut v) = hooks::initial_u_v::<TchBackend>(w, 0, EPS)?;
     tch::no_grad(|| -> Result<f64> {
@@ -135,7 +135,7 @@ pub fn sigma_estimate(w: &Tensor, k: usize) -> Result<f64> {
 /// `torch.svd(W.double(), compute_uv=False)`, which ATen computes as
 /// `torch.linalg.svdvals(W.double())`; tch's own `linalg_svdvals` cannot pass
 /// `driver=None` (it passes `""`, which ATen rejects on the CPU).
-pub fn top_singular_values(w: &Tensor) -> Result<(f64, f64)> {
+pub(crate) fn top_singular_values(w: &Tensor) -> Result<(f64, f64)> {
     let (_, s, _) = w.f_to_kind(Kind::Double)?.f_svd(true, false)?;
     let n = s.size()[0];
     ensure!(n >= 1, "svdvals of an empty matrix");
@@ -144,40 +144,40 @@ pub fn top_singular_values(w: &Tensor) -> Result<(f64, f64)> {
 }
 
 /// `|estimate - exact| / exact`.
-pub fn relative_error(estimate: f64, exact: f64) -> f64 {
+pub(crate) fn relative_error(estimate: f64, exact: f64) -> f64 {
     (estimate - exact).abs() / exact
 }
 
 /// One line of `convergence.csv`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SigmaRow {
+pub(crate) struct SigmaRow {
     /// The matrix kind.
-    pub matrix: MatrixKind,
+    pub(crate) matrix: MatrixKind,
     /// The matrix's shape.
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// The matrix's shape.
-    pub cols: u64,
+    pub(crate) cols: u64,
     /// Power iterations run.
-    pub n_power_iterations: u64,
+    pub(crate) n_power_iterations: u64,
     /// norm's σ estimate.
-    pub sigma_estimate: f64,
+    pub(crate) sigma_estimate: f64,
     /// PyTorch's σ estimate for the same matrix and draws, when its side ran.
-    pub sigma_estimate_pytorch: Option<f64>,
+    pub(crate) sigma_estimate_pytorch: Option<f64>,
     /// σ₁ from the SVD.
-    pub sigma_exact: f64,
+    pub(crate) sigma_exact: f64,
     /// σ₂/σ₁ from the SVD.
-    pub gap: f64,
+    pub(crate) gap: f64,
 }
 
 impl SigmaRow {
     /// `|σ − σ₁| / σ₁` of norm's estimate.
-    pub fn rel_error(&self) -> f64 {
+    pub(crate) fn rel_error(&self) -> f64 {
         relative_error(self.sigma_estimate, self.sigma_exact)
     }
 }
 
 /// The Rust side of the σ study for one matrix: one row per iteration count.
-pub fn sigma_study(kind: MatrixKind, rows: u64, cols: u64, iterations: &[u64]) -> Result<Vec<SigmaRow>> {
+pub(crate) fn sigma_study(kind: MatrixKind, rows: u64, cols: u64, iterations: &[u64]) -> Result<Vec<SigmaRow>> {
     let w = make_matrix(kind, i64::try_from(rows)?, i64::try_from(cols)?)?;
     let (sigma_exact, sigma_2) = top_singular_values(&w)?;
     iterations
@@ -200,7 +200,7 @@ pub fn sigma_study(kind: MatrixKind, rows: u64, cols: u64, iterations: &[u64]) -
 /// The training programs of `loss.csv`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum LossRun {
+pub(crate) enum LossRun {
     /// The seed document's weight-norm program (3K steps).
     SeedWeightNorm,
     /// `spectral_norm(nn.Linear(64, 64))` fitting a random target with Adam.
@@ -209,7 +209,7 @@ pub enum LossRun {
 
 impl LossRun {
     /// The name in the CSV's `run` column and the protocol.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             LossRun::SeedWeightNorm => "seed_weight_norm",
             LossRun::SpectralNormLinear64 => "spectral_norm_linear64",
@@ -219,7 +219,7 @@ impl LossRun {
 
 /// The per-step losses of the seed document's weight-norm program with `k` steps per
 /// loop (`3k` values), through [`SeedModel::train_step`].
-pub fn seed_weight_norm_losses(k: u64) -> Result<Vec<f32>> {
+pub(crate) fn seed_weight_norm_losses(k: u64) -> Result<Vec<f32>> {
     tch::manual_seed(0);
     let mut random = PyRandom::new(0);
     let mut model = SeedModel::new(Example::WeightNorm)?;
@@ -251,7 +251,7 @@ pub fn seed_weight_norm_losses(k: u64) -> Result<Vec<f32>> {
 }
 
 /// The per-step losses of `spectral_norm(nn.Linear(64, 64))` fitting a random target.
-pub fn spectral_linear_losses(steps: u64) -> Result<Vec<f32>> {
+pub(crate) fn spectral_linear_losses(steps: u64) -> Result<Vec<f32>> {
     tch::manual_seed(0);
     let vs = VarStore::new(Device::Cpu);
     let layer = linear(&vs.root(), 64, 64, LinearConfig::default())?;
@@ -271,7 +271,7 @@ pub fn spectral_linear_losses(steps: u64) -> Result<Vec<f32>> {
 }
 
 /// The Rust losses of `run` (`steps`: K for the seed program, the step count otherwise).
-pub fn losses(run: LossRun, steps: u64) -> Result<Vec<f32>> {
+pub(crate) fn losses(run: LossRun, steps: u64) -> Result<Vec<f32>> {
     match run {
         LossRun::SeedWeightNorm => seed_weight_norm_losses(steps),
         LossRun::SpectralNormLinear64 => spectral_linear_losses(steps),

@@ -7,15 +7,15 @@
 //! `docs/reports.md` describes them.
 
 use super::convergence::SigmaRow;
+use super::results::{LossCurve, Side, TimingRow};
 use super::stats::Summary;
-use super::{LossCurve, Side, TimingRow};
 use anyhow::{Context, Result};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
 /// `timing.csv`'s header, in column order.
-pub const TIMING_HEADER: [&str; 31] = [
+pub(crate) const TIMING_HEADER: [&str; 31] = [
     "op",
     "shape",
     "rows",
@@ -50,7 +50,7 @@ pub const TIMING_HEADER: [&str; 31] = [
 ];
 
 /// `convergence.csv`'s header, in column order.
-pub const CONVERGENCE_HEADER: [&str; 12] = [
+pub(crate) const CONVERGENCE_HEADER: [&str; 12] = [
     "matrix",
     "shape",
     "rows",
@@ -66,10 +66,10 @@ pub const CONVERGENCE_HEADER: [&str; 12] = [
 ];
 
 /// `loss.csv`'s header, in column order.
-pub const LOSS_HEADER: [&str; 4] = ["run", "step", "loss_rust", "loss_pytorch"];
+pub(crate) const LOSS_HEADER: [&str; 4] = ["run", "step", "loss_rust", "loss_pytorch"];
 
 /// Writes `contents` to `path` atomically: `.<name>.tmp` beside it, flushed, renamed over it.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let name =
         path.file_name().and_then(|n| n.to_str()).with_context(|| format!("{} has no file name", path.display()))?;
     let tmp = path.with_file_name(format!(".{name}.tmp"));
@@ -122,7 +122,7 @@ fn optional(value: Option<f64>, format: impl Fn(f64) -> String) -> String {
 }
 
 /// One `timing.csv` record, in [`TIMING_HEADER`]'s order.
-pub fn timing_record(row: &TimingRow) -> Vec<String> {
+pub(crate) fn timing_record(row: &TimingRow) -> Vec<String> {
     let case = &row.case;
     let mut record = vec![
         case.op.name().to_string(),
@@ -145,7 +145,7 @@ pub fn timing_record(row: &TimingRow) -> Vec<String> {
 }
 
 /// `timing.csv`'s content.
-pub fn timing_csv(rows: &[TimingRow]) -> Result<String> {
+pub(crate) fn timing_csv(rows: &[TimingRow]) -> Result<String> {
     csv_text(TIMING_HEADER, rows.iter().map(timing_record))
 }
 
@@ -155,7 +155,7 @@ fn f32_text(value: f64) -> String {
 }
 
 /// `convergence.csv`'s content.
-pub fn convergence_csv(rows: &[SigmaRow]) -> Result<String> {
+pub(crate) fn convergence_csv(rows: &[SigmaRow]) -> Result<String> {
     csv_text(
         CONVERGENCE_HEADER,
         rows.iter().map(|r| {
@@ -181,7 +181,7 @@ pub fn convergence_csv(rows: &[SigmaRow]) -> Result<String> {
 
 /// `loss.csv`'s content: one record per run and step (1-based), a side's cell empty
 /// where it has no value.
-pub fn loss_csv(curves: &[LossCurve]) -> Result<String> {
+pub(crate) fn loss_csv(curves: &[LossCurve]) -> Result<String> {
     let mut records = Vec::new();
     for curve in curves {
         let rust = curve.rust.as_deref().unwrap_or_default();
@@ -201,8 +201,9 @@ pub fn loss_csv(curves: &[LossCurve]) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::cases::{Case, DType, Op, Shape};
+    use crate::report::case::{Case, DType, Shape};
     use crate::report::convergence::{LossRun, MatrixKind};
+    use crate::report::ops::Op;
 
     fn timed(us: f64) -> Side {
         Side::Timed {

@@ -7,22 +7,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The machine a report ran on.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Machine {
+pub(crate) struct Machine {
     /// The CPU's model name.
-    pub cpu_model: String,
+    pub(crate) cpu_model: String,
     /// Logical CPUs available to this process.
-    pub logical_cpus: usize,
+    pub(crate) logical_cpus: usize,
     /// Total memory in GiB, if known.
-    pub memory_gib: Option<f64>,
+    pub(crate) memory_gib: Option<f64>,
     /// The OS (`PRETTY_NAME` of `/etc/os-release`) and kernel release.
-    pub os: String,
+    pub(crate) os: String,
     /// `std::env::consts::ARCH`.
-    pub arch: String,
+    pub(crate) arch: String,
 }
 
 impl Machine {
     /// Reads what it can; unknown values are `"unknown"` / `None`.
-    pub fn detect() -> Self {
+    pub(crate) fn detect() -> Self {
         let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
         let cpuinfo = read("/proc/cpuinfo");
         let cpu_model = cpuinfo
@@ -55,7 +55,7 @@ impl Machine {
 }
 
 /// `(year, month, day, hour, minute, second)` in UTC of `secs` seconds after the Unix epoch.
-pub fn utc_parts(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+pub(crate) fn utc_parts(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Howard Hinnant's civil_from_days.
@@ -72,18 +72,18 @@ pub fn utc_parts(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
 }
 
 /// Seconds since the Unix epoch, now.
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// A run folder name: `2026-11-28T19-05-00Z` (UTC, no colons, so it is a valid file name everywhere).
-pub fn run_folder_name(secs: u64) -> String {
+pub(crate) fn run_folder_name(secs: u64) -> String {
     let (y, mo, d, h, mi, s) = utc_parts(secs);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}-{mi:02}-{s:02}Z")
 }
 
 /// An ISO 8601 UTC timestamp: `2026-11-28T19:05:00Z`.
-pub fn iso_utc(secs: u64) -> String {
+pub(crate) fn iso_utc(secs: u64) -> String {
     let (y, mo, d, h, mi, s) = utc_parts(secs);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }

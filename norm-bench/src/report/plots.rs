@@ -9,19 +9,19 @@ use std::path::Path;
 use std::process::Stdio;
 
 /// `norm-bench/python/plot_report.py`.
-pub const PLOT_SCRIPT: Script = Script {
+pub(crate) const PLOT_SCRIPT: Script = Script {
     source: include_str!("../../python/plot_report.py"),
     path: concat!(env!("CARGO_MANIFEST_DIR"), "/python/plot_report.py"),
 };
 
 /// The script's exit status when matplotlib cannot be imported.
-pub const NO_MATPLOTLIB: i32 = 4;
+pub(crate) const NO_MATPLOTLIB: i32 = 4;
 
 /// Draws the plots of the run in `run_dir` with `python`; returns the PNGs written
 /// (paths relative to `run_dir`).
 ///
 /// Errors: the interpreter cannot run, matplotlib is missing, or the script fails.
-pub fn draw(python: &Path, run_dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn draw(python: &Path, run_dir: &Path) -> Result<Vec<String>> {
     let output = PLOT_SCRIPT
         .command(python)
         .arg(run_dir)

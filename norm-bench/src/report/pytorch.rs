@@ -6,7 +6,7 @@
 //! so the two processes never compete for the CPU. Every request has a `"kind"`:
 //!
 //! - `{"kind":"env","threads":1}` → `{"kind":"env","torch_version":..,"python_version":..,"cpu_capability":..,"num_threads":..,"cuda_available":..,"cuda_device":..,...}`
-//! - `{"kind":"time","threads":1,"sampling":{...},"case":{"op":..,"rows":..,"cols":..,"dtype":..,"device":..,"n_power_iterations":..}}`
+//! - `{"kind":"time","threads":1,"sampling":{...},"case":{"op":..,"rows":..,"cols":..,"dtype":..,"device":..,"n_power_iterations":..},"pytorch_op":..}`
 //!   → `{"kind":"time","case":{...},"threads":1,"warmup":N,"iterations_per_sample":B,"samples_ns":[...]}`
 //!   (each sample the mean per iteration, in ns, of `B` back-to-back iterations)
 //! - `{"kind":"sigma","threads":1,"matrix":"random","rows":..,"cols":..,"seed":0,"spectrum":[..]|null,"iterations":[1,2,5]}`
@@ -17,10 +17,17 @@
 //! run, e.g. an op without a kernel for a dtype); the script keeps serving. Raw durations
 //! come back so both columns go through the same [`Summary`](super::stats::Summary) code.
 //! The script sends its warnings to stderr, which is inherited. Closing stdin ends it.
+//!
+//! The script keeps no list of ops: a `time` request's `"pytorch_op"` is the case's
+//! [`OpRow::pytorch_op`](super::ops::OpRow::pytorch_op) from the table of ops (the op
+//! itself, or the op whose PyTorch program it shares, e.g. `weight_norm_forward` for
+//! `weight_norm_forward_out`), and the script times the case with its function
+//! `op_<pytorch_op>`.
 
-use super::cases::Case;
+use super::case::Case;
 use super::convergence::{LossRun, MatrixKind};
-use super::sampling::{Sampling, Timed};
+use super::ops::Op;
+use super::sampling::{Sampling, Timed, MAX_ITERATIONS_PER_SAMPLE};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -30,18 +37,18 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 /// A Python script compiled into the binary, with the path it came from.
 #[derive(Clone, Copy, Debug)]
-pub struct Script {
+pub(crate) struct Script {
     /// The source, as compiled in.
-    pub source: &'static str,
+    pub(crate) source: &'static str,
     /// Where it lives in the repository the binary was built from.
-    pub path: &'static str,
+    pub(crate) path: &'static str,
 }
 
 impl Script {
     /// A command running the script with `python`: the repository's file when it is the
     /// compiled-in source (readable tracebacks), else the compiled-in source through `-c`
     /// (so the protocol always matches this binary).
-    pub fn command(&self, python: &Path) -> Command {
+    pub(crate) fn command(&self, python: &Path) -> Command {
         let mut command = Command::new(python);
         match std::fs::read_to_string(self.path) {
             Ok(on_disk) if on_disk == self.source => command.arg(self.path),
@@ -52,7 +59,7 @@ impl Script {
 }
 
 /// `norm-bench/python/eager_timing.py`.
-pub const EAGER_TIMING: Script = Script {
+pub(crate) const EAGER_TIMING: Script = Script {
     source: include_str!("../../python/eager_timing.py"),
     path: concat!(env!("CARGO_MANIFEST_DIR"), "/python/eager_timing.py"),
 };
@@ -78,6 +85,7 @@ enum Request<'a> {
         threads: usize,
         sampling: &'a Sampling,
         case: &'a Case,
+        pytorch_op: Op,
     },
     Sigma {
         threads: usize,
@@ -119,7 +127,7 @@ struct Answer {
 
 /// What the script answered for one piece of work.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Outcome<T> {
+pub(crate) enum Outcome<T> {
     /// The result.
     Done(T),
     /// The script could not do it (its message); it can still do other work.
@@ -128,7 +136,7 @@ pub enum Outcome<T> {
 
 /// A running `eager_timing.py`.
 #[derive(Debug)]
-pub struct PytorchRunner {
+pub(crate) struct PytorchRunner {
     python: PathBuf,
     child: Child,
     stdin: Option<ChildStdin>,
@@ -141,7 +149,7 @@ impl PytorchRunner {
     /// every request asks for `threads` intra-op threads.
     ///
     /// Errors: the interpreter cannot be started.
-    pub fn start(python: &Path, threads: usize) -> Result<Self> {
+    pub(crate) fn start(python: &Path, threads: usize) -> Result<Self> {
         let mut command = EAGER_TIMING.command(python);
         command.arg("--quiet").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = command.spawn().with_context(|| format!("cannot run `{}`", python.display()))?;
@@ -151,7 +159,7 @@ impl PytorchRunner {
     }
 
     /// The interpreter running the script.
-    pub fn python(&self) -> &Path {
+    pub(crate) fn python(&self) -> &Path {
         &self.python
     }
 
@@ -183,7 +191,7 @@ impl PytorchRunner {
     }
 
     /// The script's environment: torch and Python versions, CPU capability, CUDA, ...
-    pub fn env(&mut self) -> Result<Value> {
+    pub(crate) fn env(&mut self) -> Result<Value> {
         let (answer, raw) = self.ask(&Request::Env { threads: self.threads })?;
         if let Some(e) = answer.error {
             bail!("the script could not describe its environment: {e}");
@@ -195,8 +203,9 @@ impl PytorchRunner {
     ///
     /// Errors (the script is unusable from then on): it exited or closed stdout, or
     /// answered something that is not the protocol.
-    pub fn time_case(&mut self, case: &Case, sampling: &Sampling) -> Result<Outcome<Timed>> {
-        let (answer, _) = self.ask(&Request::Time { threads: self.threads, sampling, case })?;
+    pub(crate) fn time_case(&mut self, case: &Case, sampling: &Sampling) -> Result<Outcome<Timed>> {
+        let (answer, _) =
+            self.ask(&Request::Time { threads: self.threads, sampling, case, pytorch_op: case.op.row().pytorch_op })?;
         ensure!(
             answer.case.as_ref() == Some(case),
             "the script answered for {:?} instead of {}",
@@ -220,15 +229,15 @@ impl PytorchRunner {
         let iterations_per_sample =
             answer.iterations_per_sample.ok_or_else(|| anyhow!("the script's answer has no iterations_per_sample"))?;
         ensure!(
-            (1..=super::sampling::MAX_ITERATIONS_PER_SAMPLE).contains(&iterations_per_sample),
+            (1..=MAX_ITERATIONS_PER_SAMPLE).contains(&iterations_per_sample),
             "the script batched {iterations_per_sample} iterations per sample, outside [1, {}]",
-            super::sampling::MAX_ITERATIONS_PER_SAMPLE
+            MAX_ITERATIONS_PER_SAMPLE
         );
         Ok(Outcome::Done(Timed { warmup: answer.warmup.unwrap_or(0), iterations_per_sample, nanos }))
     }
 
     /// PyTorch's σ estimates (hook API) for the study's matrix, one per iteration count.
-    pub fn sigma(
+    pub(crate) fn sigma(
         &mut self,
         matrix: MatrixKind,
         rows: u64,
@@ -253,7 +262,7 @@ impl PytorchRunner {
     }
 
     /// PyTorch's per-step losses of `run`.
-    pub fn losses(&mut self, run: LossRun, steps: u64) -> Result<Outcome<Vec<f64>>> {
+    pub(crate) fn losses(&mut self, run: LossRun, steps: u64) -> Result<Outcome<Vec<f64>>> {
         let (answer, _) = self.ask(&Request::Loss { threads: self.threads, run, steps })?;
         if let Some(message) = answer.error {
             return Ok(Outcome::Failed(message));
@@ -264,7 +273,7 @@ impl PytorchRunner {
     }
 
     /// Closes the script's stdin (which ends it) and waits for it to exit.
-    pub fn finish(mut self) -> Result<()> {
+    pub(crate) fn finish(mut self) -> Result<()> {
         self.stdin = None;
         let status = self.child.wait()?;
         ensure!(status.success(), "the script exited with {status}");
@@ -298,6 +307,7 @@ impl Drop for PytorchRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::case::{DType, Shape};
 
     #[test]
     fn a_missing_interpreter_is_an_error_at_start() {
@@ -307,12 +317,12 @@ mod tests {
 
     #[test]
     fn requests_carry_their_kind() {
-        let case = Case::cpu_f32(super::super::cases::Op::Copy, super::super::cases::Shape::square(4));
+        let case = Case::cpu_f32(Op::WeightNormForwardOut, Shape::square(4));
         let sampling = Sampling::fixed(1, 2);
-        let text = serde_json::to_string(&Request::Time { threads: 1, sampling: &sampling, case: &case }).unwrap();
+        let request = Request::Time { threads: 1, sampling: &sampling, case: &case, pytorch_op: Op::WeightNormForward };
         assert_eq!(
-            text,
-            r#"{"kind":"time","threads":1,"sampling":{"warmup_min":1,"warmup_ms":0,"min_samples":2,"max_samples":2,"budget_ms":0,"rounds":1,"min_sample_us":0},"case":{"op":"copy","rows":4,"cols":4,"dtype":"f32","device":"cpu","n_power_iterations":null}}"#
+            serde_json::to_string(&request).unwrap(),
+            r#"{"kind":"time","threads":1,"sampling":{"warmup_min":1,"warmup_ms":0,"min_samples":2,"max_samples":2,"budget_ms":0,"rounds":1,"min_sample_us":0},"case":{"op":"weight_norm_forward_out","rows":4,"cols":4,"dtype":"f32","device":"cpu","n_power_iterations":null},"pytorch_op":"weight_norm_forward"}"#
         );
         let text =
             serde_json::to_string(&Request::Loss { threads: 2, run: LossRun::SeedWeightNorm, steps: 3 }).unwrap();
@@ -321,7 +331,6 @@ mod tests {
 
     #[test]
     fn the_script_batches_by_the_same_rule() -> Result<()> {
-        use super::super::cases::{DType, Op, Shape};
         let Some(python) = crate::golden::venv_python_for_tests()? else { return Ok(()) };
         let mut runner = PytorchRunner::start(&python, 1)?;
         // Fixed counts: one iteration per sample, exactly as asked.

@@ -37,34 +37,34 @@ use tch::Device;
 /// The sampling rule's parameters (one object in the config file: `"sampling": {...}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Sampling {
+pub(crate) struct Sampling {
     /// Warm-up iterations that always run. Default 1.
-    pub warmup_min: u64,
+    pub(crate) warmup_min: u64,
     /// Keep warming up until this many milliseconds have passed. Default 100.
-    pub warmup_ms: u64,
+    pub(crate) warmup_ms: u64,
     /// Timed samples that are always taken (at least 1). Default 6.
-    pub min_samples: u64,
+    pub(crate) min_samples: u64,
     /// Never more timed samples than this (nor more warm-up iterations beyond `warmup_min`
     /// than 100 times this). Default 300.
-    pub max_samples: u64,
+    pub(crate) max_samples: u64,
     /// Keep sampling until the timed phase has taken this many milliseconds. Default 800.
-    pub budget_ms: u64,
+    pub(crate) budget_ms: u64,
     /// Rounds per case, sides alternating (at least 1); counts and budget are split among them. Default 2.
-    pub rounds: u64,
+    pub(crate) rounds: u64,
     /// Batch iterations so that one sample lasts at least about this many microseconds
     /// (cases without a `between` callback; see the module doc); 0: one iteration per
     /// sample. Default 1000.
-    pub min_sample_us: u64,
+    pub(crate) min_sample_us: u64,
 }
 
 /// [`Sampling::min_sample_us`]'s default.
-pub const DEFAULT_MIN_SAMPLE_US: u64 = 1000;
+pub(crate) const DEFAULT_MIN_SAMPLE_US: u64 = 1000;
 
 /// Warm-up iterations may run up to this many times `max_samples` (within `warmup_ms`).
-pub const WARMUP_FACTOR: u64 = 100;
+pub(crate) const WARMUP_FACTOR: u64 = 100;
 
 /// The most iterations one sample batches.
-pub const MAX_ITERATIONS_PER_SAMPLE: u64 = 10_000;
+pub(crate) const MAX_ITERATIONS_PER_SAMPLE: u64 = 10_000;
 
 impl Default for Sampling {
     fn default() -> Self {
@@ -83,7 +83,8 @@ impl Default for Sampling {
 impl Sampling {
     /// Exactly `warmup` warm-up iterations and `samples` single-iteration samples (no
     /// time budget, one round, no batching).
-    pub fn fixed(warmup: u64, samples: u64) -> Self {
+    #[cfg(test)]
+    pub(crate) fn fixed(warmup: u64, samples: u64) -> Self {
         Sampling {
             warmup_min: warmup,
             warmup_ms: 0,
@@ -97,7 +98,7 @@ impl Sampling {
 
     /// The rule of one of `rounds` rounds: the sample counts divided (rounded up) and the
     /// budget divided; the warm-up rule unchanged (every round sets the case up afresh).
-    pub fn per_round(&self) -> Sampling {
+    pub(crate) fn per_round(&self) -> Sampling {
         let rounds = self.rounds.max(1);
         Sampling {
             min_samples: self.min_samples.div_ceil(rounds),
@@ -109,7 +110,7 @@ impl Sampling {
     }
 
     /// Checks `min_samples >= 1`, `max_samples >= min_samples` and `rounds >= 1`.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         ensure!(self.rounds >= 1, "sampling.rounds must be at least 1, got {}", self.rounds);
         ensure!(self.min_samples >= 1, "sampling.min_samples must be at least 1, got {}", self.min_samples);
         ensure!(
@@ -122,7 +123,7 @@ impl Sampling {
     }
 
     /// Whether another warm-up iteration runs after `done` of them took `elapsed`.
-    pub fn keep_warming(&self, done: u64, elapsed: Duration) -> bool {
+    pub(crate) fn keep_warming(&self, done: u64, elapsed: Duration) -> bool {
         done < self.warmup_min
             || (elapsed < Duration::from_millis(self.warmup_ms)
                 && done < self.max_samples.saturating_mul(WARMUP_FACTOR))
@@ -132,7 +133,7 @@ impl Sampling {
     /// took `warmup_elapsed` (wall clock): `clamp(ceil(min_sample_ns · warmup /
     /// warmup_ns), 1, 10000)`, or 1 without batching (`min_sample_us = 0`, no warm-up, or
     /// `has_between`: a case whose untimed `between` runs before every iteration).
-    pub fn iterations_per_sample(&self, warmup: u64, warmup_elapsed: Duration, has_between: bool) -> u64 {
+    pub(crate) fn iterations_per_sample(&self, warmup: u64, warmup_elapsed: Duration, has_between: bool) -> u64 {
         if self.min_sample_us == 0 || warmup == 0 || has_between {
             return 1;
         }
@@ -145,26 +146,26 @@ impl Sampling {
     }
 
     /// Whether another sample is taken after `done` of them took `elapsed` (wall clock).
-    pub fn keep_sampling(&self, done: u64, elapsed: Duration) -> bool {
+    pub(crate) fn keep_sampling(&self, done: u64, elapsed: Duration) -> bool {
         done < self.min_samples || (elapsed < Duration::from_millis(self.budget_ms) && done < self.max_samples)
     }
 }
 
 /// What one side measured for a case.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Timed {
+pub(crate) struct Timed {
     /// Warm-up iterations run.
-    pub warmup: u64,
+    pub(crate) warmup: u64,
     /// Iterations each sample ran back to back (its duration is the mean per iteration);
     /// for samples pooled from several rounds, the smallest of the rounds' values.
-    pub iterations_per_sample: u64,
+    pub(crate) iterations_per_sample: u64,
     /// One duration in nanoseconds per timed sample: per iteration, rounded.
-    pub nanos: Vec<u64>,
+    pub(crate) nanos: Vec<u64>,
 }
 
 impl Timed {
     /// Adds another round's samples (and warm-up) to these.
-    pub fn pool(&mut self, round: Timed) {
+    pub(crate) fn pool(&mut self, round: Timed) {
         self.warmup += round.warmup;
         self.iterations_per_sample = self.iterations_per_sample.min(round.iterations_per_sample);
         self.nanos.extend(round.nanos);
@@ -172,7 +173,7 @@ impl Timed {
 }
 
 /// `round(total_ns / iterations)`, halves up.
-pub fn per_iteration_ns(total_ns: u128, iterations: u64) -> u64 {
+pub(crate) fn per_iteration_ns(total_ns: u128, iterations: u64) -> u64 {
     let iterations = u128::from(iterations.max(1));
     u64::try_from((total_ns + iterations / 2) / iterations).unwrap_or(u64::MAX)
 }
@@ -180,14 +181,14 @@ pub fn per_iteration_ns(total_ns: u128, iterations: u64) -> u64 {
 /// Runs `body` under `sampling`'s rule, without untimed work between iterations (so
 /// samples may batch iterations, see [`Sampling::iterations_per_sample`]). `device` is
 /// synchronized before each clock read.
-pub fn time_body(sampling: &Sampling, device: Device, body: impl FnMut() -> Result<()>) -> Result<Timed> {
+pub(crate) fn time_body(sampling: &Sampling, device: Device, body: impl FnMut() -> Result<()>) -> Result<Timed> {
     time_loop(sampling, device, None::<fn() -> Result<()>>, body)
 }
 
 /// Runs `body` under `sampling`'s rule, calling `between` (untimed) before every
 /// iteration, warm-up included; one iteration per sample. `device` is synchronized
 /// before each clock read.
-pub fn time_adaptive(
+pub(crate) fn time_adaptive(
     sampling: &Sampling,
     device: Device,
     between: impl FnMut() -> Result<()>,

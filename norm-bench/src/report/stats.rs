@@ -8,24 +8,24 @@ use anyhow::{ensure, Result};
 
 /// Statistics of a set of durations, in microseconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// The fastest sample.
-    pub min_us: f64,
+    pub(crate) min_us: f64,
     /// The middle sample (the mean of the two middle ones for an even count).
-    pub median_us: f64,
+    pub(crate) median_us: f64,
     /// The arithmetic mean.
-    pub mean_us: f64,
+    pub(crate) mean_us: f64,
     /// The slowest sample.
-    pub max_us: f64,
+    pub(crate) max_us: f64,
     /// The sample standard deviation (divisor `n - 1`; 0 for a single sample).
-    pub stddev_us: f64,
+    pub(crate) stddev_us: f64,
 }
 
 impl Summary {
     /// The statistics of `nanos` (one duration per timed iteration, in nanoseconds).
     ///
     /// Errors: no samples.
-    pub fn from_nanos(nanos: &[u64]) -> Result<Self> {
+    pub(crate) fn from_nanos(nanos: &[u64]) -> Result<Self> {
         let micros: Vec<f64> = nanos.iter().map(|&ns| ns as f64 / 1_000.0).collect();
         Self::from_micros(&micros)
     }
@@ -33,7 +33,7 @@ impl Summary {
     /// The statistics of `micros` (one duration per timed iteration, in microseconds).
     ///
     /// Errors: no samples, or a sample that is NaN or infinite.
-    pub fn from_micros(micros: &[f64]) -> Result<Self> {
+    pub(crate) fn from_micros(micros: &[f64]) -> Result<Self> {
         ensure!(!micros.is_empty(), "cannot summarize zero timing samples");
         ensure!(micros.iter().all(|x| x.is_finite()), "timing samples must be finite numbers");
         let mut sorted = micros.to_vec();

@@ -1,44 +1,29 @@
-//! `run.json` (everything about the run, machine-readable) and `summary.md` (the page a
-//! person reads first), both rebuilt from the [`Report`] after every piece of work.
+//! `summary.md`, the page a person reads first, rebuilt from the [`Report`] after every
+//! piece of work: the run and its environment, the ratio tables
+//! ([`ratio_tables`](super::ratio_tables)), the seed-loop step, the bandwidth headline
+//! ([`bandwidth`](super::bandwidth)), the σ study, the loss curves, the plots and files,
+//! the warnings; and the duration texts the progress lines share.
 
-use super::cases::{DType, DeviceKind, Op, Shape};
+use super::bandwidth::bandwidth_section;
+use super::case::{DType, DeviceKind, Shape};
 use super::convergence::MatrixKind;
-use super::{Report, Side, TimingRow};
-use serde_json::{json, Value};
+use super::ops::Op;
+use super::ratio_tables::ratio_tables;
+use super::results::Side;
+use super::state::Report;
 use std::fmt::Write as _;
 
-/// The sizes the summary's ratio table always tries to show (others of the sweep are added).
-pub const SUMMARY_SIZES: [u64; 4] = [64, 512, 2048, 4096];
-
 /// The seed-loop step's goal: Rust at most this fraction of PyTorch's median.
-pub const SEED_LOOP_GOAL: f64 = 0.2;
+pub(crate) const SEED_LOOP_GOAL: f64 = 0.2;
 
 /// The iteration counts of the summary's σ table.
-pub const SUMMARY_ITERATIONS: [u64; 3] = [1, 5, 20];
+pub(crate) const SUMMARY_ITERATIONS: [u64; 3] = [1, 5, 20];
 
 /// The σ-table's headline matrix.
-pub const SUMMARY_SIGMA_SHAPE: Shape = Shape { rows: 1024, cols: 1024 };
-
-/// The bandwidth headline's size.
-pub const BANDWIDTH_SIZE: u64 = 4096;
-
-fn find(report: &Report, op: Op, shape: Shape, dtype: DType, device: DeviceKind, k: Option<u64>) -> Option<&TimingRow> {
-    report.timing.iter().find(|r| {
-        let c = &r.case;
-        c.op == op
-            && c.shape() == shape
-            && c.dtype == dtype
-            && c.device == device
-            && (k.is_none() || c.n_power_iterations == k)
-    })
-}
-
-fn median(side: &Side) -> Option<f64> {
-    side.summary().map(|s| s.median_us)
-}
+pub(crate) const SUMMARY_SIGMA_SHAPE: Shape = Shape { rows: 1024, cols: 1024 };
 
 /// `12.3 µs`, `4.56 ms`, `1.23 s`.
-pub fn duration_text(us: f64) -> String {
+pub(crate) fn duration_text(us: f64) -> String {
     if us < 1_000.0 {
         format!("{us:.1} µs")
     } else if us < 1_000_000.0 {
@@ -49,143 +34,16 @@ pub fn duration_text(us: f64) -> String {
 }
 
 /// `2m 05s`.
-pub fn elapsed_text(secs: f64) -> String {
+pub(crate) fn elapsed_text(secs: f64) -> String {
     let secs = secs.max(0.0).round() as u64;
     format!("{}m {:02}s", secs / 60, secs % 60)
 }
 
-/// A ratio cell: `0.98`, or why there is none.
-fn ratio_cell(row: Option<&TimingRow>) -> String {
-    let Some(row) = row else { return "–".into() };
-    if let Some(r) = row.ratio() {
-        return format!("{r:.2}");
-    }
-    match (&row.rust, &row.pytorch) {
-        (Side::Pending, _) | (_, Side::Pending) => "pending".into(),
-        (r, p) if r.status() != "ok" && p.status() != "ok" => format!("{} (both)", r.status()),
-        (r, _) if r.status() != "ok" => format!("{} (rust)", r.status()),
-        (_, p) => format!("{} (pytorch)", p.status()),
-    }
-}
-
-/// The op label of a table line: `power_iteration k=10` for the counts sweep.
-fn op_label(op: Op, k: Option<u64>) -> String {
-    match (op, k) {
-        (Op::PowerIteration, Some(k)) => format!("{op} (k={k})"),
-        _ => op.to_string(),
-    }
-}
-
-/// The (op, k) lines of the ratio tables, in run order.
-fn op_lines(report: &Report, device: DeviceKind) -> Vec<(Op, Option<u64>)> {
-    let mut lines = Vec::new();
-    for row in report
-        .timing
-        .iter()
-        .filter(|r| r.case.device == device && r.case.dtype == DType::F32 && !r.case.op.is_seed_loop())
-    {
-        let key = (row.case.op, row.case.n_power_iterations);
-        if !lines.contains(&key) {
-            lines.push(key);
-        }
-    }
-    lines
-}
-
-fn square_sizes(report: &Report) -> Vec<u64> {
-    let mut sizes: Vec<u64> = report.options.sizes.clone();
-    sizes.extend(
-        SUMMARY_SIZES.iter().filter(|n| report.timing.iter().any(|r| r.case.rows == **n && r.case.cols == **n)),
-    );
-    sizes.sort_unstable();
-    sizes.dedup();
-    sizes
-}
-
-fn ratio_tables(out: &mut String, report: &Report) {
-    let devices: Vec<DeviceKind> = [DeviceKind::Cpu, DeviceKind::Cuda]
-        .into_iter()
-        .filter(|d| report.timing.iter().any(|r| r.case.device == *d))
-        .collect();
-    if devices.is_empty() {
-        out.push_str("No timing case has finished yet.\n\n");
-        return;
-    }
-    let sizes = square_sizes(report);
-    for device in devices {
-        let _ = writeln!(out, "### {device}, f32, square `n x n` weights\n");
-        let mut header = "| op |".to_string();
-        let mut rule = "|---|".to_string();
-        for n in &sizes {
-            let _ = write!(header, " {n}² |");
-            rule.push_str("---:|");
-        }
-        let _ = writeln!(out, "{header}\n{rule}");
-        for (op, k) in op_lines(report, device) {
-            let mut line = format!("| {} |", op_label(op, k));
-            for &n in &sizes {
-                let _ = write!(line, " {} |", ratio_cell(find(report, op, Shape::square(n), DType::F32, device, k)));
-            }
-            let _ = writeln!(out, "{line}");
-        }
-        out.push('\n');
-
-        let rect: Vec<Shape> = report
-            .options
-            .rect_shapes
-            .iter()
-            .copied()
-            .filter(|s| report.timing.iter().any(|r| r.case.shape() == *s && r.case.device == device))
-            .collect();
-        if !rect.is_empty() {
-            let _ = writeln!(out, "Rectangular weights ({device}, f32):\n");
-            let mut header = "| op |".to_string();
-            let mut rule = "|---|".to_string();
-            for s in &rect {
-                let _ = write!(header, " {s} |");
-                rule.push_str("---:|");
-            }
-            let _ = writeln!(out, "{header}\n{rule}");
-            for (op, k) in op_lines(report, device) {
-                if !rect.iter().any(|s| find(report, op, *s, DType::F32, device, k).is_some()) {
-                    continue;
-                }
-                let mut line = format!("| {} |", op_label(op, k));
-                for s in &rect {
-                    let _ = write!(line, " {} |", ratio_cell(find(report, op, *s, DType::F32, device, k)));
-                }
-                let _ = writeln!(out, "{line}");
-            }
-            out.push('\n');
-        }
-
-        let other: Vec<&TimingRow> =
-            report.timing.iter().filter(|r| r.case.device == device && r.case.dtype != DType::F32).collect();
-        if !other.is_empty() {
-            let _ = writeln!(out, "Other dtypes ({device}):\n\n| op | shape | dtype | Rust median | PyTorch median | Rust / PyTorch |\n|---|---|---|---:|---:|---:|");
-            for row in other {
-                let time = |side: &Side| median(side).map(duration_text).unwrap_or_else(|| side.status().to_string());
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} | {} |",
-                    op_label(row.case.op, row.case.n_power_iterations),
-                    row.case.shape(),
-                    row.case.dtype,
-                    time(&row.rust),
-                    time(&row.pytorch),
-                    ratio_cell(Some(row))
-                );
-            }
-            out.push('\n');
-        }
-    }
-}
-
 fn seed_loop_section(out: &mut String, report: &Report) {
     out.push_str("## Seed-loop step\n\n");
-    let seed_row = find(report, Op::SeedLoopStep, Shape { rows: 3, cols: 2 }, DType::F32, DeviceKind::Cpu, None);
+    let seed_row = report.find_row(Op::SeedLoopStep, Shape { rows: 3, cols: 2 }, DType::F32, DeviceKind::Cpu, None);
     match seed_row {
-        Some(row) => match (median(&row.rust), median(&row.pytorch), row.ratio()) {
+        Some(row) => match (row.rust.median_us(), row.pytorch.median_us(), row.ratio()) {
             (Some(r), Some(p), Some(ratio)) => {
                 let verdict = if ratio <= SEED_LOOP_GOAL { "met" } else { "not met" };
                 let batch = |side: &Side| match side {
@@ -214,10 +72,11 @@ fn seed_loop_section(out: &mut String, report: &Report) {
         None => out.push_str("Not timed (yet).\n\n"),
     }
     // The floor: the same step from C++ straight to libtorch (PyTorch's op sequence).
-    let seed = seed_row.and_then(|row| median(&row.rust));
-    if let Some(row) = find(report, Op::SeedLoopStepCpp, Shape { rows: 3, cols: 2 }, DType::F32, DeviceKind::Cpu, None)
+    let seed = seed_row.and_then(|row| row.rust.median_us());
+    if let Some(row) =
+        report.find_row(Op::SeedLoopStepCpp, Shape { rows: 3, cols: 2 }, DType::F32, DeviceKind::Cpu, None)
     {
-        if let (Some(c), Some(p), Some(ratio)) = (median(&row.rust), median(&row.pytorch), row.ratio()) {
+        if let (Some(c), Some(p), Some(ratio)) = (row.rust.median_us(), row.pytorch.median_us(), row.ratio()) {
             let vs_norm = seed.map(|r| format!("; norm / C++ = **{:.2}**", r / c)).unwrap_or_default();
             let _ = writeln!(
                 out,
@@ -230,95 +89,6 @@ fn seed_loop_section(out: &mut String, report: &Report) {
             );
         }
     }
-}
-
-/// One op's bandwidth (GB/s) on each side, `(rust, pytorch)`.
-pub type SideBandwidths = (Option<f64>, Option<f64>);
-
-/// The bandwidth headline of one device: `copy`, `weight_norm_forward` and
-/// `weight_norm_forward_out` at `n x n`, f32.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Bandwidths {
-    /// `dst.copy_(src)`, the reference.
-    pub copy: SideBandwidths,
-    /// `_weight_norm` on both sides (Rust `compute_weight`).
-    pub weight_norm_forward: SideBandwidths,
-    /// Rust `weight_norm_out` into a reused output; PyTorch `_weight_norm` (no `out=` variant).
-    pub weight_norm_forward_out: SideBandwidths,
-}
-
-/// `w / c` when both are known and `c > 0`.
-fn fraction(w: Option<f64>, c: Option<f64>) -> Option<f64> {
-    match (w, c) {
-        (Some(w), Some(c)) if c > 0.0 => Some(w / c),
-        _ => None,
-    }
-}
-
-/// The bandwidths of `copy`, `weight_norm_forward` and `weight_norm_forward_out` at
-/// `n x n`, f32, on `device`: `None` without a `copy` row and a row of either weight-norm
-/// op there (an op without a row has `(None, None)`).
-pub fn bandwidths(report: &Report, n: u64, device: DeviceKind) -> Option<Bandwidths> {
-    let shape = Shape::square(n);
-    let of = |op: Op| find(report, op, shape, DType::F32, device, None);
-    let sides = |row: Option<&TimingRow>| {
-        row.map(|r| (r.bandwidth_gbps(&r.rust), r.bandwidth_gbps(&r.pytorch))).unwrap_or((None, None))
-    };
-    let copy = of(Op::Copy)?;
-    let (wn, wn_out) = (of(Op::WeightNormForward), of(Op::WeightNormForwardOut));
-    if wn.is_none() && wn_out.is_none() {
-        return None;
-    }
-    Some(Bandwidths { copy: sides(Some(copy)), weight_norm_forward: sides(wn), weight_norm_forward_out: sides(wn_out) })
-}
-
-fn bandwidth_section(out: &mut String, report: &Report) {
-    let _ = writeln!(out, "## Bandwidth at {BANDWIDTH_SIZE}² (f32)\n");
-    let _ = writeln!(
-        out,
-        "Bytes moved = read `v` + write `w` = 2·n²·4 bytes per call, over the median time (a lower bound: the fused kernel also reads `v` once for its norms). \
-         The copy is `dst.copy_(src)` on the same size. `weight_norm_forward` allocates its result on every call, as `torch._weight_norm` does; \
-         `weight_norm_forward_out` is `norm_tch::weight_norm_out`, the same kernel writing into an output allocated once — bit-identical to \
-         `_weight_norm` (tested in `norm-tch/tests/weight_norm_out.rs`) and Rust-only API: PyTorch has no `out=` variant, so its PyTorch column is `_weight_norm`.\n"
-    );
-    let mut any = false;
-    for device in [DeviceKind::Cpu, DeviceKind::Cuda] {
-        let Some(b) = bandwidths(report, BANDWIDTH_SIZE, device) else { continue };
-        if !any {
-            out.push_str("| device | | Rust | PyTorch |\n|---|---|---:|---:|\n");
-            any = true;
-        }
-        let gbps = |v: Option<f64>| v.map(|v| format!("{v:.2} GB/s")).unwrap_or_else(|| "–".into());
-        let frac = |w: Option<f64>, c: Option<f64>| {
-            fraction(w, c).map(|f| format!("**{:.0}%**", 100.0 * f)).unwrap_or_else(|| "–".into())
-        };
-        let (copy_r, copy_p) = b.copy;
-        let _ = writeln!(out, "| {device} | copy | {} | {} |", gbps(copy_r), gbps(copy_p));
-        for (name, (r, p), present) in [
-            (
-                "weight_norm_forward",
-                b.weight_norm_forward,
-                find(report, Op::WeightNormForward, Shape::square(BANDWIDTH_SIZE), DType::F32, device, None).is_some(),
-            ),
-            (
-                "weight_norm_forward_out",
-                b.weight_norm_forward_out,
-                find(report, Op::WeightNormForwardOut, Shape::square(BANDWIDTH_SIZE), DType::F32, device, None)
-                    .is_some(),
-            ),
-        ] {
-            if !present {
-                continue;
-            }
-            let pytorch_note = if name == "weight_norm_forward_out" { " (PyTorch: `_weight_norm`)" } else { "" };
-            let _ = writeln!(out, "| {device} | {name}{pytorch_note} | {} | {} |", gbps(r), gbps(p));
-            let _ = writeln!(out, "| {device} | {name} / copy | {} | {} |", frac(r, copy_r), frac(p, copy_p));
-        }
-    }
-    if !any {
-        let _ = writeln!(out, "Not measured: the sweep needs `copy` and `weight_norm_forward` or `weight_norm_forward_out` at {BANDWIDTH_SIZE}².");
-    }
-    out.push('\n');
 }
 
 fn sigma_section(out: &mut String, report: &Report) {
@@ -406,25 +176,8 @@ fn loss_section(out: &mut String, report: &Report) {
     out.push('\n');
 }
 
-/// `summary.md`'s content.
-pub fn render_markdown(report: &Report) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# norm-bench report `{}`\n", report.name);
-    let status = if report.finished_unix.is_some() {
-        "**complete**"
-    } else {
-        "**in progress** (or interrupted: this page is rewritten after every case)"
-    };
-    let done_timing = report.timing_done;
-    let _ = writeln!(
-        out,
-        "Status: {status}. {done_timing}/{} timing cases, {} σ rows, {} loss curves, {} plots; {} elapsed.\n",
-        report.timing_total,
-        report.sigma.len(),
-        report.losses.len(),
-        report.plots.len(),
-        elapsed_text(report.elapsed_s())
-    );
+/// The table of the machine, both sides' environments, CUDA and the sampling rule.
+fn environment_table(out: &mut String, report: &Report) {
     let m = &report.machine;
     let memory = m.memory_gib.map(|g| format!(", {g:.1} GiB")).unwrap_or_default();
     out.push_str("| | |\n|---|---|\n");
@@ -476,6 +229,28 @@ pub fn render_markdown(report: &Report) -> String {
         "| sampling | per case: {} round(s), PyTorch then Rust in each; per round and side ≥ {} warm-up iteration(s) and {} ms, then {}–{} samples within {} ms; {batching}; samples pooled, medians compared |\n",
         s.rounds, r.warmup_min, r.warmup_ms, r.min_samples, r.max_samples, r.budget_ms
     );
+}
+
+/// `summary.md`'s content.
+pub(crate) fn render_markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# norm-bench report `{}`\n", report.name);
+    let status = if report.finished_unix.is_some() {
+        "**complete**"
+    } else {
+        "**in progress** (or interrupted: this page is rewritten after every case)"
+    };
+    let done_timing = report.timing_done;
+    let _ = writeln!(
+        out,
+        "Status: {status}. {done_timing}/{} timing cases, {} σ rows, {} loss curves, {} plots; {} elapsed.\n",
+        report.timing_total,
+        report.sigma.len(),
+        report.losses.len(),
+        report.plots.len(),
+        elapsed_text(report.elapsed_s())
+    );
+    environment_table(&mut out, report);
 
     out.push_str("## Rust / PyTorch, ratio of median times\n\nBelow 1: norm is faster. Spectral-norm ops use n_power_iterations = ");
     let _ = writeln!(
@@ -513,52 +288,4 @@ pub fn render_markdown(report: &Report) -> String {
         }
     }
     out
-}
-
-/// `run.json`'s content.
-pub fn render_json(report: &Report) -> Value {
-    let bandwidth: Value = [DeviceKind::Cpu, DeviceKind::Cuda]
-        .into_iter()
-        .filter_map(|device| {
-            let b = bandwidths(report, BANDWIDTH_SIZE, device)?;
-            let ((copy_r, copy_p), (wn_r, wn_p), (out_r, out_p)) =
-                (b.copy, b.weight_norm_forward, b.weight_norm_forward_out);
-            Some((
-                device.name().to_string(),
-                json!({
-                    "size": BANDWIDTH_SIZE,
-                    "copy_rust_gbps": copy_r, "copy_pytorch_gbps": copy_p,
-                    "weight_norm_forward_rust_gbps": wn_r, "weight_norm_forward_pytorch_gbps": wn_p,
-                    "weight_norm_forward_fraction_of_copy_rust": fraction(wn_r, copy_r),
-                    "weight_norm_forward_fraction_of_copy_pytorch": fraction(wn_p, copy_p),
-                    "weight_norm_forward_out_rust_gbps": out_r, "weight_norm_forward_out_pytorch_gbps": out_p,
-                    "weight_norm_forward_out_fraction_of_copy_rust": fraction(out_r, copy_r),
-                    "weight_norm_forward_out_fraction_of_copy_pytorch": fraction(out_p, copy_p),
-                }),
-            ))
-        })
-        .collect::<serde_json::Map<String, Value>>()
-        .into();
-    json!({
-        "run": report.name,
-        "status": if report.finished_unix.is_some() { "complete" } else { "running" },
-        "started_utc": super::machine::iso_utc(report.started_unix),
-        "finished_utc": report.finished_unix.map(super::machine::iso_utc),
-        "elapsed_s": (report.elapsed_s() * 10.0).round() / 10.0,
-        "progress": {
-            "timing_cases_done": report.timing_done,
-            "timing_cases_planned": report.timing_total,
-            "sigma_rows": report.sigma.len(),
-            "loss_curves": report.losses.len(),
-        },
-        "machine": report.machine,
-        "rust": report.rust_env,
-        "pytorch": report.pytorch_env,
-        "cuda_available": report.cuda_available,
-        "copy_bandwidth": bandwidth,
-        "options": report.options,
-        "files": ["summary.md", "timing.csv", "convergence.csv", "loss.csv", "run.json"],
-        "plots": report.plots,
-        "warnings": report.warnings,
-    })
 }

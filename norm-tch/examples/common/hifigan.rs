@@ -14,7 +14,6 @@
 //! `leaky_relu` with the default slope 0.01, `tanh`), so a checkpoint saved by the Python
 //! model gives the same output bits here.
 
-use super::bits::Bits;
 use super::ops::leaky_relu;
 use anyhow::{ensure, Result};
 use norm_tch::layers::{
@@ -22,6 +21,7 @@ use norm_tch::layers::{
     ConvTransposeOptions, Foldable, WeightNorm,
 };
 use norm_tch::var_store::path_at;
+use norm_test_support::Bits;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};

@@ -7,10 +7,11 @@
 //! - [`hifigan`]: the HiFi-GAN-style generator of `data/hifigan_block.py`.
 //! - [`sn_discriminator`]: the spectrally normalized discriminator of
 //!   `data/sn_discriminator.py`, and its training loop.
-//! - [`bits`]: float32 bit patterns as the Python scripts write them, ULP distances.
+//!
+//! Float32 bit patterns as the Python scripts write them and ULP distances come from
+//! `norm_test_support` (`Bits`).
 #![allow(dead_code)] // each example uses only part of this folder
 
-pub mod bits;
 pub mod hifigan;
 pub mod ops;
 pub mod sn_discriminator;

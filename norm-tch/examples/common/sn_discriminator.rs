@@ -13,7 +13,6 @@
 //! PyTorch-exact Adam (`lr=2e-4, betas=(0.5, 0.999)`), each forward in training mode (one
 //! power iteration per layer per forward, as PyTorch).
 
-use super::bits::Bits;
 use super::ops::leaky_relu;
 use anyhow::Result;
 use norm_core::optim::AdamConfig;
@@ -22,6 +21,7 @@ use norm_tch::layers::{
     SpectralNorm, SpectralNormOptions,
 };
 use norm_tch::optim::Adam;
+use norm_test_support::Bits;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use tch::nn::{Linear, VarStore};
