@@ -195,13 +195,33 @@ fn convert(
     }
     Format::from_extension(&output)?;
     let sd = StateDict::read(&input)?;
-    let (converted, conversions) = checkpoint::convert(&sd, target, &options)?;
+    let (converted, conversions) =
+        checkpoint::convert(&sd, target, &options).map_err(|e| with_flag_hint(e.in_file(&input)))?;
     for c in &conversions {
         eprintln!("{c}");
     }
     converted.write(&output)?;
     eprintln!("wrote {}: {} entries, {} layers converted", output.display(), converted.len(), conversions.len());
     Ok(())
+}
+
+/// A refusal the command line can settle gets its flag: an undecidable (or ill-fitting)
+/// dim names `--spectral-dim`/`--weight-norm-dim` for the layer's prefix.
+fn with_flag_hint(e: norm_core::Error) -> anyhow::Error {
+    use norm_core::error::{CheckpointErrorKind, ConversionRefusal, NormKind};
+    let Some(CheckpointErrorKind::Conversion {
+        prefix,
+        refusal: ConversionRefusal::AmbiguousDim { evidence, .. } | ConversionRefusal::DimDoesNotFit { evidence, .. },
+        ..
+    }) = e.checkpoint_kind()
+    else {
+        return e.into();
+    };
+    let flag = match evidence.norm() {
+        NormKind::WeightNorm => "--weight-norm-dim",
+        NormKind::SpectralNorm => "--spectral-dim",
+    };
+    anyhow::anyhow!("{e}\nhint: pass {flag} {prefix}=N for this layer (or {flag} N for every such layer)")
 }
 
 fn main() -> ExitCode {

@@ -24,4 +24,4 @@ pub mod spectral_norm;
 pub mod weight_norm;
 
 pub use backend::{AutodiffBackend, Backend};
-pub use error::{Error, Result};
+pub use error::{CheckpointErrorKind, Error, Result};

@@ -83,13 +83,42 @@ pub mod hooks {
     /// Registration (`SpectralNorm.apply`): `(u, v)` drawn from the generator, u first,
     /// each `normalize(new_empty(n).normal_(0, 1), dim=0, eps)`; no power iteration.
     pub fn initial_u_v<B: AutodiffBackend>(weight: &B::Tensor, dim: usize, eps: f64) -> Result<(B::Tensor, B::Tensor)> {
+        initial_u_v_with::<B>(weight, dim, eps, |like, n| B::normal(like, &[n], 0.0, 1.0))
+    }
+
+    /// [`initial_u_v`] with the draws of `draw(like, n)` (`like.new_empty(n).normal_(0, 1)`
+    /// from a generator of the caller's, e.g. a private one seeded like `torch.manual_seed`).
+    pub fn initial_u_v_with<B: AutodiffBackend>(
+        weight: &B::Tensor,
+        dim: usize,
+        eps: f64,
+        mut draw: impl FnMut(&B::Tensor, usize) -> Result<B::Tensor>,
+    ) -> Result<(B::Tensor, B::Tensor)> {
         B::no_grad(|| {
             let mat = weight_to_matrix::<B>(weight, dim)?;
             let shape = B::shape(&mat);
-            let u = normalize::<B>(&B::normal(weight, &[shape[0]], 0.0, 1.0)?, 0, eps, None)?;
-            let v = normalize::<B>(&B::normal(weight, &[shape[1]], 0.0, 1.0)?, 0, eps, None)?;
+            let u = normalize::<B>(&draw(weight, shape[0])?, 0, eps, None)?;
+            let v = normalize::<B>(&draw(weight, shape[1])?, 0, eps, None)?;
             Ok((u, v))
         })
+    }
+
+    /// `σ = dot(u, W_mat v)`, the hook API's estimate (`compute_weight`, and the rescaling
+    /// of `_solve_v_and_rescale`).
+    pub fn sigma<B: AutodiffBackend>(w_mat: &B::Tensor, u: &B::Tensor, v: &B::Tensor) -> Result<B::Tensor> {
+        B::dot(u, &B::mv(w_mat, v)?)
+    }
+
+    /// `remove_spectral_norm`'s weight: `weight_orig / σ` from the stored `u`, `v`, no power
+    /// iteration ([`compute_weight`] in eval mode).
+    pub fn fold<B: AutodiffBackend>(
+        weight_orig: &B::Tensor,
+        u: &B::Tensor,
+        v: &B::Tensor,
+        dim: usize,
+    ) -> Result<B::Tensor> {
+        let w_mat = weight_to_matrix::<B>(weight_orig, dim)?;
+        B::div(weight_orig, &sigma::<B>(&w_mat, u, v)?)
     }
 
     /// `SpectralNorm.compute_weight`: updates the buffers `u`, `v` in place when
@@ -116,8 +145,7 @@ pub mod hooks {
         } else {
             (B::shallow_clone(u), B::shallow_clone(v))
         };
-        let sigma = B::dot(&u_used, &B::mv(&w_mat, &v_used)?)?;
-        B::div(weight_orig, &sigma)
+        B::div(weight_orig, &sigma::<B>(&w_mat, &u_used, &v_used)?)
     }
 }
 
@@ -166,6 +194,18 @@ pub mod parametrizations {
         /// power iterations. `register_parametrization`'s extra evaluation is the caller's
         /// ([`SpectralNormState::forward`] once, in the module's mode).
         pub fn new(weight: &B::Tensor, n_power_iterations: i64, dim: i64, eps: f64) -> Result<Self> {
+            Self::new_with(weight, n_power_iterations, dim, eps, |like, n| B::normal(like, &[n], 0.0, 1.0))
+        }
+
+        /// [`SpectralNormState::new`] with the draws of `draw(like, n)`
+        /// (`like.new_empty(n).normal_(0, 1)` from a generator of the caller's).
+        pub fn new_with(
+            weight: &B::Tensor,
+            n_power_iterations: i64,
+            dim: i64,
+            eps: f64,
+            mut draw: impl FnMut(&B::Tensor, usize) -> Result<B::Tensor>,
+        ) -> Result<Self> {
             let rank = B::shape(weight).len();
             let dim = check_dim(dim, rank)?;
             let n_power_iterations = check_n_power_iterations(n_power_iterations)?;
@@ -174,8 +214,8 @@ pub mod parametrizations {
                 let w_mat = weight_to_matrix::<B>(weight, dim)?;
                 let shape = B::shape(&w_mat);
                 B::no_grad(|| -> Result<()> {
-                    let u = B::normal(&w_mat, &[shape[0]], 0.0, 1.0)?;
-                    let v = B::normal(&w_mat, &[shape[1]], 0.0, 1.0)?;
+                    let u = draw(&w_mat, shape[0])?;
+                    let v = draw(&w_mat, shape[1])?;
                     state.u = Some(normalize::<B>(&u, 0, eps, None)?);
                     state.v = Some(normalize::<B>(&v, 0, eps, None)?);
                     Ok(())
@@ -210,10 +250,22 @@ pub mod parametrizations {
                 self.power_method(&w_mat, self.n_power_iterations)?;
             }
             let (Some(u), Some(v)) = (self.u.as_ref(), self.v.as_ref()) else { unreachable!("checked above") };
-            let u = B::clone_contiguous(u)?;
-            let v = B::clone_contiguous(v)?;
-            let sigma = B::vdot(&u, &B::mv(&w_mat, &v)?)?;
-            B::div(weight, &sigma)
+            B::div(weight, &sigma::<B>(&w_mat, u, v)?)
         }
+    }
+
+    /// `σ = vdot(u, W_mat v)` over clones of `u`, `v` (`_SpectralNorm.forward`, which clones
+    /// them with `torch.contiguous_format`).
+    pub fn sigma<B: AutodiffBackend>(w_mat: &B::Tensor, u: &B::Tensor, v: &B::Tensor) -> Result<B::Tensor> {
+        let u = B::clone_contiguous(u)?;
+        let v = B::clone_contiguous(v)?;
+        B::vdot(&u, &B::mv(w_mat, &v)?)
+    }
+
+    /// The eval-mode weight from the stored `u`, `v` (what `_SpectralNorm.forward` returns
+    /// with no power iteration): `weight / σ`.
+    pub fn fold<B: AutodiffBackend>(weight: &B::Tensor, u: &B::Tensor, v: &B::Tensor, dim: usize) -> Result<B::Tensor> {
+        let w_mat = weight_to_matrix::<B>(weight, dim)?;
+        B::div(weight, &sigma::<B>(&w_mat, u, v)?)
     }
 }

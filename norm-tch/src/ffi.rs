@@ -1,9 +1,10 @@
 //! Bindings to `csrc/aten_ops.cpp`: ATen calls whose full argument lists tch's
 //! generated API does not expose (`alpha`, `value`, assigning `.grad`).
 
-use norm_core::{Error, Result};
+use norm_core::{CheckpointErrorKind, Error, Result};
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
+use std::path::Path;
 use tch::Tensor;
 use torch_sys::C_tensor;
 
@@ -320,20 +321,48 @@ fn c_string(what: &'static str, s: &str) -> Result<std::ffi::CString> {
     std::ffi::CString::new(s).map_err(|_| Error::invalid(what, s, "a string without NUL bytes"))
 }
 
+/// The first line of a libtorch message (drops its hints and C++ backtrace).
+fn first_sentence(message: &str) -> &str {
+    let line = message.lines().next().unwrap_or(message);
+    match line.find(". ") {
+        Some(i) => &line[..i],
+        None => line,
+    }
+}
+
+/// `path` as the string libtorch's archive reader and writer take.
+fn archive_path(path: &Path) -> Result<std::ffi::CString> {
+    let name = path.to_str().ok_or_else(|| {
+        Error::invalid("path", path.display(), "a UTF-8 path (libtorch's archive code takes a string)")
+    })?;
+    c_string("path", name)
+}
+
+/// libtorch's error for the archive at `path` as a checkpoint error of `kind`.
+fn archive_error(path: &Path, kind: fn(String) -> CheckpointErrorKind) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Backend { message, .. } => Error::checkpoint(path, kind(first_sentence(&message).to_string())),
+        e => e,
+    }
+}
+
 /// Every record of the torch.save zip archive at `path`, names relative to its folder.
-pub fn pt_read_records(path: &str) -> Result<Vec<(String, Vec<u8>)>> {
-    let path = c_string("path", path)?;
+/// libtorch's refusal (`PyTorchStreamReader`) is [`CheckpointErrorKind::Zip`].
+pub fn pt_read_records(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let name = archive_path(path)?;
     let mut records: Vec<(String, Vec<u8>)> = Vec::new();
     // SAFETY: a NUL-terminated path; the sink only appends to `records`, alive for the call.
     check("read .pt archive", unsafe {
-        norm_pt_read_records(path.as_ptr(), &mut records as *mut _ as *mut std::ffi::c_void, collect_record)
-    })?;
+        norm_pt_read_records(name.as_ptr(), &mut records as *mut _ as *mut std::ffi::c_void, collect_record)
+    })
+    .map_err(archive_error(path, |message| CheckpointErrorKind::Zip { message }))?;
     Ok(records)
 }
 
-/// Writes `records` into a new torch.save zip archive at `path`.
-pub fn pt_write_records(path: &str, records: &[(String, Vec<u8>)]) -> Result<()> {
-    let path = c_string("path", path)?;
+/// Writes `records` into a new torch.save zip archive at `path`. libtorch's refusal
+/// (`PyTorchStreamWriter`) is [`CheckpointErrorKind::Write`].
+pub fn pt_write_records(path: &Path, records: &[(String, Vec<u8>)]) -> Result<()> {
+    let name = archive_path(path)?;
     let names = records.iter().map(|(n, _)| c_string("record name", n)).collect::<Result<Vec<_>>>()?;
     let name_ptrs: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
     let data_ptrs: Vec<*const c_char> = records.iter().map(|(_, d)| d.as_ptr() as *const c_char).collect();
@@ -341,13 +370,14 @@ pub fn pt_write_records(path: &str, records: &[(String, Vec<u8>)]) -> Result<()>
     // SAFETY: n entries in each array, each pointer valid for its length for the call.
     check("write .pt archive", unsafe {
         norm_pt_write_records(
-            path.as_ptr(),
+            name.as_ptr(),
             records.len() as c_int,
             name_ptrs.as_ptr(),
             data_ptrs.as_ptr(),
             lens.as_ptr(),
         )
     })
+    .map_err(archive_error(path, |message| CheckpointErrorKind::Write { message }))
 }
 
 /// A CPU generator of its own, seeded like `torch.manual_seed(seed)` seeds the global one.

@@ -239,7 +239,14 @@ fn pytorch_checkpoints_load_into_every_scheme_bit_for_bit() -> Result<()> {
                         format!("{what}: loaded, but weight norm <-> spectral norm must be refused")
                     })?;
                     ensure!(
-                        matches!(e, Error::Unsupported { .. })
+                        matches!(&e, Error::Checkpoint { path: Some(_), .. })
+                            && matches!(
+                                e.checkpoint_kind(),
+                                Some(norm_core::CheckpointErrorKind::Conversion {
+                                    refusal: norm_core::error::ConversionRefusal::DifferentNorms,
+                                    ..
+                                })
+                            )
                             && e.to_string().contains("different reparametrizations"),
                         "{what}: {e}"
                     );

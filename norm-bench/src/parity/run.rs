@@ -68,7 +68,7 @@ pub fn python_exception_type(error: &anyhow::Error) -> &'static str {
             | E::Unsupported { .. }
             | E::Backend { .. },
         ) => "RuntimeError",
-        None => "RuntimeError",
+        Some(_) | None => "RuntimeError", // norm_core::Error is #[non_exhaustive]
     }
 }
 

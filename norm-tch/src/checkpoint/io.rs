@@ -2,10 +2,9 @@
 //! archive read and written with libtorch's own `PyTorchStreamReader`/`Writer`, holding a
 //! protocol-2 pickle, see [`super::pickle`]) and `.safetensors` (tch's reader and writer).
 
-use super::pickle::{self, PickleEntry, Value};
+use super::pt::{read_pt, write_pt};
 use crate::backend::tch_err;
-use crate::ffi;
-use norm_core::{Error, Result};
+use norm_core::{CheckpointErrorKind, Error, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -84,21 +83,8 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-fn file_error(path: &Path, reason: impl Into<String>) -> Error {
-    Error::Unsupported { what: format!("checkpoint file `{}`", path.display()), reason: reason.into() }
-}
-
-/// The first line of a libtorch message (drops its hints and C++ backtrace).
-fn first_sentence(message: &str) -> &str {
-    let line = message.lines().next().unwrap_or(message);
-    match line.find(". ") {
-        Some(i) => &line[..i],
-        None => line,
-    }
-}
-
 /// A CPU, contiguous copy-free view if possible (a copy otherwise) for serialization.
-fn cpu_contiguous(t: &Tensor) -> Result<Tensor> {
+pub(super) fn cpu_contiguous(t: &Tensor) -> Result<Tensor> {
     t.f_detach()
         .and_then(|t| t.f_to_device(Device::Cpu))
         .and_then(|t| t.f_contiguous())
@@ -175,9 +161,9 @@ impl StateDict {
         } else if head.len() >= 9 && head[8] == b'{' {
             read_safetensors(path)
         } else if head.starts_with(&[0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20]) {
-            Err(file_error(path, "it is in the legacy (pre-1.6, non-zip) torch.save format, which is not supported: load it with PyTorch and torch.save it again"))
+            Err(Error::checkpoint(path, CheckpointErrorKind::LegacyFormat))
         } else {
-            Err(file_error(path, "it is neither a torch.save zip archive (.pt/.pth) nor a safetensors file"))
+            Err(Error::checkpoint(path, CheckpointErrorKind::UnknownFormat))
         }
     }
 
@@ -196,7 +182,13 @@ impl StateDict {
                     .iter()
                     .map(|(k, t)| Ok((k.as_str(), cpu_contiguous(t)?)))
                     .collect::<Result<Vec<_>>>()?;
-                Tensor::write_safetensors(&tensors, path).map_err(|e| file_error(path, format!("cannot write it: {e}")))
+                Tensor::write_safetensors(&tensors, path).map_err(|e| match e {
+                    tch::TchError::Io(source) => Error::io("write", path, source),
+                    tch::TchError::SafeTensorError { err, .. } => {
+                        Error::checkpoint(path, CheckpointErrorKind::Write { message: err.to_string() })
+                    }
+                    e => Error::checkpoint(path, CheckpointErrorKind::Write { message: e.to_string() }),
+                })
             }
         }
     }
@@ -204,164 +196,126 @@ impl StateDict {
 
 fn read_head(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| file_error(path, format!("cannot open it: {e}")))?;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
     let mut head = Vec::with_capacity(16);
-    file.by_ref().take(16).read_to_end(&mut head).map_err(|e| file_error(path, format!("cannot read it: {e}")))?;
+    file.by_ref().take(16).read_to_end(&mut head).map_err(|e| Error::io("read", path, e))?;
     if head.len() < 9 {
-        return Err(file_error(path, format!("it is {} bytes long, too short for a checkpoint", head.len())));
+        return Err(Error::checkpoint(path, CheckpointErrorKind::TooShort { len: head.len() }));
     }
     Ok(head)
 }
 
 fn read_safetensors(path: &Path) -> Result<StateDict> {
-    let mut entries = Tensor::read_safetensors(path).map_err(|e| {
-        file_error(path, format!("it is not a readable safetensors file (truncated or corrupted?): {e}"))
+    let mut entries = Tensor::read_safetensors(path).map_err(|e| match e {
+        tch::TchError::Io(source) => Error::io("read", path, source),
+        tch::TchError::SafeTensorError { err, .. } => {
+            Error::checkpoint(path, CheckpointErrorKind::Safetensors { message: err.to_string() })
+        }
+        e => Error::checkpoint(path, CheckpointErrorKind::Safetensors { message: e.to_string() }),
     })?;
     entries.sort_by(|a, b| natural_cmp(&a.0, &b.0));
     Ok(StateDict { entries, spectral_norm_versions: BTreeMap::new() })
 }
 
-fn read_pt(path: &Path) -> Result<StateDict> {
-    let name = path.to_str().ok_or_else(|| file_error(path, "its path is not valid UTF-8"))?;
-    let records = ffi::pt_read_records(name).map_err(|e| match e {
-        Error::Backend { message, .. } => file_error(
-            path,
-            format!("it is not a readable torch.save archive (truncated or corrupted?): {}", first_sentence(&message)),
-        ),
-        e => e,
-    })?;
-    let record = |n: &str| records.iter().find(|(k, _)| k == n).map(|(_, d)| d.as_slice());
-    let pkl = record("data.pkl").ok_or_else(|| {
-        file_error(
-            path,
-            "the zip archive has no data.pkl record, so torch.save did not write it (a TorchScript archive?)",
-        )
-    })?;
-    if let Some(order) = record("byteorder") {
-        if order != b"little" {
-            return Err(file_error(
-                path,
-                format!(
-                    "it was written on a {} machine; only little-endian archives are read",
-                    String::from_utf8_lossy(order)
-                ),
-            ));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::pickle::{self, PickleEntry};
+    use crate::ffi;
+    use norm_core::error::{PickleError, PickleProblem};
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("norm-io-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A torch.save-style archive at `path` holding these records besides the version ones.
+    fn archive(path: &Path, records: &[(&str, &[u8])]) {
+        let mut all = vec![(".format_version".to_string(), b"1".to_vec())];
+        all.extend(records.iter().map(|(n, d)| (n.to_string(), d.to_vec())));
+        ffi::pt_write_records(path, &all).unwrap();
+    }
+
+    /// The kind of the error reading `path` gives, checking that it names the file.
+    fn kind_of(path: &Path) -> CheckpointErrorKind {
+        let e = StateDict::read(path).expect_err("an unreadable checkpoint was read");
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        match e {
+            Error::Checkpoint { path: Some(p), kind } if p == path => *kind,
+            other => panic!("{}: {other:?}", path.display()),
         }
     }
-    if records.iter().any(|(k, _)| k == "constants.pkl" || k.starts_with("code/")) {
-        return Err(file_error(path, "it is a TorchScript archive (torch.jit.save), not a state dict: save model.state_dict() with torch.save instead"));
-    }
-    let root = pickle::unpickle(pkl).map_err(|e| file_error(path, format!("its data.pkl cannot be read: {e}")))?;
-    let Value::Dict(dict) = &root else {
-        return Err(file_error(
-            path,
-            "it holds a single object that is not a dict; a state dict (torch.save(model.state_dict())) was expected",
-        ));
-    };
-    let dict = dict.borrow();
-    let mut entries = Vec::new();
-    for (k, v) in &dict.items {
-        let Value::Tensor(t) = v else { continue }; // non-tensor values (metadata) are ignored
-        let key = k.as_str().ok_or_else(|| file_error(path, "a tensor's key is not a string"))?.to_string();
-        let storage = &t.storage;
-        let data = record(&format!("data/{}", storage.key)).ok_or_else(|| {
-            file_error(path, format!("`{key}`'s storage data/{} is missing from the archive", storage.key))
-        })?;
-        let tensor = materialize(&key, t, data).map_err(|reason| file_error(path, reason))?;
-        entries.push((key, tensor));
-    }
-    if entries.is_empty() {
-        let nested: Vec<String> = dict
-            .items
-            .iter()
-            .filter(|(_, v)| matches!(v, Value::Dict(d) if d.borrow().items.iter().any(|(_, t)| matches!(t, Value::Tensor(_)))))
-            .filter_map(|(k, _)| k.as_str().map(|k| format!("`{k}`")))
-            .collect();
-        let hint = if nested.is_empty() {
-            String::new()
-        } else {
-            format!(" (it has tensors under {}: save that state dict by itself)", nested.join(", "))
-        };
-        return Err(file_error(path, format!("it holds no tensors at the top level; a state dict (torch.save(model.state_dict())) was expected{hint}")));
-    }
-    let mut versions = BTreeMap::new();
-    for (k, v) in &dict.attrs {
-        if k.as_str() != Some("_metadata") {
-            continue;
-        }
-        let Value::Dict(meta) = v else { continue };
-        for (prefix, local) in &meta.borrow().items {
-            let (Some(prefix), Value::Dict(local)) = (prefix.as_str(), local) else { continue };
-            for (name, sn) in &local.borrow().items {
-                let (Some("spectral_norm"), Value::Dict(sn)) = (name.as_str(), sn) else { continue };
-                for (n, version) in &sn.borrow().items {
-                    if let (Some("weight.version"), Value::Int(version)) = (n.as_str(), version) {
-                        versions.insert(prefix.to_string(), *version);
-                    }
-                }
+
+    #[test]
+    fn file_problems_keep_the_io_error_and_the_path() {
+        let path = dir("io").join("absent.pt");
+        match StateDict::read(&path) {
+            Err(Error::Io { op: "open", path: p, source }) => {
+                assert_eq!(p, path);
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
             }
+            other => panic!("{other:?}"),
         }
+        let e = StateDict::read(&path).unwrap_err();
+        assert!(e.to_string().contains("absent.pt"), "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "the io::Error is the source");
     }
-    Ok(StateDict { entries, spectral_norm_versions: versions })
-}
 
-/// The tensor `_rebuild_tensor_v2` would build over `data`, as a contiguous copy.
-fn materialize(key: &str, t: &pickle::TensorRef, data: &[u8]) -> std::result::Result<Tensor, String> {
-    let kind = t.storage.kind;
-    let numel = t.storage.numel;
-    let bytes = usize::try_from(numel)
-        .ok()
-        .and_then(|n| n.checked_mul(kind.elt_size_in_bytes()))
-        .ok_or_else(|| format!("`{key}`'s storage has {numel} elements"))?;
-    if data.len() < bytes {
-        return Err(format!(
-            "`{key}`'s storage data/{} holds {} bytes, {bytes} expected (truncated?)",
-            t.storage.key,
-            data.len()
-        ));
-    }
-    if t.offset < 0 || t.size.iter().any(|&s| s < 0) || t.stride.iter().any(|&s| s < 0) {
-        return Err(format!("`{key}` has a negative offset, size or stride"));
-    }
-    if t.size.iter().all(|&s| s > 0) {
-        let last = t.size.iter().zip(&t.stride).map(|(&s, &st)| (s - 1) * st).sum::<i64>() + t.offset;
-        if last >= numel {
-            return Err(format!(
-                "`{key}` (size {:?}, stride {:?}, offset {}) reaches past its storage of {numel} elements",
-                t.size, t.stride, t.offset
-            ));
-        }
-    }
-    let storage = Tensor::f_from_data_size(&data[..bytes], &[numel], kind).map_err(|e| format!("`{key}`: {e}"))?;
-    let view = storage
-        .f_as_strided(t.size.as_slice(), t.stride.as_slice(), Some(t.offset))
-        .map_err(|e| format!("`{key}`: {e}"))?;
-    ffi::clone_contiguous(&view).map_err(|e| format!("`{key}`: {e}"))
-}
+    #[test]
+    fn format_problems_are_typed_kinds_naming_the_file() {
+        let dir = dir("kinds");
+        let good = dir.join("good.pt");
+        let t = Tensor::f_from_slice(&[1.0f32, 2.0, 3.0, 4.0]).unwrap();
+        StateDict::new(vec![("w".into(), t)]).unwrap().write(&good).unwrap();
+        assert_eq!(StateDict::read(&good).unwrap().len(), 1);
 
-fn write_pt(path: &Path, entries: &[(String, Tensor)]) -> Result<()> {
-    let name = path.to_str().ok_or_else(|| file_error(path, "its path is not valid UTF-8"))?;
-    let mut pickled = Vec::with_capacity(entries.len());
-    let mut records = vec![
-        (String::new(), Vec::new()),
-        (".format_version".to_string(), b"1".to_vec()),
-        (".storage_alignment".to_string(), b"64".to_vec()),
-    ];
-    for (i, (key, t)) in entries.iter().enumerate() {
-        let t = cpu_contiguous(t)?;
-        let numel = t.numel();
-        let mut bytes = vec![0u8; numel * t.kind().elt_size_in_bytes()];
-        if numel > 0 {
-            t.f_copy_data_u8(&mut bytes, numel).map_err(tch_err("copy_data"))?;
-        }
-        pickled.push(PickleEntry { key, kind: t.kind(), size: t.size() });
-        records.push((format!("data/{i}"), bytes));
+        // A truncated zip: libtorch's reader refuses it.
+        let bytes = std::fs::read(&good).unwrap();
+        let truncated = dir.join("truncated.pt");
+        std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(matches!(kind_of(&truncated), CheckpointErrorKind::Zip { .. }));
+
+        // A pickle with an opcode no pickle protocol has.
+        let bad = dir.join("bad_opcode.pt");
+        archive(&bad, &[("data.pkl", b"\x80\x02\xff")]);
+        let want = PickleError { offset: 2, opcode: Some(0xff), problem: PickleProblem::UnsupportedOpcode };
+        assert_eq!(kind_of(&bad), CheckpointErrorKind::Pickle(want));
+
+        // A malformed safetensors header (its length, then no JSON).
+        let st = dir.join("bad_header.safetensors");
+        let mut header = 10u64.to_le_bytes().to_vec();
+        header.extend_from_slice(b"{not json}");
+        std::fs::write(&st, &header).unwrap();
+        assert!(matches!(kind_of(&st), CheckpointErrorKind::Safetensors { .. }));
+
+        let short = dir.join("short.pt");
+        std::fs::write(&short, b"PK\x03").unwrap();
+        assert_eq!(kind_of(&short), CheckpointErrorKind::TooShort { len: 3 });
+        let text = dir.join("notes.pt");
+        std::fs::write(&text, "not a checkpoint at all\n").unwrap();
+        assert_eq!(kind_of(&text), CheckpointErrorKind::UnknownFormat);
+        std::fs::remove_dir_all(&dir).ok();
     }
-    let pkl =
-        pickle::pickle_state_dict(&pickled).map_err(|reason| file_error(path, format!("cannot write it: {reason}")))?;
-    records[0] = ("data.pkl".to_string(), pkl);
-    ffi::pt_write_records(name, &records).map_err(|e| match e {
-        Error::Backend { message, .. } => file_error(path, format!("cannot write it: {}", first_sentence(&message))),
-        e => e,
-    })
+
+    #[test]
+    fn content_problems_name_the_key_and_record() {
+        let dir = dir("content");
+        let pkl = pickle::pickle_state_dict(&[PickleEntry { key: "w", kind: Kind::Float, size: vec![4] }]).unwrap();
+        let short = dir.join("short_storage.pt");
+        archive(&short, &[("data.pkl", &pkl), ("data/0", &[0u8; 8])]);
+        let want =
+            CheckpointErrorKind::StorageTooShort { key: "w".into(), record: "data/0".into(), bytes: 8, expected: 16 };
+        assert_eq!(kind_of(&short), want);
+        let missing = dir.join("missing_storage.pt");
+        archive(&missing, &[("data.pkl", &pkl)]);
+        assert_eq!(kind_of(&missing), CheckpointErrorKind::MissingStorage { key: "w".into(), record: "data/0".into() });
+        let list = dir.join("list.pt");
+        archive(&list, &[("data.pkl", b"\x80\x02].")]);
+        assert_eq!(kind_of(&list), CheckpointErrorKind::NotAStateDict { found: "a list".into() });
+        let no_pkl = dir.join("no_pkl.pt");
+        archive(&no_pkl, &[("data/0", &[0u8; 4])]);
+        assert_eq!(kind_of(&no_pkl), CheckpointErrorKind::MissingRecord { record: "data.pkl".into() });
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

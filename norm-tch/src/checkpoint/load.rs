@@ -6,7 +6,7 @@ use super::io::{dtype_name, natural_cmp, StateDict};
 use crate::backend::tch_err;
 use crate::scheme::{detect, Scheme};
 use crate::var_store::Store;
-use norm_core::{Error, Result};
+use norm_core::{CheckpointErrorKind, Error, Result};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use tch::nn::VarStore;
@@ -59,7 +59,7 @@ pub fn load_state_dict(vs: &mut VarStore, sd: &StateDict, options: &LoadOptions)
 pub fn load_checkpoint(vs: &mut VarStore, path: impl AsRef<Path>, options: &LoadOptions) -> Result<LoadReport> {
     let path = path.as_ref();
     let sd = StateDict::read(path)?;
-    load_into(vs, &sd, options, &format!("checkpoint `{}`", path.display()))
+    load_into(vs, &sd, options, &format!("checkpoint `{}`", path.display())).map_err(|e| e.in_file(path))
 }
 
 /// The VarStore's variables (parameters and buffers) under their names, which are
@@ -100,19 +100,11 @@ fn load_into(vs: &mut VarStore, sd: &StateDict, options: &LoadOptions, origin: &
     let from = |source: &Option<String>| source.as_ref().map_or(String::new(), |s| format!(" (converted from {s})"));
     if options.strict {
         if let Some(key) = missing_keys.first() {
-            return Err(Error::MissingParameter {
-                name: key.clone(),
-                module: format!(
-                    "{origin}, which the model's variable needs (a missing key; {} missing in all)",
-                    missing_keys.len()
-                ),
-            });
+            return Err(CheckpointErrorKind::MissingEntry { key: key.clone(), count: missing_keys.len() }.into());
         }
         if let Some(e) = entries.iter().find(|e| !model.contains_key(&e.key)) {
-            return Err(Error::Unsupported {
-                what: format!("key `{}` in {origin}{}", e.key, from(&e.source)),
-                reason: format!("the model has no such variable (an unexpected key, refused by a strict load as by PyTorch's load_state_dict(strict=True); {} unexpected in all)", unexpected_keys.len()),
-            });
+            let (key, origin, count) = (e.key.clone(), e.source.clone(), unexpected_keys.len());
+            return Err(CheckpointErrorKind::UnexpectedEntry { key, origin, count }.into());
         }
     }
     let mut updates: Vec<(Tensor, &Tensor)> = Vec::new();

@@ -31,6 +31,7 @@ pub mod convert;
 mod io;
 mod load;
 mod pickle;
+mod pt;
 
 pub use crate::scheme::{self, detect, Layer, Scheme, Suffix};
 pub use convert::{convert, Conversion, ConvertOptions, DimChoice, Target};

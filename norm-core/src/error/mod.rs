@@ -3,9 +3,21 @@
 //! Every fallible operation returns [`Result`]. Errors caused by caller input name
 //! the argument, the value that was given and what was expected, the way PyTorch's
 //! own `ValueError`/`RuntimeError` messages do, so a caller never has to guess.
+//!
+//! File problems keep their [`std::io::Error`] and path ([`Error::Io`]); problems with a
+//! checkpoint's content (its zip archive, pickle, safetensors header, or a scheme
+//! conversion of its layers) are a typed [`CheckpointErrorKind`] ([`Error::Checkpoint`]).
+//! Messages speak of arguments and values, never of a command line's flags: a CLI matches
+//! on the kind to add its own hints.
+
+mod checkpoint;
+
+pub use checkpoint::{CheckpointErrorKind, ConversionRefusal, DimEvidence, NormKind, PickleError, PickleProblem};
+use std::path::{Path, PathBuf};
 
 /// Errors raised by norm's algorithms and backends.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An argument had a value outside its domain (PyTorch raises `ValueError`).
     #[error("invalid argument `{name}`: got {value}, expected {expected}")]
@@ -87,6 +99,30 @@ pub enum Error {
         /// The backend's message.
         message: String,
     },
+
+    /// A file could not be opened, read or written; `source` is the operating system's error.
+    #[error("cannot {op} `{}`", .path.display())]
+    Io {
+        /// What was being done: `open`, `read`, `create`, `write`.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A checkpoint (a file, or a state dict in memory when `path` is `None`) that cannot be
+    /// read, written, converted or loaded as asked; `kind` says what is wrong, naming the
+    /// key, the value and what was expected.
+    #[error("{}{kind}", checkpoint::path_prefix(.path.as_deref()))]
+    Checkpoint {
+        /// The checkpoint file, when the problem concerns one.
+        path: Option<PathBuf>,
+        /// What is wrong (boxed: it keeps shapes and names, and `Result<T>` stays small;
+        /// match on it through [`Error::checkpoint_kind`]).
+        kind: Box<CheckpointErrorKind>,
+    },
 }
 
 /// `Result` with norm's [`Error`].
@@ -96,5 +132,39 @@ impl Error {
     /// Shorthand for [`Error::InvalidArgument`].
     pub fn invalid(name: &'static str, value: impl std::fmt::Display, expected: impl Into<String>) -> Self {
         Error::InvalidArgument { name, value: value.to_string(), expected: expected.into() }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { op, path: path.into(), source }
+    }
+
+    /// Shorthand for [`Error::Checkpoint`] about the file at `path`.
+    pub fn checkpoint(path: impl Into<PathBuf>, kind: CheckpointErrorKind) -> Self {
+        Error::Checkpoint { path: Some(path.into()), kind: Box::new(kind) }
+    }
+
+    /// Names the file a [`Error::Checkpoint`] about a state dict in memory came from (other
+    /// errors, and checkpoint errors that already name a file, are returned as they are).
+    pub fn in_file(self, file: &Path) -> Self {
+        match self {
+            Error::Checkpoint { path: None, kind } => Error::Checkpoint { path: Some(file.to_path_buf()), kind },
+            e => e,
+        }
+    }
+
+    /// The checkpoint kind, if this is an [`Error::Checkpoint`].
+    pub fn checkpoint_kind(&self) -> Option<&CheckpointErrorKind> {
+        match self {
+            Error::Checkpoint { kind, .. } => Some(kind),
+            _ => None,
+        }
+    }
+}
+
+impl From<CheckpointErrorKind> for Error {
+    /// A checkpoint error about a state dict in memory (no file; see [`Error::in_file`]).
+    fn from(kind: CheckpointErrorKind) -> Self {
+        Error::Checkpoint { path: None, kind: Box::new(kind) }
     }
 }
