@@ -68,6 +68,7 @@ impl SeedStepCpp {
             // SAFETY: `state` is live; on success `out` is a new at::Tensor* that the
             // returned Tensor owns (freed by tch's Drop).
             check("param", unsafe { norm_bench_seed_cpp_param(self.state, i, &mut out) })?;
+            // SAFETY: on success `out` is a new at::Tensor* that the returned Tensor owns.
             Ok(unsafe { Tensor::from_ptr(out) })
         };
         Ok([one(0)?, one(1)?, one(2)?])

@@ -14,7 +14,7 @@ use crate::spectral_norm::{check_n_power_iterations, hooks, parametrizations};
 use crate::weight_norm::{compute_weight, initial_g, WeightNormDim};
 
 /// A conformance failure: what was checked and what was found.
-pub type Outcome = std::result::Result<(), String>;
+pub type Outcome = Result<(), String>;
 
 fn fail<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> String + '_ {
     move |e| format!("{context}: {e}")
@@ -42,7 +42,8 @@ fn assert_close(what: &str, got: &[f32], expected: &[f64], rel: f64) -> Outcome 
     }
     for (i, (&g, &e)) in got.iter().zip(expected).enumerate() {
         let tol = rel * e.abs().max(1e-6);
-        if !((g as f64 - e).abs() <= tol) {
+        let within = (g as f64 - e).abs() <= tol; // false for NaN
+        if !within {
             return Err(format!("{what}[{i}]: got {g}, expected {e} (tolerance {tol:e})"));
         }
     }

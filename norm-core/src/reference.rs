@@ -130,8 +130,7 @@ impl RefTensor {
 
 fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let rank = a.len().max(b.len());
-    let pad =
-        |s: &[usize]| -> Vec<usize> { std::iter::repeat(1).take(rank - s.len()).chain(s.iter().copied()).collect() };
+    let pad = |s: &[usize]| -> Vec<usize> { std::iter::repeat_n(1, rank - s.len()).chain(s.iter().copied()).collect() };
     let (pa, pb) = (pad(a), pad(b));
     pa.iter()
         .zip(&pb)
@@ -148,8 +147,7 @@ fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
 fn broadcast_binary(a: &RefTensor, b: &RefTensor, f: impl Fn(f32, f32) -> f32) -> Result<RefTensor> {
     let out_shape = broadcast_shape(&a.shape, &b.shape)?;
     let strides_for = |s: &[usize]| -> Vec<usize> {
-        let padded: Vec<usize> =
-            std::iter::repeat(1).take(out_shape.len() - s.len()).chain(s.iter().copied()).collect();
+        let padded: Vec<usize> = std::iter::repeat_n(1, out_shape.len() - s.len()).chain(s.iter().copied()).collect();
         let mut strides = vec![0; padded.len()];
         let mut acc = 1;
         for d in (0..padded.len()).rev() {

@@ -88,6 +88,7 @@ pub fn add_alpha(t: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor> {
     // SAFETY: both handles are live tch tensors; on success `out` is a new at::Tensor*
     // owned by the returned Tensor (freed by tch's Drop).
     check("add(alpha)", unsafe { norm_add_alpha(&mut out, t.as_ptr(), other.as_ptr(), alpha) })?;
+    // SAFETY: on success `out` is a new at::Tensor* that the returned Tensor owns.
     Ok(unsafe { Tensor::from_ptr(out) })
 }
 
@@ -98,6 +99,7 @@ pub fn linalg_vector_norm(t: &Tensor, ord: f64, dims: &[i64], keepdim: bool) -> 
     check("linalg_vector_norm", unsafe {
         norm_linalg_vector_norm(&mut out, t.as_ptr(), ord, dims.as_ptr(), dims.len() as c_int, keepdim as c_int)
     })?;
+    // SAFETY: on success `out` is a new at::Tensor* that the returned Tensor owns.
     Ok(unsafe { Tensor::from_ptr(out) })
 }
 
@@ -106,6 +108,7 @@ pub fn leaky_relu(t: &Tensor, negative_slope: f64) -> Result<Tensor> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
     // SAFETY: a live handle; `out` is owned by the result.
     check("leaky_relu", unsafe { norm_leaky_relu(&mut out, t.as_ptr(), negative_slope) })?;
+    // SAFETY: on success `out` is a new at::Tensor* that the returned Tensor owns.
     Ok(unsafe { Tensor::from_ptr(out) })
 }
 
@@ -114,6 +117,7 @@ pub fn clone_contiguous(t: &Tensor) -> Result<Tensor> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
     // SAFETY: a live handle; `out` is owned by the result.
     check("clone", unsafe { norm_clone_contiguous(&mut out, t.as_ptr()) })?;
+    // SAFETY: on success `out` is a new at::Tensor* that the returned Tensor owns.
     Ok(unsafe { Tensor::from_ptr(out) })
 }
 
@@ -311,9 +315,14 @@ extern "C" fn collect_record(ctx: *mut std::ffi::c_void, name: *const c_char, da
     // holds len bytes, both valid for this call. Nothing here can unwind but an allocation
     // failure, which aborts.
     let records = unsafe { &mut *(ctx as *mut Vec<(String, Vec<u8>)>) };
+    // SAFETY: as above, `name` is NUL-terminated and valid for this call.
     let name = unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned();
-    let bytes =
-        if len == 0 { Vec::new() } else { unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec() };
+    let bytes = if len == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: as above, `data` holds `len` bytes valid for this call.
+        unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec()
+    };
     records.push((name, bytes));
 }
 
@@ -397,6 +406,7 @@ impl CpuGenerator {
         let mut out: *mut C_tensor = std::ptr::null_mut();
         // SAFETY: a live generator and tensor handle; `out` is owned by the result.
         check("normal_", unsafe { norm_cpu_generator_normal(&mut out, self.0, like.as_ptr(), n) })?;
+        // SAFETY: on success `out` is a new at::Tensor* that the returned Tensor owns.
         Ok(unsafe { Tensor::from_ptr(out) })
     }
 }

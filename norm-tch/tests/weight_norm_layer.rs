@@ -95,6 +95,8 @@ fn errors_name_the_problem() {
         }
         other => panic!("expected InvalidArgument(layer), got {other:?}"),
     }
+    assert_eq!(names(&vs), names_now, "failed registrations leave the store unchanged");
+
     // A layer whose weight is registered under another name than `weight`.
     drop(layer(&vs, "fc2", 4, 3));
     let names_now = names(&vs);

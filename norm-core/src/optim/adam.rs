@@ -69,11 +69,13 @@ impl AdamConfig {
 
     /// The checks of `torch.optim.Adam.__init__` (NaN fails them, as in Python).
     pub fn validate(&self) -> Result<()> {
-        let in_unit = |b: f64| 0.0 <= b && b < 1.0;
-        if !(0.0 <= self.lr) {
+        // Python's `not 0.0 <= x`: a comparison with NaN is false, so NaN is refused.
+        let non_negative = |x: f64| x >= 0.0;
+        let in_unit = |b: f64| (0.0..1.0).contains(&b);
+        if !non_negative(self.lr) {
             return Err(Error::invalid("lr", self.lr, "a learning rate >= 0"));
         }
-        if !(0.0 <= self.eps) {
+        if !non_negative(self.eps) {
             return Err(Error::invalid("eps", self.eps, "an epsilon >= 0"));
         }
         if !in_unit(self.betas.0) {
@@ -82,7 +84,7 @@ impl AdamConfig {
         if !in_unit(self.betas.1) {
             return Err(Error::invalid("betas[1]", self.betas.1, "a beta in [0, 1)"));
         }
-        if !(0.0 <= self.weight_decay) {
+        if !non_negative(self.weight_decay) {
             return Err(Error::invalid("weight_decay", self.weight_decay, "a weight_decay >= 0"));
         }
         Ok(())

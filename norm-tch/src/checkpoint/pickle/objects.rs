@@ -10,7 +10,7 @@ use norm_core::error::PickleProblem;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-type R<T> = std::result::Result<T, PickleProblem>;
+type R<T> = Result<T, PickleProblem>;
 
 fn unexpected(expected: impl Into<String>, found: &Value) -> PickleProblem {
     PickleProblem::Unexpected { expected: expected.into(), found: found.describe() }

@@ -22,7 +22,7 @@ struct Unpickler<'a> {
     memo: HashMap<u64, Value>,
 }
 
-type R<T> = std::result::Result<T, PickleProblem>;
+type R<T> = Result<T, PickleProblem>;
 
 impl<'a> Unpickler<'a> {
     fn take(&mut self, n: usize) -> R<&'a [u8]> {
@@ -78,7 +78,7 @@ impl<'a> Unpickler<'a> {
         Ok(())
     }
 
-    fn run(mut self) -> std::result::Result<Value, PickleError> {
+    fn run(mut self) -> Result<Value, PickleError> {
         loop {
             let offset = self.pos;
             let op = self.u8().map_err(|problem| PickleError { offset, opcode: None, problem })?;
@@ -294,7 +294,7 @@ impl<'a> Unpickler<'a> {
 }
 
 /// Unpickles `data` (the `data.pkl` record).
-pub(crate) fn unpickle(data: &[u8]) -> std::result::Result<Value, PickleError> {
+pub(crate) fn unpickle(data: &[u8]) -> Result<Value, PickleError> {
     Unpickler { data, pos: 0, stack: Vec::new(), metastack: Vec::new(), memo: HashMap::new() }.run()
 }
 
