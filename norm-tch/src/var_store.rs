@@ -44,12 +44,11 @@ use tch::{Device, Tensor};
 #[derive(Clone)]
 pub struct Store {
     variables: Arc<Mutex<Variables>>,
-    device: Device,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("device", &self.device).field("len", &self.lock().named_variables.len()).finish()
+        f.debug_struct("Store").field("len", &self.lock().named_variables.len()).finish()
     }
 }
 
@@ -69,17 +68,12 @@ fn name_taken(full: &str) -> Error {
 impl Store {
     /// The variables of `vs`.
     pub fn of(vs: &VarStore) -> Self {
-        Store { variables: vs.variables_.clone(), device: vs.device() }
+        Store { variables: vs.variables_.clone() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Variables> {
         // A poisoned lock only means another thread panicked mid-update; the map is still usable.
         self.variables.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The device new variables are put on (the VarStore's).
-    pub fn device(&self) -> Device {
-        self.device
     }
 
     /// Whether `self` is a handle on `vs`'s variables.
@@ -122,14 +116,14 @@ impl Store {
         }
     }
 
-    /// Registers a detached copy of `value`, moved to the store's device, as `name`:
-    /// trainable in optimizer group `group` (an `nn.Parameter`), or a buffer for `None`.
-    /// Returns the registered tensor. Errors if the name is taken.
+    /// Registers a detached copy of `value` (on `value`'s device) as `name`: trainable in
+    /// optimizer group `group` (an `nn.Parameter`), or a buffer for `None`. Returns the
+    /// registered tensor. Errors if the name is taken; nothing is registered then.
     pub fn add_copy(&self, name: &str, value: &Tensor, group: Option<usize>) -> Result<Tensor> {
         if self.contains(name) {
             return Err(name_taken(name));
         }
-        let copy = detached_copy(&value.f_to_device(self.device).map_err(tch_err("to_device"))?)?;
+        let copy = detached_copy(value)?;
         self.put(name, &copy, group)?;
         Ok(copy)
     }
@@ -138,18 +132,24 @@ impl Store {
     /// `group` (its `requires_grad` is set), or a buffer for `None`. Errors if the name is
     /// taken.
     pub fn put(&self, name: &str, tensor: &Tensor, group: Option<usize>) -> Result<()> {
+        // tch does not export its `Var` type: a scratch store's `Path::add` makes the entry,
+        // which moves over. `requires_grad` is set first (as tch's registration does), where
+        // an error (a non-float tensor) is returned, not panicked on inside tch.
+        let trainable = match group {
+            Some(group) => {
+                let tensor = tensor.f_set_requires_grad(true).map_err(tch_err("requires_grad_"))?;
+                let scratch = VarStore::new(Device::Cpu);
+                drop(scratch.root().set_group(group).add("tensor", tensor, true));
+                let var = scratch.variables_.lock().unwrap_or_else(|e| e.into_inner()).trainable_variables.pop();
+                Some(var)
+            }
+            None => None,
+        };
         let mut vars = self.lock();
         if vars.named_variables.contains_key(name) {
             return Err(name_taken(name));
         }
-        if let Some(group) = group {
-            // tch does not export its `Var` type: a scratch store's `Path::add` makes the entry
-            // (with `requires_grad` set, as tch's own registration does), which moves over.
-            let scratch = VarStore::new(self.device);
-            drop(scratch.root().set_group(group).add("tensor", tensor.shallow_clone(), true));
-            let var = scratch.variables_.lock().unwrap_or_else(|e| e.into_inner()).trainable_variables.pop();
-            vars.trainable_variables.extend(var);
-        }
+        vars.trainable_variables.extend(trainable.flatten());
         vars.named_variables.insert(name.to_string(), tensor.shallow_clone());
         Ok(())
     }
@@ -178,11 +178,11 @@ impl Store {
 }
 
 fn missing(name: &str) -> Error {
-    let module = match name.rsplit_once('.') {
-        Some((prefix, _)) => format!("the VarStore (module `{prefix}`)"),
-        None => "the VarStore (root module)".to_string(),
+    let module = match crate::scheme::split_key(name) {
+        Some((prefix, _)) => ModulePath::new(prefix),
+        None => ModulePath::split(name).0,
     };
-    Error::MissingParameter { name: name.to_string(), module }
+    Error::MissingParameter { name: name.to_string(), module: format!("the VarStore ({module})") }
 }
 
 /// A module's dotted prefix in a VarStore (`""` for the root, `"encoder.0"`, ...), as tch's

@@ -145,3 +145,35 @@ fn adam_zero_grad_sets_none_and_trains_g_and_v() {
         other => panic!("expected InvalidArgument lr, got {other:?}"),
     }
 }
+
+#[test]
+fn taken_names_are_refused_before_anything_changes() {
+    let vs = VarStore::new(Device::Cpu);
+    // Registration: a stray buffer where the parametrization's `_u` goes. Refused before the
+    // registration draws u and v: the generator is where it was, the store unchanged.
+    let lin = layer(&vs, "p", 4, 3);
+    drop((vs.root() / "p" / "parametrizations" / "weight" / "0").zeros_no_train("_u", &[3]));
+    let before = names(&vs);
+    let next = norm_test_support::seeded(5, || {
+        match parametrizations::spectral_norm(&vs, lin, SpectralNormOptions::default()) {
+            Err(Error::InvalidArgument { name: "name", value, .. }) => {
+                assert_eq!(value, "p.parametrizations.weight.0._u")
+            }
+            other => panic!("expected the taken name, got {other:?}"),
+        }
+        Tensor::randn([4], (Kind::Float, Device::Cpu))
+    });
+    let first = norm_test_support::seeded(5, || Tensor::randn([4], (Kind::Float, Device::Cpu)));
+    assert!(next.equal(&first), "nothing was drawn");
+    assert_eq!(names(&vs), before);
+
+    // remove_weight_norm with a stray `fc.weight`: refused, g and v still registered.
+    let wn = weight_norm(&vs, layer(&vs, "fc", 4, 3), Some(0)).unwrap();
+    drop((vs.root() / "fc").zeros("weight", &[3, 4]));
+    let before = names(&vs);
+    match wn.remove(false) {
+        Err(Error::InvalidArgument { name: "name", value, .. }) => assert_eq!(value, "fc.weight"),
+        other => panic!("expected the taken name, got {other:?}"),
+    }
+    assert_eq!(names(&vs), before);
+}

@@ -57,7 +57,7 @@ use super::reparam::Reparametrization;
 use super::WeightedLayer;
 use crate::backend::tch_err;
 use crate::ffi;
-use crate::var_store::{ModulePath, Store};
+use crate::var_store::{detached_copy, ModulePath, Store};
 use norm_core::{Error, Result};
 use tch::Tensor;
 
@@ -133,12 +133,11 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
             groups.push(self.store.take(&self.module.full_name(suffix.as_str()))?.group);
         }
         drop(self.store.rename(&self.module.full_name(self.plain_suffix()), &self.module.full_name("weight"))?);
-        self.clear_grads()?;
         self.layer.set_weight(self.entries.plain.shallow_clone());
         self.groups = groups;
         self.folded = true;
         self.cache.clear();
-        Ok(())
+        self.clear_grads()
     }
 
     /// Unfolds the plain weight `w`, which becomes the plain entry again (the same tensor);
@@ -159,10 +158,9 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
         for (((suffix, _), t), group) in self.others.iter().zip(&self.entries.others).zip(&self.groups) {
             self.store.put(&self.module.full_name(suffix.as_str()), t, *group)?;
         }
-        self.clear_grads()?;
         self.folded = false;
         self.cache.clear();
-        Ok(())
+        self.clear_grads()
     }
 
     /// PyTorch's `remove_weight_norm` / `remove_spectral_norm` /
@@ -175,15 +173,15 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
     /// working); the others get a new parameter, as in PyTorch. A folded layer is returned
     /// as it is (its `weight` is the plain parameter already; `train` does not matter).
     ///
-    /// Errors (nothing changed): the store lacks one of the layer's entries or holds
-    /// another tensor under its name.
+    /// Errors (the store unchanged): the store lacks one of the layer's entries, holds
+    /// another tensor under its name, or already has a `weight` under the module.
     pub fn remove(mut self, train: bool) -> Result<L> {
         if self.folded {
             check_entries(&self.store, &self.module, &[("weight", &self.entries.plain)], &[])?;
             self.layer.set_weight(self.entries.plain);
             return Ok(self.layer);
         }
-        check_entries(&self.store, &self.module, &self.named_entries(), &[])?;
+        check_entries(&self.store, &self.module, &self.named_entries(), &["weight"])?;
         let value = tch::no_grad(|| self.weight_t(train && R::REMOVE.evaluates_in_mode))?;
         let value = value.f_detach().map_err(tch_err("detach"))?;
         let plain_name = self.module.full_name(self.plain_suffix());
@@ -194,9 +192,13 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
             write_in_place(&weight, &value)?;
             weight
         } else {
+            // A new parameter in group 0, as PyTorch's `remove_*` registers a new Parameter;
+            // made before the first change.
+            let weight = detached_copy(&value)?;
             self.take_others()?;
-            let group = self.store.take(&plain_name)?.group.unwrap_or(0);
-            self.store.add_copy(&weight_name, &value, Some(group))?
+            drop(self.store.take(&plain_name)?);
+            self.store.put(&weight_name, &weight, Some(0))?;
+            weight
         };
         self.layer.set_weight(weight);
         Ok(self.layer)
@@ -216,12 +218,7 @@ fn check_entries(store: &Store, module: &ModulePath, present: &[(&str, &Tensor)]
     for (name, tensor) in present {
         let full = module.full_name(name);
         match store.get(&full) {
-            None => {
-                return Err(Error::MissingParameter {
-                    name: full,
-                    module: format!("the VarStore (module `{}`)", module.prefix()),
-                })
-            }
+            None => return Err(Error::MissingParameter { name: full, module: format!("the VarStore ({module})") }),
             Some(t) if !ffi::same_tensor(&t, tensor) => {
                 return Err(Error::invalid(
                     "vs",

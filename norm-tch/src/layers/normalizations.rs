@@ -107,8 +107,8 @@ pub mod parametrizations {
     /// new module; [`Normalized::new_in_mode`] takes the mode): draws u, v, runs 15 +
     /// `n_power_iterations` power iterations.
     ///
-    /// Errors, in PyTorch's order: a dim outside `[-ndim, ndim)`; `n_power_iterations <= 0`;
-    /// the weight already parametrized.
+    /// Errors: the weight already parametrized; then, in PyTorch's order, a dim outside
+    /// `[-ndim, ndim)` and `n_power_iterations <= 0`.
     pub fn spectral_norm<L: WeightedLayer>(
         vs: &VarStore,
         layer: L,
@@ -176,7 +176,7 @@ impl<L: WeightedLayer> SpectralNorm<L> {
 
     /// The normalized dim.
     pub fn dim(&self) -> usize {
-        self.reparametrization().dim()
+        self.reparametrization().settings().dim
     }
 }
 

@@ -11,8 +11,8 @@
 //! `register_parametrization`): the layer's `weight` leaves the module, renamed to the plain
 //! entry (spectral norm) or replaced by a copy (weight norm's v), and the other entries are
 //! registered with the values PyTorch computes, drawing from the global generator as PyTorch
-//! does. All checks run before the first change: on error nothing is drawn from the store's
-//! point of view and nothing is registered or removed.
+//! does. Every check runs, and every copy the store will hold is made, before the first
+//! change: on error nothing is registered or removed.
 
 use super::cache::{CacheStats, WeightCache};
 use super::reparam::{Entries, RegisterContext, Reparametrization};
@@ -97,13 +97,58 @@ fn check_free(store: &Store, names: &[String]) -> Result<()> {
     }
 }
 
+/// What registration computed, every check passed, before the store changes.
+struct Prepared<R> {
+    store: Store,
+    module: ModulePath,
+    weight_name: String,
+    weight: Tensor,
+    reparam: R,
+    others: Vec<(Suffix, bool)>,
+    /// Detached copies of the others' initial values, in registration order.
+    copies: Vec<Tensor>,
+}
+
+/// Registration up to the first change: options, the layer's place, names, then PyTorch's
+/// computation of the entries (which may draw from the global generator), then the copies
+/// the store will hold. Nothing is changed here.
+fn prepare<L: WeightedLayer, R: Reparametrization>(
+    vs: &VarStore,
+    layer: &L,
+    options: R::Options,
+    training: bool,
+) -> Result<Prepared<R>> {
+    R::check_options(&options)?;
+    let store = Store::of(vs);
+    let (weight_name, module) = locate_weight(&store, layer)?;
+    check_not_registered::<R>(&store, &module)?;
+    if weight_name != module.full_name("weight") {
+        return Err(Error::invalid(
+            "layer",
+            format!("a layer whose weight is registered as `{weight_name}`"),
+            "a weight registered under the name `weight`, as PyTorch's layers name it",
+        ));
+    }
+    let names: Vec<String> = R::SCHEME.suffixes().iter().map(|s| module.full_name(s.as_str())).collect();
+    check_free(&store, &names)?;
+    let weight = layer.weight().shallow_clone();
+    let context = RegisterContext { default_spectral_norm_dim: layer.default_spectral_norm_dim(), training };
+    let (reparam, new_entries) = R::register(&weight, options, context)?;
+    let copies = new_entries.iter().map(|e| detached_copy(&e.value)).collect::<Result<Vec<_>>>()?;
+    let others = new_entries.iter().map(|e| (e.suffix, e.trainable)).collect();
+    Ok(Prepared { store, module, weight_name, weight, reparam, others, copies })
+}
+
 impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
     /// Registers `R` on `layer`'s weight in `vs` (the VarStore the layer was built in), on a
     /// module in training mode (PyTorch's default for a new module).
     ///
-    /// Errors (nothing changed): options PyTorch rejects, in PyTorch's order; the weight
-    /// already carrying this reparametrization; the layer's weight not a variable of `vs`,
-    /// or registered under a name other than `weight`; a name the registration needs taken.
+    /// Errors (nothing registered or removed; nothing drawn unless the error comes from
+    /// the registration's own checks, as in PyTorch): options PyTorch rejects up front; the
+    /// layer's weight not a variable of `vs`, or registered under a name other than
+    /// `weight`; the weight already carrying this reparametrization (PyTorch checks this
+    /// first; norm first has to find the layer's place from its weight); a name the
+    /// registration needs taken; then the reparametrization's own checks (dims, ...).
     pub fn new(vs: &VarStore, layer: L, options: R::Options) -> Result<Self> {
         Self::new_in_mode(vs, layer, options, true)
     }
@@ -112,47 +157,33 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
     /// registration (the parametrization API's spectral norm evaluates the weight once then,
     /// iterating in training mode; the others ignore it).
     pub fn new_in_mode(vs: &VarStore, layer: L, options: R::Options, training: bool) -> Result<Self> {
-        R::check_options(&options)?;
-        let store = Store::of(vs);
-        let (weight_name, module) = locate_weight(&store, &layer)?;
-        check_not_registered::<R>(&store, &module)?;
-        if weight_name != module.full_name("weight") {
-            return Err(Error::invalid(
-                "layer",
-                format!("a layer whose weight is registered as `{weight_name}`"),
-                "a weight registered under the name `weight`, as PyTorch's layers name it",
-            ));
-        }
-        let weight = store.get(&weight_name).expect("located above");
-        let context = RegisterContext { default_spectral_norm_dim: layer.default_spectral_norm_dim(), training };
-        let (reparam, new_entries) = R::register(&weight, options, context)?;
-        let plain_name = module.full_name(R::SCHEME.plain().as_str());
-        let mut names: Vec<String> = new_entries.iter().map(|e| module.full_name(e.suffix.as_str())).collect();
-        names.push(plain_name.clone());
-        check_free(&store, &names)?;
+        let p = prepare::<L, R>(vs, &layer, options, training)?;
+        let plain_name = p.module.full_name(R::SCHEME.plain().as_str());
+        let plain_copy = if R::PLAIN_IS_LAYER_WEIGHT { None } else { Some(detached_copy(&p.weight)?) };
 
-        // Every check passed: change the store. Weight norm's entries are new parameters in
-        // the weight's optimizer group, g before v (PyTorch's registration order).
-        let renamed = if R::PLAIN_IS_LAYER_WEIGHT { Some(store.rename(&weight_name, &plain_name)?) } else { None };
-        let group = match renamed {
-            Some(_) => 0,
-            None => store.take(&weight_name)?.group.unwrap_or(0),
+        // Every check passed and every copy exists: change the store. New parameters go to
+        // optimizer group 0 (as `vs.root()` registers them), weight norm's g before v
+        // (PyTorch's registration order).
+        let plain = match plain_copy {
+            None => p.store.rename(&p.weight_name, &plain_name)?,
+            Some(copy) => {
+                drop(p.store.take(&p.weight_name)?);
+                copy
+            }
         };
-        let mut others = Vec::with_capacity(new_entries.len());
-        for (entry, name) in new_entries.iter().zip(&names) {
-            others.push(store.add_copy(name, &entry.value, entry.trainable.then_some(group))?);
+        for ((suffix, trainable), copy) in p.others.iter().zip(&p.copies) {
+            p.store.put(&p.module.full_name(suffix.as_str()), copy, trainable.then_some(0))?;
         }
-        let plain = match renamed {
-            Some(plain) => plain,
-            None => store.add_copy(&plain_name, &weight, Some(group))?,
-        };
+        if !R::PLAIN_IS_LAYER_WEIGHT {
+            p.store.put(&plain_name, &plain, Some(0))?;
+        }
         Ok(Normalized {
             layer,
-            store,
-            module,
-            reparam,
-            entries: Entries { plain, others },
-            others: new_entries.iter().map(|e| (e.suffix, e.trainable)).collect(),
+            store: p.store,
+            module: p.module,
+            reparam: p.reparam,
+            entries: Entries { plain, others: p.copies },
+            others: p.others,
             folded: false,
             groups: Vec::new(),
             cache: WeightCache::default(),
@@ -162,39 +193,28 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
     /// A folded `R` around the plain layer (its `weight` stays as it is, and becomes the
     /// plain entry at [`Normalized::unfold`]: the same tensor, so an optimizer holding it
     /// keeps working, unlike [`Normalized::new`], which copies v as PyTorch does). The
-    /// others are computed as registration computes them and kept out of the store until
-    /// unfold, which for weight norm recomputes `g = ‖w‖` anyway; parameters among them go
-    /// to optimizer group 0.
+    /// others are computed as registration computes them (drawing as it does) and kept out
+    /// of the store until unfold, which for weight norm recomputes `g = ‖w‖` anyway;
+    /// parameters among them go to optimizer group 0.
     ///
-    /// Errors as [`Normalized::new`].
+    /// Errors as [`Normalized::new`]; nothing is registered or removed.
     pub fn new_folded(vs: &VarStore, mut layer: L, options: R::Options) -> Result<Self> {
-        R::check_options(&options)?;
-        let store = Store::of(vs);
-        let (weight_name, module) = locate_weight(&store, &layer)?;
-        check_not_registered::<R>(&store, &module)?;
-        let weight = store.get(&weight_name).expect("located above");
-        let context = RegisterContext { default_spectral_norm_dim: layer.default_spectral_norm_dim(), training: true };
-        let (reparam, new_entries) = R::register(&weight, options, context)?;
-        let mut others = Vec::with_capacity(new_entries.len());
-        for entry in &new_entries {
-            let copy = detached_copy(&entry.value)?;
-            let copy = if entry.trainable {
-                copy.f_set_requires_grad(true).map_err(crate::backend::tch_err("requires_grad_"))?
-            } else {
-                copy
-            };
-            others.push(copy);
+        let p = prepare::<L, R>(vs, &layer, options, true)?;
+        for ((_, trainable), copy) in p.others.iter().zip(&p.copies) {
+            if *trainable {
+                drop(copy.f_set_requires_grad(true).map_err(crate::backend::tch_err("requires_grad_"))?);
+            }
         }
-        layer.set_weight(weight.shallow_clone());
+        layer.set_weight(p.weight.shallow_clone());
         Ok(Normalized {
             layer,
-            store,
-            module,
-            reparam,
-            entries: Entries { plain: weight, others },
-            others: new_entries.iter().map(|e| (e.suffix, e.trainable)).collect(),
+            store: p.store,
+            module: p.module,
+            reparam: p.reparam,
+            entries: Entries { plain: p.weight, others: p.copies },
+            groups: p.others.iter().map(|(_, trainable)| trainable.then_some(0)).collect(),
+            others: p.others,
             folded: true,
-            groups: new_entries.iter().map(|e| e.trainable.then_some(0)).collect(),
             cache: WeightCache::default(),
         })
     }

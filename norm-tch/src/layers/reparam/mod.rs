@@ -26,7 +26,7 @@ mod spectral_norm_parametrization;
 mod weight_norm_hook;
 mod weight_norm_parametrization;
 
-pub use spectral_norm_hook::{SpectralNormHook, SpectralNormOptions};
+pub use spectral_norm_hook::{SpectralNormHook, SpectralNormOptions, SpectralNormSettings};
 pub use spectral_norm_parametrization::SpectralNormParametrization;
 pub use weight_norm_hook::WeightNormHook;
 pub use weight_norm_parametrization::WeightNormParametrization;
@@ -63,6 +63,19 @@ pub struct Entries {
     pub plain: Tensor,
     /// The others, in registration order.
     pub others: Vec<Tensor>,
+}
+
+impl Entries {
+    /// The other entry at `index`; an error (not a panic) for entries of another layout.
+    pub fn other(&self, index: usize) -> Result<&Tensor> {
+        self.others.get(index).ok_or_else(|| {
+            norm_core::Error::invalid(
+                "entries",
+                format!("{} other entries", self.others.len()),
+                format!("at least {}", index + 1),
+            )
+        })
+    }
 }
 
 /// What PyTorch's `remove_*` does with the weight.

@@ -38,28 +38,27 @@ impl Default for SpectralNormOptions {
     }
 }
 
-/// The hook API's spectral norm: the checked dim, iteration count and eps.
+/// A registered spectral norm's checked settings (either API).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SpectralNormSettings {
+    /// The normalized dim, counted from the front.
+    pub dim: usize,
+    /// Power iterations per training forward (hooks) or training-mode access (parametrizations).
+    pub n_power_iterations: usize,
+    /// `eps` of the normalizations.
+    pub eps: f64,
+}
+
+/// The hook API's spectral norm: its checked settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SpectralNormHook {
-    dim: usize,
-    n_power_iterations: usize,
-    eps: f64,
+    settings: SpectralNormSettings,
 }
 
 impl SpectralNormHook {
-    /// The normalized dim.
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    /// Power iterations per training forward.
-    pub fn n_power_iterations(&self) -> usize {
-        self.n_power_iterations
-    }
-
-    /// `eps` of the normalizations.
-    pub fn eps(&self) -> f64 {
-        self.eps
+    /// The checked dim, iteration count and eps.
+    pub fn settings(&self) -> &SpectralNormSettings {
+        &self.settings
     }
 }
 
@@ -85,7 +84,7 @@ impl Reparametrization for SpectralNormHook {
         let n_power_iterations = check_n_power_iterations(options.n_power_iterations)?;
         let dim = hooks::check_dim(options.dim.unwrap_or(context.default_spectral_norm_dim), weight.dim())?;
         let (u, v) = hooks::initial_u_v::<TchBackend>(weight, dim, options.eps)?;
-        let hook = SpectralNormHook { dim, n_power_iterations, eps: options.eps };
+        let hook = SpectralNormHook { settings: SpectralNormSettings { dim, n_power_iterations, eps: options.eps } };
         let u = NewEntry { suffix: Suffix::WeightU, value: u, trainable: false };
         let v = NewEntry { suffix: Suffix::WeightV, value: v, trainable: false };
         Ok((hook, vec![u, v]))
@@ -94,15 +93,8 @@ impl Reparametrization for SpectralNormHook {
     /// `compute_weight(module, do_power_iteration=train)`: with `train`, runs the power
     /// iterations (updating `weight_u`/`weight_v` in place) first, as the forward pre-hook does.
     fn weight_t(&self, entries: &Entries, train: bool) -> Result<Tensor> {
-        let (mut u, mut v) = (entries.others[0].shallow_clone(), entries.others[1].shallow_clone());
-        hooks::compute_weight::<TchBackend>(
-            &entries.plain,
-            &mut u,
-            &mut v,
-            self.dim,
-            self.n_power_iterations,
-            self.eps,
-            train,
-        )
+        let (mut u, mut v) = (entries.other(0)?.shallow_clone(), entries.other(1)?.shallow_clone());
+        let SpectralNormSettings { dim, n_power_iterations, eps } = self.settings;
+        hooks::compute_weight::<TchBackend>(&entries.plain, &mut u, &mut v, dim, n_power_iterations, eps, train)
     }
 }

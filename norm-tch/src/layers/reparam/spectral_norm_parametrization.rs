@@ -10,7 +10,7 @@
 //! once more (iterating in training mode) and `set_`s it into `original`, which becomes
 //! `weight` again: an optimizer holding it keeps working.
 
-use super::spectral_norm_hook::SpectralNormOptions;
+use super::spectral_norm_hook::{SpectralNormOptions, SpectralNormSettings};
 use super::{Entries, NewEntry, RegisterContext, RemoveRule, Reparametrization};
 use crate::backend::TchBackend;
 use crate::scheme::{Scheme, Suffix};
@@ -18,38 +18,27 @@ use norm_core::spectral_norm::parametrizations::SpectralNormState;
 use norm_core::Result;
 use tch::Tensor;
 
-/// The parametrization API's spectral norm: the checked dim, iteration count and eps.
+/// The parametrization API's spectral norm: its checked settings (a negative dim is
+/// stored counted from the front).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SpectralNormParametrization {
-    dim: usize,
-    n_power_iterations: usize,
-    eps: f64,
+    settings: SpectralNormSettings,
 }
 
 impl SpectralNormParametrization {
-    /// The normalized dim (counted from the front).
-    pub fn dim(&self) -> usize {
-        self.dim
+    /// The checked dim, iteration count and eps.
+    pub fn settings(&self) -> &SpectralNormSettings {
+        &self.settings
     }
 
-    /// Power iterations per training-mode access.
-    pub fn n_power_iterations(&self) -> usize {
-        self.n_power_iterations
-    }
-
-    /// `eps` of the normalizations.
-    pub fn eps(&self) -> f64 {
-        self.eps
-    }
-
-    fn state(&self, entries: &Entries) -> SpectralNormState<TchBackend> {
-        SpectralNormState {
-            dim: self.dim,
-            eps: self.eps,
-            n_power_iterations: self.n_power_iterations,
-            u: entries.others.first().map(Tensor::shallow_clone),
-            v: entries.others.get(1).map(Tensor::shallow_clone),
-        }
+    fn state(&self, entries: &Entries) -> Result<SpectralNormState<TchBackend>> {
+        let SpectralNormSettings { dim, n_power_iterations, eps } = self.settings;
+        // Both vectors or neither (a 1-D weight): norm-core's forward relies on it.
+        let (u, v) = match entries.others.len() {
+            0 => (None, None),
+            _ => (Some(entries.other(0)?.shallow_clone()), Some(entries.other(1)?.shallow_clone())),
+        };
+        Ok(SpectralNormState { dim, eps, n_power_iterations, u, v })
     }
 }
 
@@ -71,11 +60,9 @@ impl Reparametrization for SpectralNormParametrization {
         let mut state = SpectralNormState::<TchBackend>::new(weight, options.n_power_iterations, dim, options.eps)?;
         // register_parametrization(unsafe=False) evaluates the parametrization once.
         drop(tch::no_grad(|| state.forward(weight, context.training))?);
-        let parametrization = SpectralNormParametrization {
-            dim: state.dim,
-            n_power_iterations: state.n_power_iterations,
-            eps: state.eps,
-        };
+        let settings =
+            SpectralNormSettings { dim: state.dim, n_power_iterations: state.n_power_iterations, eps: state.eps };
+        let parametrization = SpectralNormParametrization { settings };
         let buffers = match (state.u, state.v) {
             (Some(u), Some(v)) => vec![
                 NewEntry { suffix: Suffix::ParamU, value: u, trainable: false },
@@ -87,6 +74,6 @@ impl Reparametrization for SpectralNormParametrization {
     }
 
     fn weight_t(&self, entries: &Entries, train: bool) -> Result<Tensor> {
-        self.state(entries).forward(&entries.plain, train)
+        self.state(entries)?.forward(&entries.plain, train)
     }
 }

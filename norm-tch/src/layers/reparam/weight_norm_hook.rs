@@ -39,7 +39,7 @@ pub(super) fn register_g(weight: &Tensor, dim: Option<i64>, suffix: Suffix) -> R
 /// Writes `g = norm_except_dim(plain, 2, dim)` into `others[0]` in place (`right_inverse`).
 pub(super) fn unfold_g(entries: &Entries, dim: WeightNormDim) -> Result<()> {
     let g = tch::no_grad(|| initial_g::<TchBackend>(&entries.plain, dim))?;
-    crate::layers::fold::write_in_place(&entries.others[0], &g)
+    crate::layers::fold::write_in_place(entries.other(0)?, &g)
 }
 
 impl Reparametrization for WeightNormHook {
@@ -57,7 +57,7 @@ impl Reparametrization for WeightNormHook {
     }
 
     fn weight_t(&self, entries: &Entries, _train: bool) -> Result<Tensor> {
-        compute_weight::<TchBackend>(&entries.plain, &entries.others[0], self.dim)
+        compute_weight::<TchBackend>(&entries.plain, entries.other(0)?, self.dim)
     }
 
     fn unfold_others(&self, entries: &Entries) -> Result<()> {

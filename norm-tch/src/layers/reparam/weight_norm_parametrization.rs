@@ -42,7 +42,7 @@ impl Reparametrization for WeightNormParametrization {
     }
 
     fn weight_t(&self, entries: &Entries, _train: bool) -> Result<Tensor> {
-        compute_weight::<TchBackend>(&entries.plain, &entries.others[0], self.dim)
+        compute_weight::<TchBackend>(&entries.plain, entries.other(0)?, self.dim)
     }
 
     fn unfold_others(&self, entries: &Entries) -> Result<()> {
