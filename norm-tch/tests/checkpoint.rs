@@ -156,8 +156,8 @@ impl Model {
 
     /// Deep copies of every variable, by name.
     fn snapshot(&self) -> Result<BTreeMap<String, Tensor>> {
-        let vars = self.vs.variables_.lock().unwrap();
-        vars.named_variables.iter().map(|(k, t)| Ok((k.clone(), norm_tch::var_store::detached_copy(t)?))).collect()
+        let entries = norm_tch::var_store::Store::of(&self.vs).entries();
+        entries.iter().map(|(k, t)| Ok((k.clone(), norm_tch::var_store::detached_copy(t)?))).collect()
     }
 
     fn unchanged_since(&self, before: &BTreeMap<String, Tensor>) -> Result<()> {
@@ -262,7 +262,7 @@ fn pytorch_checkpoints_load_into_every_scheme_bit_for_bit() -> Result<()> {
                 compared += 1;
                 if source == "sn_legacy" && target == "sn_hooks" {
                     for (name, want) in &expected.upgraded {
-                        let var = model.vs.variables_.lock().unwrap().named_variables[name].shallow_clone();
+                        let var = model.vs.variables()[name].shallow_clone();
                         let got = bits_of(&var)?;
                         ensure!(
                             &got == want,
@@ -565,7 +565,7 @@ fn load_and_save_on(device: Device, name: &str) -> Result<()> {
         ("3.parametrizations.weight.original1", "3.weight_v"),
         ("3.bias", "3.bias"),
     ] {
-        let var = vs.variables_.lock().unwrap().named_variables[ours].shallow_clone();
+        let var = vs.variables()[ours].shallow_clone();
         ensure!(var.device() == device, "`{ours}` is on {:?}", var.device());
         ensure!(
             hex(&var.f_to_device(Device::Cpu)?)? == hex(want.get(theirs).context("source entry")?)?,
