@@ -71,7 +71,7 @@ pub type ConvTranspose3d = ConvTranspose<3>;
 
 impl<const N: usize> ConvTranspose<N> {
     /// PyTorch's forward with `output_size=None`; ATen's errors (bad stride, padding, output
-    /// padding, kernel or input shape) as [`Error::Backend`].
+    /// padding, kernel or input shape) as [`Error::Backend`](norm_core::Error::Backend).
     pub fn f_forward(&self, xs: &Tensor) -> Result<Tensor> {
         self.forward_with_weight(xs, &self.weight)
     }
@@ -131,7 +131,7 @@ fn conv_transpose_nd<const N: usize>(
 
 /// `nn.ConvTranspose1d(in_channels, out_channels, kernel_size, ...)` registered as
 /// `weight` `[in, out/groups, k]` and `bias` `[out]` at `path`.
-/// Errors as [`conv1d`].
+/// Errors as [`conv1d`](super::conv1d).
 pub fn conv_transpose1d(
     path: &Path,
     in_channels: i64,
@@ -144,7 +144,7 @@ pub fn conv_transpose1d(
 
 /// `nn.ConvTranspose2d(in_channels, out_channels, kernel_size, ...)` registered as
 /// `weight` `[in, out/groups, kh, kw]` and `bias` `[out]` at `path`.
-/// Errors as [`conv1d`].
+/// Errors as [`conv1d`](super::conv1d).
 pub fn conv_transpose2d(
     path: &Path,
     in_channels: i64,
@@ -157,7 +157,7 @@ pub fn conv_transpose2d(
 
 /// `nn.ConvTranspose3d(in_channels, out_channels, kernel_size, ...)` registered as
 /// `weight` `[in, out/groups, kd, kh, kw]` and `bias` `[out]` at `path`.
-/// Errors as [`conv1d`].
+/// Errors as [`conv1d`](super::conv1d).
 pub fn conv_transpose3d(
     path: &Path,
     in_channels: i64,

@@ -10,7 +10,7 @@
 //! does); `unfold` turns that plain weight back into the reparametrization. Unlike
 //! PyTorch's `remove_weight_norm` / `weight_norm` pair, which create new `Parameter`
 //! objects (an optimizer built before then keeps updating tensors the model no longer
-//! uses), both reuse the tensors already in the [`VarStore`]: an optimizer built from
+//! uses), both reuse the tensors already in the `VarStore`: an optimizer built from
 //! `vs.trainable_variables()` before a fold keeps updating the tensors the model uses after
 //! the fold and after the unfold. Which tensor becomes which:
 //!

@@ -23,7 +23,8 @@ use norm_core::{Error, Result};
 use tch::nn::VarStore;
 use tch::Tensor;
 
-/// A layer whose `weight` is reparametrized by `R` (see the [module docs](self)).
+/// A layer whose `weight` is reparametrized by `R` (see [`super::normalizations`] for the
+/// four PyTorch functions, [`super::reparam`] for the reparametrizations).
 ///
 /// Folded ([`Normalized::fold`]), the layer is the plain layer with `<prefix>.weight`, which
 /// is the tensor of the plain entry (v, `weight_orig`, `original1`, `original`); the other

@@ -14,7 +14,7 @@
 //! else — finding the layer's place in the store, registering the entries all or nothing,
 //! the eval-mode cache, fold, unfold and remove — is written once in
 //! [`Normalized`](super::Normalized). A new reparametrization is one file here, a
-//! [`Scheme`](crate::scheme::Scheme) row, and a type alias with a constructor in
+//! [`crate::scheme::Scheme`] row, and a type alias with a constructor in
 //! [`super`].
 //!
 //! Every entry is either the *plain* tensor (the weight itself: weight norm's v, spectral
