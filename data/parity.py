@@ -43,6 +43,8 @@ CONV_CLASSES = {
     "conv_transpose3d": nn.ConvTranspose3d,
 }
 LAYER_KINDS = ["linear", *CONV_DIMS, "embedding"]
+# The most steps a case may ask for (norm-bench parity refuses more too).
+MAX_STEPS = 100_000
 CASE_KEYS = {"name", "seed", "layer", "norm", "mode", "input_shape", "steps", "optimizer"}
 CASE_REQUIRED = ["name", "seed", "layer", "norm", "mode", "input_shape", "steps"]
 OPTIMIZER_KEYS = {"kind", "lr", "betas", "eps", "weight_decay", "amsgrad"}
@@ -260,7 +262,7 @@ def validate_spec(obj):
             "norm": _validate_norm(ctx, c["norm"]),
             "mode": mode,
             "input_shape": _int_list(ctx, "input_shape", c["input_shape"], lo=0),
-            "steps": _int(ctx, "steps", c["steps"], lo=0),
+            "steps": _int(ctx, "steps", c["steps"], lo=0, hi=MAX_STEPS),
             "optimizer": _validate_optimizer(ctx, c.get("optimizer")),
         })
     return cases

@@ -65,3 +65,41 @@ fn bad_input_exits_2_with_a_message() {
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
     }
 }
+
+#[test]
+fn report_refuses_thread_counts_out_of_range_before_running() {
+    let out_dir = std::env::temp_dir().join(format!("norm-report-threads-{}", std::process::id()));
+    let out_str = out_dir.to_str().expect("utf-8 temp path");
+    for threads in ["100000", "2147483648", "4294967297", "18446744073709551615"] {
+        let out = norm_bench(&["report", "--out", out_str, "--threads", threads]);
+        assert_eq!(out.status.code(), Some(2), "--threads {threads}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("threads must be in [1, ") && stderr.contains(threads), "{threads}: {stderr}");
+        assert!(!out_dir.exists(), "--threads {threads}: nothing written");
+    }
+}
+
+#[test]
+fn parity_refuses_repeated_keys_and_too_many_steps() {
+    let dir = std::env::temp_dir().join(format!("norm-parity-spec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let case = |steps: &str| {
+        format!(
+            r#"{{"name": "c", "seed": 0, "layer": {{"kind": "linear", "in_features": 2, "out_features": 3, "bias": true}},
+                "norm": {{"kind": "weight_norm", "api": "hooks"}}, "mode": "train", "input_shape": [4, 2], "steps": {steps}}}"#
+        )
+    };
+    for (name, text, needle) in [
+        ("dup_top", format!(r#"{{"cases": [{}], "cases": []}}"#, case("1")), "duplicate key `cases`"),
+        ("dup_deep", format!(r#"{{"cases": [{}]}}"#, case(r#"1, "steps": 2"#)), "duplicate key `steps`"),
+        ("steps_huge", format!(r#"{{"cases": [{}]}}"#, case("2147483648")), "field `steps`"),
+    ] {
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, &text).unwrap();
+        let out = norm_bench(&["parity", "--spec", path.to_str().unwrap(), "--json"]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{name}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -119,7 +119,7 @@ pub fn run_case(case: &Case) -> Result<Vec<StepOutput>> {
         )?),
         None => None,
     };
-    let mut steps = Vec::with_capacity(case.steps as usize);
+    let mut steps = Vec::new(); // grows with the steps run, never sized from the spec up front
     for step in 1..=case.steps {
         let x = match case.layer {
             LayerSpec::Embedding { num_embeddings, .. } => {

@@ -2,6 +2,7 @@
 //! short training run. Parsed strictly: an unknown key, a float where an integer belongs,
 //! or a kernel size of the wrong length is an error naming the case and the field.
 
+use super::unique_keys::UniqueKeys;
 use anyhow::{anyhow, bail, Result};
 use serde_json::{Map, Value};
 
@@ -132,8 +133,13 @@ pub struct AdamSpec {
     pub amsgrad: bool,
 }
 
+/// The most steps a case may ask for (both sides refuse more): a parity case compares every
+/// tensor after every step, so more is a mistake, not a test.
+pub const MAX_STEPS: i64 = 100_000;
+
 /// Parses a spec from JSON text.
 pub fn parse_spec(text: &str) -> Result<Spec> {
+    serde_json::from_str::<UniqueKeys>(text).map_err(|e| anyhow!("spec is not valid JSON: {e}"))?;
     let root: Value = serde_json::from_str(text).map_err(|e| anyhow!("spec is not valid JSON: {e}"))?;
     let root = root.as_object().ok_or_else(|| anyhow!("spec: expected an object {{\"cases\": [...]}}"))?;
     if let Some(key) = root.keys().find(|k| *k != "cases") {
@@ -240,8 +246,8 @@ fn parse_case(value: &Value) -> Result<Case> {
         bail!("field `input_shape`: sizes must be non-negative, got {input_shape:?}");
     }
     let steps = f.int("steps")?;
-    if steps < 0 {
-        bail!("field `steps`: expected a non-negative integer, got {steps}");
+    if !(0..=MAX_STEPS).contains(&steps) {
+        bail!("field `steps`: expected an integer in [0, {MAX_STEPS}], got {steps}");
     }
     let optimizer = match f.opt("optimizer") {
         None | Some(Value::Null) => None,

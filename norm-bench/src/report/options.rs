@@ -124,8 +124,16 @@ impl ReportOptions {
     }
 
     /// Checks the values that the types allow but the run does not.
+    ///
+    /// `threads` is bounded by [`max_threads`]: more intra-op threads than that only thrash,
+    /// and libtorch takes the count as a 32-bit int.
     pub(crate) fn validate(&self) -> Result<()> {
-        ensure!(self.threads >= 1, "threads must be at least 1, got {}", self.threads);
+        let max_threads = max_threads();
+        ensure!(
+            (1..=max_threads).contains(&self.threads),
+            "threads must be in [1, {max_threads}] (4 x this machine's logical CPUs), got {}",
+            self.threads
+        );
         self.sampling.validate()?;
         for (name, sizes) in [("sizes", &self.sizes), ("copy_sizes", self.copy_sizes.as_ref().unwrap_or(&self.sizes))] {
             ensure!(sizes.iter().all(|&n| n >= 1), "{name} must be at least 1, got {sizes:?}");
@@ -152,6 +160,11 @@ impl ReportOptions {
         ensure!(!self.devices.is_empty(), "devices must name at least one device");
         Ok(())
     }
+}
+
+/// The most intra-op threads a report runs with: 4 x the machine's logical CPUs.
+pub(crate) fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 #[cfg(test)]
@@ -200,6 +213,11 @@ mod tests {
         assert!(ReportOptions::from_json(r#"{"ops": ["nope"]}"#).is_err());
         assert!(ReportOptions::from_json(r#"{"rect_shapes": ["0x3"]}"#).is_err());
         assert!(ReportOptions { threads: 0, ..Default::default() }.validate().is_err());
+        assert!(ReportOptions { threads: max_threads(), ..Default::default() }.validate().is_ok());
+        for threads in [max_threads() + 1, 100_000, 1 << 31, usize::MAX] {
+            let e = ReportOptions { threads, ..Default::default() }.validate().unwrap_err().to_string();
+            assert!(e.contains("threads must be in [1, ") && e.contains(&threads.to_string()), "{e}");
+        }
         assert!(ReportOptions { sizes: vec![8, 0], ..Default::default() }.validate().is_err());
         assert!(ReportOptions { convergence_iterations: vec![0], ..Default::default() }.validate().is_err());
         assert!(ReportOptions { run_name: Some("a/b".into()), ..Default::default() }.validate().is_err());
