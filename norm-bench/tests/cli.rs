@@ -103,3 +103,25 @@ fn parity_refuses_repeated_keys_and_too_many_steps() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn parity_records_an_out_of_range_eps_as_pytorchs_runtime_error() {
+    let dir = std::env::temp_dir().join(format!("norm-parity-eps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("eps.json");
+    let case = |name: &str, api: &str| {
+        format!(
+            r#"{{"name": "{name}", "seed": 0, "layer": {{"kind": "linear", "in_features": 2, "out_features": 3, "bias": true}},
+                "norm": {{"kind": "spectral_norm", "api": "{api}", "eps": 1e39}}, "mode": "train", "input_shape": [4, 2], "steps": 1}}"#
+        )
+    };
+    std::fs::write(&path, format!(r#"{{"cases": [{}, {}]}}"#, case("h", "hooks"), case("p", "parametrizations")))
+        .unwrap();
+    let out = norm_bench(&["parity", "--spec", path.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for case in json["cases"].as_array().unwrap() {
+        assert_eq!(case["error"]["type"], "RuntimeError", "{case}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -22,6 +22,23 @@ int norm_add_alpha(at::Tensor** out, const at::Tensor* self, const at::Tensor* o
   return guarded([&] { *out = new at::Tensor(at::add(*self, *other, alpha)); });
 }
 
+// The ATen ops with a Scalar argument that norm's backend uses, with ATen's errors returned
+// (tch's own wrappers panic when ATen rejects the scalar, e.g. 1e39 for a float32 tensor).
+// op: 0 *out = self / value, 1 *out = self.clamp_min(value); in place (out unused):
+// 2 self.add_(value), 3 self.mul_(value), 4 self.clamp_min_(value).
+int norm_scalar_op(at::Tensor** out, at::Tensor* self, int op, double value) {
+  return guarded([&] {
+    switch (op) {
+      case 0: *out = new at::Tensor(at::div(*self, value)); break;
+      case 1: *out = new at::Tensor(at::clamp_min(*self, value)); break;
+      case 2: self->add_(value); break;
+      case 3: self->mul_(value); break;
+      case 4: self->clamp_min_(value); break;
+      default: throw std::invalid_argument("norm_scalar_op: unknown op " + std::to_string(op));
+    }
+  });
+}
+
 // *out = torch.linalg.vector_norm(self, ord, dims, keepdim)
 int norm_linalg_vector_norm(at::Tensor** out, const at::Tensor* self, double ord, const int64_t* dims, int ndims, int keepdim) {
   return guarded([&] {

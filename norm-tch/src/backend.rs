@@ -5,13 +5,19 @@
 //! algorithms of norm-core produce PyTorch's bits. libtorch errors become
 //! [`Error::Backend`] with the op's name and libtorch's message.
 
-use crate::ffi;
+use crate::ffi::{self, ScalarOp};
 use norm_core::{AutodiffBackend, Backend, Error, Result};
 use tch::{Device, Kind, TchError, Tensor};
 
 /// The libtorch backend (devices are `tch::Device`: `Cpu`, `Cuda(i)`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TchBackend;
+
+/// An out-of-place scalar op through the shim (ATen's error returned, never a tch panic).
+fn scalar_out(t: &Tensor, op: ScalarOp, value: f64) -> Result<Tensor> {
+    ffi::scalar_op(t, op, value)?
+        .ok_or_else(|| Error::Backend { op: "scalar op", message: format!("{op:?} returned no tensor") })
+}
 
 /// Maps a libtorch error into norm's error type, naming the op.
 pub(crate) fn tch_err(op: &'static str) -> impl FnOnce(TchError) -> Error {
@@ -139,16 +145,16 @@ impl Backend for TchBackend {
         a.f_div(b).map_err(tch_err("div"))
     }
     fn div_scalar(t: &Tensor, s: f64) -> Result<Tensor> {
-        t.f_div_scalar(s).map_err(tch_err("div(scalar)"))
+        scalar_out(t, ScalarOp::Div, s)
     }
     fn add_scaled(t: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor> {
         ffi::add_alpha(t, other, alpha)
     }
     fn add_scalar_(t: &mut Tensor, s: f64) -> Result<()> {
-        t.f_add_scalar_(s).map(drop).map_err(tch_err("add_(scalar)"))
+        ffi::scalar_op(t, ScalarOp::AddInPlace, s).map(drop)
     }
     fn mul_scalar_(t: &mut Tensor, s: f64) -> Result<()> {
-        t.f_mul_scalar_(s).map(drop).map_err(tch_err("mul_(scalar)"))
+        ffi::scalar_op(t, ScalarOp::MulInPlace, s).map(drop)
     }
     fn lerp_(t: &mut Tensor, end: &Tensor, weight: f64) -> Result<()> {
         t.f_lerp_(end, weight).map(drop).map_err(tch_err("lerp_"))
@@ -193,10 +199,10 @@ impl Backend for TchBackend {
         ffi::linalg_vector_norm(t, ord, dims, keepdim)
     }
     fn clamp_min(t: &Tensor, min: f64) -> Result<Tensor> {
-        t.f_clamp_min(min).map_err(tch_err("clamp_min"))
+        scalar_out(t, ScalarOp::ClampMin, min)
     }
     fn clamp_min_(t: &mut Tensor, min: f64) -> Result<()> {
-        t.f_clamp_min_(min).map(drop).map_err(tch_err("clamp_min_"))
+        ffi::scalar_op(t, ScalarOp::ClampMinInPlace, min).map(drop)
     }
     fn div_out(a: &Tensor, b: &Tensor, out: &mut Tensor) -> Result<()> {
         a.f_div_out(out, b).map(drop).map_err(tch_err("div(out=)"))

@@ -21,6 +21,7 @@ extern "C" {
     ) -> c_int;
     fn norm_leaky_relu(out: *mut *mut C_tensor, t: *const C_tensor, negative_slope: f64) -> c_int;
     fn norm_clone_contiguous(out: *mut *mut C_tensor, t: *const C_tensor) -> c_int;
+    fn norm_scalar_op(out: *mut *mut C_tensor, t: *mut C_tensor, op: c_int, value: f64) -> c_int;
     fn norm_addcmul_(t: *mut C_tensor, t1: *const C_tensor, t2: *const C_tensor, value: f64) -> c_int;
     fn norm_addcdiv_(t: *mut C_tensor, t1: *const C_tensor, t2: *const C_tensor, value: f64) -> c_int;
     fn norm_adam_update(
@@ -110,6 +111,37 @@ pub fn leaky_relu(t: &Tensor, negative_slope: f64) -> Result<Tensor> {
     check("leaky_relu", unsafe { norm_leaky_relu(&mut out, t.as_ptr(), negative_slope) })?;
     // SAFETY: on success `out` is a new at::Tensor* that the returned Tensor owns.
     Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// An ATen op with a Scalar argument (`csrc/aten_ops.cpp`'s `norm_scalar_op`), whose errors
+/// (a scalar that does not fit the tensor's dtype, ...) come back as `Err`, where tch's own
+/// wrapper would panic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScalarOp {
+    /// `t / value` (`at::div(Tensor, Scalar)`).
+    Div = 0,
+    /// `t.clamp_min(value)`.
+    ClampMin = 1,
+    /// `t.add_(value)`, in place.
+    AddInPlace = 2,
+    /// `t.mul_(value)`, in place.
+    MulInPlace = 3,
+    /// `t.clamp_min_(value)`, in place.
+    ClampMinInPlace = 4,
+}
+
+/// Runs `op` on `t` with `value`: `Some(result)` for the out-of-place ops, `None` in place.
+pub fn scalar_op(t: &Tensor, op: ScalarOp, value: f64) -> Result<Option<Tensor>> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    let in_place = matches!(op, ScalarOp::AddInPlace | ScalarOp::MulInPlace | ScalarOp::ClampMinInPlace);
+    // SAFETY: a live handle (an in-place op writes its storage, as tch's `_` methods do);
+    // `out` is written only by the out-of-place ops.
+    check("scalar op", unsafe { norm_scalar_op(&mut out, t.as_ptr() as *mut C_tensor, op as c_int, value) })?;
+    if in_place {
+        return Ok(None);
+    }
+    // SAFETY: on success `out` is a new at::Tensor* that the returned Tensor owns.
+    Ok(Some(unsafe { Tensor::from_ptr(out) }))
 }
 
 /// `t.clone(memory_format=torch.contiguous_format)`.

@@ -177,3 +177,24 @@ fn taken_names_are_refused_before_anything_changes() {
     }
     assert_eq!(names(&vs), before);
 }
+
+#[test]
+fn a_scalar_out_of_the_dtypes_range_is_an_error_not_a_panic() {
+    // PyTorch raises RuntimeError ("value cannot be converted to type float without
+    // overflow") for eps = 1e39 on a float32 weight; tch's own scalar wrappers panic there.
+    let vs = VarStore::new(Device::Cpu);
+    let options = SpectralNormOptions { eps: 1e39, ..Default::default() };
+    let before = names(&vs);
+    match spectral_norm(&vs, layer(&vs, "a", 2, 3), options) {
+        Err(Error::Backend { message, .. }) => assert!(message.contains("overflow"), "{message}"),
+        other => panic!("expected ATen's error, got {other:?}"),
+    }
+    match parametrizations::spectral_norm(&vs, layer(&vs, "b", 2, 3), options) {
+        Err(Error::Backend { message, .. }) => assert!(message.contains("overflow"), "{message}"),
+        other => panic!("expected ATen's error, got {other:?}"),
+    }
+    let mut after = names(&vs);
+    after.retain(|n| !n.starts_with("a.") && !n.starts_with("b."));
+    assert_eq!(after, before);
+    assert!(vs.variables().contains_key("a.weight"), "the failed registration left the layer as it was");
+}
