@@ -76,11 +76,6 @@ impl Store {
         self.variables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether `self` is a handle on `vs`'s variables.
-    pub fn is_of(&self, vs: &VarStore) -> bool {
-        Arc::ptr_eq(&self.variables, &vs.variables_)
-    }
-
     /// Whether a variable is registered under `name`.
     pub fn contains(&self, name: &str) -> bool {
         self.lock().named_variables.contains_key(name)
@@ -178,10 +173,7 @@ impl Store {
 }
 
 fn missing(name: &str) -> Error {
-    let module = match crate::scheme::split_key(name) {
-        Some((prefix, _)) => ModulePath::new(prefix),
-        None => ModulePath::split(name).0,
-    };
+    let module = ModulePath::of_variable(name);
     Error::MissingParameter { name: name.to_string(), module: format!("the VarStore ({module})") }
 }
 
@@ -203,12 +195,13 @@ impl ModulePath {
         ModulePath { prefix: path.components().collect::<Vec<_>>().join(".") }
     }
 
-    /// The module of the variable named `full` (`enc.fc` for `enc.fc.weight`) and the
-    /// variable's own name (`weight`).
-    pub fn split(full: &str) -> (Self, &str) {
-        match full.rsplit_once('.') {
-            Some((prefix, leaf)) => (ModulePath::new(prefix), leaf),
-            None => (ModulePath::new(""), full),
+    /// The module of the variable named `full`: the prefix before a state-dict suffix of
+    /// [`crate::scheme`] (`enc.fc` for `enc.fc.weight` and for
+    /// `enc.fc.parametrizations.weight.original`), else the prefix before the last dot.
+    pub fn of_variable(full: &str) -> Self {
+        match crate::scheme::split_key(full) {
+            Some((prefix, _)) => ModulePath::new(prefix),
+            None => ModulePath::new(full.rsplit_once('.').map_or("", |(prefix, _)| prefix)),
         }
     }
 

@@ -17,7 +17,7 @@
 use super::cache::{CacheStats, WeightCache};
 use super::reparam::{Entries, RegisterContext, Reparametrization};
 use super::WeightedLayer;
-use crate::scheme::{split_key, Suffix};
+use crate::scheme::Suffix;
 use crate::var_store::{detached_copy, ModulePath, Store};
 use norm_core::{Error, Result};
 use tch::nn::VarStore;
@@ -65,9 +65,8 @@ pub struct Normalized<L: WeightedLayer, R: Reparametrization> {
     pub(super) cache: WeightCache,
 }
 
-/// The name `layer`'s weight is registered under in `store`, and its module: the prefix
-/// before a state-dict suffix of [`crate::scheme`] (`enc.fc` for `enc.fc.weight` and for
-/// `enc.fc.parametrizations.weight.original`), else before the last dot.
+/// The name `layer`'s weight is registered under in `store`, and its module
+/// ([`ModulePath::of_variable`]).
 fn locate_weight<L: WeightedLayer>(store: &Store, layer: &L) -> Result<(String, ModulePath)> {
     let name = store.name_of(layer.weight())?.ok_or_else(|| {
         Error::invalid(
@@ -76,10 +75,7 @@ fn locate_weight<L: WeightedLayer>(store: &Store, layer: &L) -> Result<(String, 
             "a layer built in the VarStore given (its `weight` registered there)",
         )
     })?;
-    let module = match split_key(&name) {
-        Some((prefix, _)) => ModulePath::new(prefix),
-        None => ModulePath::split(&name).0,
-    };
+    let module = ModulePath::of_variable(&name);
     Ok((name, module))
 }
 
