@@ -1,6 +1,11 @@
 //! Compiles the C++ files in `csrc/` against the same libtorch headers torch-sys uses:
 //! `$LIBTORCH` if set, else the torch package of the `python` first on PATH
 //! (`LIBTORCH_USE_PYTORCH=1`, as torch-sys).
+//!
+//! It also keeps `libtorch_cuda.so` linked when the libtorch has it: torch-sys asks for
+//! `-ltorch_cuda`, but the linker's `--as-needed` drops it (nothing calls into it by
+//! symbol; it only registers CUDA hooks from its static initializers), and then
+//! `tch::Cuda::is_available()` is false even on a GPU machine. See [`link_torch_cuda`].
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -33,6 +38,7 @@ fn main() {
             (root, abi)
         }
     };
+    link_torch_cuda(&root.join("lib"));
     let include = root.join("include");
     // For dependents' build scripts (`links = "norm_aten_ops"`): DEP_NORM_ATEN_OPS_INCLUDE,
     // _CXX11_ABI and _CSRC, so norm-bench compiles its C++ the same way.
@@ -50,4 +56,21 @@ fn main() {
         .flag("-w")
         .opt_level(2)
         .compile("norm_aten_ops");
+}
+
+/// When `lib/libtorch_cuda.so` exists: `-Wl,--no-as-needed -ltorch_cuda -Wl,--as-needed`
+/// for this crate's own tests, examples, benches and doctests (`rustc-link-arg`), and
+/// `DEP_NORM_ATEN_OPS_TORCH_CUDA_LIB` (the folder) for dependents' build scripts, which emit
+/// the same arguments for theirs (`rustc-link-arg` does not reach a dependent's link).
+/// A CPU-only libtorch gets nothing. torch-sys's `rustc-link-search` finds the library.
+fn link_torch_cuda(lib: &std::path::Path) {
+    if lib.is_dir() {
+        println!("cargo:rerun-if-changed={}", lib.display());
+    }
+    if lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:torch_cuda_lib={}", lib.display());
+        for arg in ["-Wl,--no-as-needed", "-ltorch_cuda", "-Wl,--as-needed"] {
+            println!("cargo:rustc-link-arg={arg}");
+        }
+    }
 }

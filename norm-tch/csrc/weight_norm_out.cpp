@@ -28,13 +28,19 @@ extern "C" {
 // Whether grad mode is on (torch.is_grad_enabled()).
 int norm_grad_enabled() { return c10::GradMode::is_enabled() ? 1 : 0; }
 
-// out = torch._weight_norm(v, g, dim) on the fused CPU path. The caller has checked
+// out = torch._weight_norm(v, g, dim) on the fused CPU path (a copy of its result elsewhere). The caller has checked
 // devices, dtypes, shapes, dim and out's contiguity; overlap of out with v or g fails here.
 int norm_weight_norm_out(at::Tensor* out, const at::Tensor* v_in, const at::Tensor* g_in, int64_t dim) {
   return guarded([&] {
     at::assert_no_overlap(*out, *v_in);
     at::assert_no_overlap(*out, *g_in);
     c10::NoGradGuard no_grad;
+    // Off the CPU (CUDA) there is no CPU stub to call: _weight_norm's own result is copied
+    // (its bits, with the allocation).
+    if (!out->is_cpu()) {
+      out->copy_(at::_weight_norm(*v_in, *g_in, dim));
+      return;
+    }
 #ifndef NORM_WEIGHT_NORM_STUB
     out->copy_(at::_weight_norm(*v_in, *g_in, dim));
     return;

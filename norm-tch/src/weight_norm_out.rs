@@ -4,7 +4,8 @@
 //! [`weight_norm_out`] runs ATen's own fused CPU kernel (`at::native::weight_norm_stub`,
 //! what `_weight_norm` → `_weight_norm_interface` runs for dim `0` and dim `rank - 1`)
 //! on `out` instead of a freshly allocated tensor, so its bits are `torch._weight_norm`'s
-//! (`tests/weight_norm_out.rs` compares them). What it saves is the allocation: a
+//! (`tests/weight_norm_out.rs` compares them). On CUDA it copies `_weight_norm`'s own
+//! result into `out` (the bits of PyTorch's CUDA kernel; no allocation saved). What it saves is the allocation: a
 //! multi-megabyte output is fresh `mmap` pages on Linux, and their first-touch page faults
 //! cost more than the kernel itself (at 4096² f32 on the 2-core reference machine
 //! `_weight_norm` reaches ~2 GB/s, the kernel on a reused output ~10 GB/s; the report's
@@ -19,23 +20,26 @@ use crate::backend::{tch_err, TchBackend};
 use crate::ffi;
 use norm_core::weight_norm::WeightNormDim;
 use norm_core::{Backend, Error, Result};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// `out.copy_(torch._weight_norm(v, g, dim))` without the intermediate tensor, bit for
 /// bit, for the dims ATen fuses: `0` and `rank - 1` (spelled non-negative).
 ///
-/// Errors (nothing is written): a tensor off the CPU; `v` not float32, float64 or
+/// On CUDA (no fused CPU kernel to run in place) it copies `torch._weight_norm`'s result
+/// into `out`: the same bits as on PyTorch's CUDA, with the allocation.
+///
+/// Errors (nothing is written): `g` or `out` on another device than `v`; `v` not float32, float64 or
 /// bfloat16, or `g`/`out` of another dtype than `v`; `dim` not 0 or `rank - 1` (the
 /// whole-tensor `-1` and negative spellings take ATen's composite path: use
 /// `compute_weight`); `g` not of weight norm's `g` shape for `dim`; `out` not `v`'s shape
 /// or not contiguous, or sharing memory with `v` or `g`; grad mode on while `v` or `g`
 /// requires grad (the result would silently miss its graph).
 pub fn weight_norm_out(v: &Tensor, g: &Tensor, dim: WeightNormDim, out: &mut Tensor) -> Result<()> {
-    for (name, t) in [("v", v), ("g", g), ("out", &*out)] {
-        if t.device() != Device::Cpu {
+    for (name, t) in [("g", g), ("out", &*out)] {
+        if t.device() != v.device() {
             return Err(Error::Unsupported {
-                what: format!("{name} on {:?}", t.device()),
-                reason: "weight_norm_out runs ATen's CPU kernel; expected CPU tensors".into(),
+                what: format!("weight_norm_out's {name} on {:?}", t.device()),
+                reason: format!("v is on {:?}; expected v, g and out on one device", v.device()),
             });
         }
     }

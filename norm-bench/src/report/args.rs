@@ -44,8 +44,8 @@ pub struct ReportArgs {
     /// Extra dtypes for the dtype subset; `''` for none [default: f64,bf16,f16].
     #[arg(long, value_delimiter = ',', value_name = "DTYPES")]
     pub(crate) dtypes: Option<Vec<String>>,
-    /// Devices [default: cpu,cuda; cuda only where available].
-    #[arg(long, value_delimiter = ',', value_name = "DEVICES")]
+    /// Devices (`--device cuda` also works); a device named here must exist (exit 2 if not) [default: cpu,cuda; cuda only where available].
+    #[arg(long, visible_alias = "device", value_delimiter = ',', value_name = "DEVICES")]
     pub(crate) devices: Option<Vec<DeviceKind>>,
     /// Power iterations per spectral-norm evaluation [default: 1].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -140,6 +140,7 @@ impl ReportArgs {
         }
         if let Some(devices) = &self.devices {
             options.devices = devices.clone();
+            options.devices_required = true;
         }
         if let Some(k) = self.n_power_iterations {
             options.n_power_iterations = k;
@@ -271,6 +272,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("/nonexistent/config.json"));
+    }
+
+    #[test]
+    fn devices_named_by_a_flag_are_required() {
+        let options = args(&["--device", "cuda"]).resolve().unwrap();
+        assert_eq!(options.devices, [DeviceKind::Cuda]);
+        assert!(options.devices_required, "--device cuda must fail where there is no GPU");
+        assert_eq!(args(&["--devices", "cpu,cuda"]).resolve().unwrap().devices, [DeviceKind::Cpu, DeviceKind::Cuda]);
+        assert!(!args(&[]).resolve().unwrap().devices_required, "the default runs cuda only where available");
+        assert!(Cli::try_parse_from(["report", "--device", "tpu"]).is_err());
     }
 
     #[test]

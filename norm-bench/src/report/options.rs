@@ -39,6 +39,11 @@ pub(crate) struct ReportOptions {
     pub(crate) dtype_shapes: Vec<Shape>,
     /// Devices; `cuda` rows run only where libtorch sees a CUDA device. Default cpu, cuda.
     pub(crate) devices: Vec<DeviceKind>,
+    /// Whether `devices` was named (by `--device`/`--devices` or the config file's `devices`):
+    /// then a device libtorch does not see is an error (exit 2), not a skipped row. Not a
+    /// config field itself.
+    #[serde(skip)]
+    pub(crate) devices_required: bool,
     /// Power iterations per evaluation of the spectral-norm ops and the train step. Default 1 (PyTorch's).
     pub(crate) n_power_iterations: u64,
     /// Iteration counts of the `power_iteration` op. Default 1, 10.
@@ -85,6 +90,7 @@ impl Default for ReportOptions {
             dtype_ops: Op::all().filter(|op| op.row().in_dtype_subset).collect(),
             dtype_shapes: vec![Shape::square(512)],
             devices: vec![DeviceKind::Cpu, DeviceKind::Cuda],
+            devices_required: false,
             n_power_iterations: 1,
             power_iteration_counts: vec![1, 10],
             threads: 1,
@@ -113,7 +119,20 @@ impl ReportOptions {
     ///
     /// Errors: not JSON, an unknown field, a value of the wrong type.
     pub(crate) fn from_json(text: &str) -> Result<Self> {
-        Ok(serde_json::from_str(text)?)
+        let mut options: Self = serde_json::from_str(text)?;
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        options.devices_required = value.get("devices").is_some();
+        Ok(options)
+    }
+
+    /// The devices named in `devices` that libtorch does not see, when they are required
+    /// ([`ReportOptions::devices_required`]); `cuda_available`: whether it sees CUDA device 0.
+    pub(crate) fn missing_devices(&self, cuda_available: bool) -> Vec<DeviceKind> {
+        let missing = |d: &&DeviceKind| **d == DeviceKind::Cuda && !cuda_available;
+        if !self.devices_required {
+            return Vec::new();
+        }
+        self.devices.iter().filter(missing).copied().collect()
     }
 
     /// [`ReportOptions::from_json`] on the file at `path`.
@@ -227,6 +246,17 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    #[test]
+    fn named_devices_are_required() {
+        let named = ReportOptions::from_json(r#"{"devices": ["cpu", "cuda"]}"#).unwrap();
+        assert!(named.devices_required);
+        assert_eq!(named.missing_devices(false), [DeviceKind::Cuda]);
+        assert!(named.missing_devices(true).is_empty());
+        let default = ReportOptions::from_json("{}").unwrap();
+        assert!(!default.devices_required);
+        assert!(default.missing_devices(false).is_empty(), "the default sweep skips cuda where there is none");
     }
 
     #[test]

@@ -31,6 +31,17 @@ pub fn run_cli(args: &ReportArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let missing = options.missing_devices(norm_tch::backend::cuda_device(0).is_some());
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|d| d.name()).collect();
+        eprintln!(
+            "error: --device {}: libtorch sees no CUDA device here (tch::Cuda::is_available() is false, \
+             {} device(s)); run on a machine with an NVIDIA GPU and a CUDA build of torch, or pass --device cpu",
+            names.join(","),
+            tch::Cuda::device_count()
+        );
+        return Ok(ExitCode::from(2));
+    }
     let report = run(&options)?;
     let mut stdout = std::io::stdout().lock();
     write!(stdout, "{}", summary::render_markdown(&report))?;

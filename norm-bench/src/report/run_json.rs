@@ -5,6 +5,13 @@ use super::bandwidth::bandwidth_json;
 use super::state::Report;
 use serde_json::{json, Value};
 
+/// The devices of the timing rows, in [`DeviceKind`](super::case::DeviceKind) order
+/// (`["cpu", "cuda"]` when CUDA rows ran; the CSV's `device` column says it per row).
+fn devices_timed(report: &Report) -> Vec<&'static str> {
+    let devices: std::collections::BTreeSet<_> = report.timing.iter().map(|row| row.case.device).collect();
+    devices.into_iter().map(|d| d.name()).collect()
+}
+
 /// `run.json`'s content.
 pub(crate) fn render_json(report: &Report) -> Value {
     let bandwidth = bandwidth_json(report);
@@ -24,6 +31,7 @@ pub(crate) fn render_json(report: &Report) -> Value {
         "rust": report.rust_env,
         "pytorch": report.pytorch_env,
         "cuda_available": report.cuda_available,
+        "devices": devices_timed(report),
         "copy_bandwidth": bandwidth,
         "options": report.options,
         "files": ["summary.md", "timing.csv", "convergence.csv", "loss.csv", "run.json"],

@@ -4,7 +4,7 @@
 //! - [`StateDict`]: an ordered name → tensor map; [`StateDict::read`] reads `.pt`/`.pth`
 //!   files written by `torch.save(model.state_dict())` and `.safetensors`;
 //!   [`StateDict::write`] writes either (a `.pt` that `torch.load(path, weights_only=True)`
-//!   reads).
+//!   reads); [`StateDict::to_device`] moves it (`map_location`).
 //! - [`scheme`] (`norm_tch::scheme`, shared with the layers): which scheme a layer's keys use
 //!   ([`Scheme`], [`detect`]).
 //! - [`convert()`]: rewrites every normalized layer to hooks, parametrizations or folded
@@ -28,6 +28,7 @@
 //! See `docs/checkpoints.md` for the schemes, the conversions and what is refused.
 
 pub mod convert;
+mod device;
 mod io;
 mod load;
 mod pickle;
