@@ -125,3 +125,34 @@ fn parity_records_an_out_of_range_eps_as_pytorchs_runtime_error() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn report_on_cuda_needs_a_cuda_device() {
+    let out_dir = std::env::temp_dir().join(format!("norm-report-cuda-{}", std::process::id()));
+    let out_str = out_dir.to_str().expect("utf-8 temp path");
+    let tiny = [
+        "report", "--out", out_str, "--run", "cuda", "--device", "cuda", "--ops", "copy,weight_norm_forward", "--sizes",
+        "8", "--rect-shapes", "", "--dtypes", "", "--warmup", "1", "--samples", "2", "--no-convergence", "--no-loss",
+        "--no-plots", "--no-pytorch",
+    ];
+    let out = norm_bench(&tiny);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if norm_tch::backend::cuda_device(0).is_none() {
+        assert!(std::env::var("NORM_REQUIRE_CUDA").as_deref() != Ok("1"), "NORM_REQUIRE_CUDA=1 but no CUDA device");
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--device cuda") && stderr.contains("no CUDA device"), "{stderr}");
+        assert!(!out_dir.exists(), "nothing written");
+        return;
+    }
+    // With a GPU: CUDA rows only, synchronized, the device in the CSV and run.json.
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let csv = std::fs::read_to_string(out_dir.join("cuda/timing.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(rows.iter().all(|r| r.contains(",cuda,")), "{csv}");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("cuda/run.json")).unwrap()).unwrap();
+    assert_eq!(run["devices"], serde_json::json!(["cuda"]));
+    assert_eq!(run["cuda_available"], true);
+    std::fs::remove_dir_all(&out_dir).unwrap();
+}
