@@ -9,7 +9,7 @@ export LD_LIBRARY_PATH := $(CURDIR)/.venv/torch-lib$(if $(LD_LIBRARY_PATH),:$(LD
 CARGO ?= cargo
 REPORTS ?= reports
 
-.PHONY: setup build run test clean-reports
+.PHONY: setup build run test clean-reports gpu-bundle
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,11 @@ test: setup
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --no-deps --workspace
 	NORM_REQUIRE_PYTORCH=1 $(CARGO) test --release --workspace
 	.venv/bin/python data/gen_goldens.py --check
+
+# The release binaries scripts/gpu-check.sh runs on a GPU machine (norm-bench and the CUDA
+# test binaries) in target/gpu-bundle/, with their sizes; carry that folder there.
+gpu-bundle: setup
+	bash scripts/gpu-check.sh --bundle
 
 clean-reports:
 	rm -rf $(REPORTS)

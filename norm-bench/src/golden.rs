@@ -45,8 +45,13 @@ pub enum GoldenStatus {
     },
 }
 
-/// The repository root (the workspace directory holding `data/`).
+/// The repository root (the workspace directory holding `data/`): `$NORM_REPO` if set (a
+/// prebuilt binary run in another copy of the repository, as `scripts/gpu-check.sh` does),
+/// else the one this crate was built in.
 pub fn repo_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("NORM_REPO") {
+        return PathBuf::from(dir);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("norm-bench lives in the workspace root").to_path_buf()
 }
 
