@@ -131,9 +131,29 @@ fn report_on_cuda_needs_a_cuda_device() {
     let out_dir = std::env::temp_dir().join(format!("norm-report-cuda-{}", std::process::id()));
     let out_str = out_dir.to_str().expect("utf-8 temp path");
     let tiny = [
-        "report", "--out", out_str, "--run", "cuda", "--device", "cuda", "--ops", "copy,weight_norm_forward", "--sizes",
-        "8", "--rect-shapes", "", "--dtypes", "", "--warmup", "1", "--samples", "2", "--no-convergence", "--no-loss",
-        "--no-plots", "--no-pytorch",
+        "report",
+        "--out",
+        out_str,
+        "--run",
+        "cuda",
+        "--device",
+        "cuda",
+        "--ops",
+        "copy,weight_norm_forward",
+        "--sizes",
+        "8",
+        "--rect-shapes",
+        "",
+        "--dtypes",
+        "",
+        "--warmup",
+        "1",
+        "--samples",
+        "2",
+        "--no-convergence",
+        "--no-loss",
+        "--no-plots",
+        "--no-pytorch",
     ];
     let out = norm_bench(&tiny);
     let stderr = String::from_utf8_lossy(&out.stderr);

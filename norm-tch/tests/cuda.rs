@@ -75,8 +75,12 @@ fn pytorch_python(what: &str) -> Result<Option<PathBuf>> {
 /// The shared objects mapped into this process (`/proc/self/maps`), by path.
 fn mapped_libraries() -> Result<Vec<PathBuf>> {
     let maps = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
-    let mut paths: Vec<PathBuf> =
-        maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.contains(".so")).map(PathBuf::from).collect();
+    let mut paths: Vec<PathBuf> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.contains(".so"))
+        .map(PathBuf::from)
+        .collect();
     paths.dedup();
     Ok(paths)
 }
@@ -96,7 +100,11 @@ fn libtorch_cuda_is_linked_when_the_libtorch_has_it() -> Result<()> {
         return Ok(());
     }
     let loaded = libraries.iter().any(|p| p.file_name().is_some_and(|n| n == "libtorch_cuda.so"));
-    ensure!(loaded, "{} exists but is not loaded: the linker dropped -ltorch_cuda (see norm-tch/build.rs)", cuda.display());
+    ensure!(
+        loaded,
+        "{} exists but is not loaded: the linker dropped -ltorch_cuda (see norm-tch/build.rs)",
+        cuda.display()
+    );
     Ok(())
 }
 
