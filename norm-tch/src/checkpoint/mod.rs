@@ -28,6 +28,8 @@
 //! See `docs/checkpoints.md` for the schemes, the conversions and what is refused.
 
 pub mod convert;
+#[cfg(test)]
+mod hostile_tests;
 mod io;
 mod load;
 mod pickle;

@@ -16,6 +16,11 @@ use std::rc::Rc;
 
 type R<T> = Result<T, PickleProblem>;
 
+/// 1 + the deepest child's height (0 for none).
+fn children_height<'a>(children: impl IntoIterator<Item = &'a Value>) -> usize {
+    children.into_iter().map(|c| c.height() + 1).max().unwrap_or(0)
+}
+
 fn unexpected(expected: impl Into<String>, found: &Value) -> PickleProblem {
     PickleProblem::Unexpected { expected: expected.into(), found: found.describe() }
 }
@@ -39,8 +44,11 @@ pub(super) fn pairs(items: Vec<Value>) -> R<Vec<(Value, Value)>> {
 /// The height a container reaches when `children` are put into it, checked against
 /// [`MAX_NESTING`]; a container already put into another may not grow deeper (the
 /// heights its ancestors recorded would be stale: only a cycle needs that).
-pub(super) fn grown_height(current: usize, contained: bool, children: &[&Value]) -> R<usize> {
-    let height = children.iter().map(|c| c.height() + 1).fold(current, usize::max);
+///
+/// `children`'s heights are read before the container is borrowed for the change, so a
+/// container put into itself counts its own height (and is refused as grown after nesting).
+pub(super) fn grown_height(current: usize, contained: bool, children: usize) -> R<usize> {
+    let height = current.max(children);
     if height > MAX_NESTING {
         return Err(PickleProblem::NestingTooDeep { limit: MAX_NESTING });
     }
@@ -54,11 +62,13 @@ pub(super) fn grown_height(current: usize, contained: bool, children: &[&Value])
 /// repeated key keeps its first position and takes the last value, as `torch.load` gives).
 pub(super) fn set_items(target: &Value, items: Vec<(Value, Value)>) -> R<()> {
     let Value::Dict(d) = target else { return Err(unexpected("a dict to set items on", target)) };
-    let children: Vec<&Value> = items.iter().flat_map(|(k, v)| [k, v]).collect();
-    children.iter().for_each(|c| c.mark_contained());
+    let children = children_height(items.iter().flat_map(|(k, v)| [k, v]));
+    items.iter().for_each(|(k, v)| {
+        k.mark_contained();
+        v.mark_contained();
+    });
     let mut d = d.try_borrow_mut().map_err(|_| PickleProblem::GrowsAfterNesting)?;
-    d.height = grown_height(d.height, d.contained, &children)?;
-    drop(children);
+    d.height = grown_height(d.height, d.contained, children)?;
     for (k, v) in items {
         d.insert(k, v);
     }
@@ -68,21 +78,18 @@ pub(super) fn set_items(target: &Value, items: Vec<(Value, Value)>) -> R<()> {
 /// `APPEND`/`APPENDS` on the list `target`.
 pub(super) fn append(target: &Value, items: Vec<Value>) -> R<()> {
     let Value::List(l) = target else { return Err(unexpected("a list to append to", target)) };
-    let children: Vec<&Value> = items.iter().collect();
-    children.iter().for_each(|c| c.mark_contained());
+    let children = children_height(&items);
+    items.iter().for_each(Value::mark_contained);
     let mut l = l.try_borrow_mut().map_err(|_| PickleProblem::GrowsAfterNesting)?;
-    l.height = grown_height(l.height, l.contained, &children)?;
-    drop(children);
+    l.height = grown_height(l.height, l.contained, children)?;
     l.items.extend(items);
     Ok(())
 }
 
 /// A new tuple or list of `items` (checked nesting).
 pub(super) fn seq(items: Vec<Value>) -> R<Seq> {
-    let children: Vec<&Value> = items.iter().collect();
-    grown_height(0, false, &children)?;
-    children.iter().for_each(|c| c.mark_contained());
-    drop(children);
+    grown_height(0, false, children_height(&items))?;
+    items.iter().for_each(Value::mark_contained);
     Ok(Seq::new(items))
 }
 
@@ -103,11 +110,13 @@ pub(super) fn build(target: &Value, state: Value) -> R<usize> {
     match (target, state) {
         (Value::Dict(d), Value::Dict(s)) => {
             let attrs: Vec<(Value, Value)> = s.borrow().items.clone();
-            let children: Vec<&Value> = attrs.iter().flat_map(|(k, v)| [k, v]).collect();
-            children.iter().for_each(|c| c.mark_contained());
+            let children = children_height(attrs.iter().flat_map(|(k, v)| [k, v]));
+            attrs.iter().for_each(|(k, v)| {
+                k.mark_contained();
+                v.mark_contained();
+            });
             let mut d = d.try_borrow_mut().map_err(|_| PickleProblem::GrowsAfterNesting)?;
-            d.height = grown_height(d.height, d.contained, &children)?;
-            drop(children);
+            d.height = grown_height(d.height, d.contained, children)?;
             let n = attrs.len();
             for (k, v) in attrs {
                 d.set_attr(k, v);

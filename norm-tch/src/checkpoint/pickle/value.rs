@@ -90,8 +90,8 @@ pub(crate) struct DictObj {
 
 impl DictObj {
     /// `d[k] = v`: a new key goes last, a repeated one keeps its place and takes `v`.
+    /// (The caller, `objects::set_items`, keeps `height` up to date.)
     pub fn insert(&mut self, k: Value, v: Value) {
-        self.height = self.height.max(1 + k.height().max(v.height()));
         match DictKey::of(&k) {
             Some(key) => match self.index.get(&key) {
                 Some(&i) => self.items[i].1 = v,
@@ -106,7 +106,6 @@ impl DictObj {
 
     /// `vars(obj).update(state)` as `BUILD` does: attributes by name, the last one kept.
     pub fn set_attr(&mut self, k: Value, v: Value) {
-        self.height = self.height.max(1 + k.height().max(v.height()));
         match DictKey::of(&k) {
             Some(key) => match self.attr_index.get(&key) {
                 Some(&i) => self.attrs[i].1 = v,
