@@ -15,7 +15,10 @@
 //!   without `--spectral-dim` / `--weight-norm-dim`, and with them fold to PyTorch's
 //!   `remove_spectral_norm` / `remove_weight_norm` bits;
 //! - a missing input, a non-checkpoint and an unknown output extension are errors naming
-//!   the file.
+//!   the file;
+//! - colliding keys (a stale `weight` beside `weight_g`/`weight_v`) are refused naming the
+//!   key and the file, for both output formats, leaving an existing output byte-identical,
+//!   creating no new one and no temporary.
 //!
 //! Without `.venv/bin/python` the test prints `SKIPPED` and passes, unless
 //! `NORM_REQUIRE_PYTORCH=1` makes that a failure.
@@ -245,5 +248,49 @@ fn undecidable_dims_need_a_flag_and_then_match_pytorch() -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::remove_dir_all(&dir).ok(); // kept on failure for inspection
+    Ok(())
+}
+
+/// A converted key meeting a stale entry (a leftover `weight` beside `weight_g`/`weight_v`,
+/// made by torch.save): exit 1 naming the key and the file, for `.pt` and `.safetensors`
+/// outputs (no panic inside the safetensors writer, no key written twice); an existing
+/// output stays byte-identical, a new one is never created, and no temporary is left.
+#[test]
+fn colliding_keys_are_refused_and_leave_outputs_untouched() -> Result<()> {
+    let Some(python) = python_or_skip("norm-bench convert, colliding keys")? else { return Ok(()) };
+    let dir = scratch_dir!("convert-collide")?;
+    let input = dir.join("stale.pt");
+    let script = "import sys, torch\n\
+        from torch import nn\n\
+        m = torch.nn.utils.weight_norm(nn.Linear(3, 2))\n\
+        sd = m.state_dict()\n\
+        sd['weight'] = torch.zeros(2, 3)\n\
+        torch.save(sd, sys.argv[1])\n";
+    let status = Command::new(&python).args(["-c", script]).arg(&input).status()?;
+    ensure!(status.success(), "making the checkpoint");
+    let input_bytes = std::fs::read(&input)?;
+    let s = |p: &Path| p.to_str().context("utf-8").map(str::to_string);
+    for ext in ["pt", "safetensors"] {
+        let existing = dir.join(format!("existing.{ext}"));
+        std::fs::write(&existing, b"the previous output")?;
+        let fresh = dir.join(format!("fresh.{ext}"));
+        for output in [&existing, &fresh] {
+            let out = norm_bench(&["convert", &s(&input)?, &s(output)?, "--to", "folded"])?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            ensure!(
+                out.status.code() == Some(1) && stderr.contains("`weight` twice") && stderr.contains("stale.pt"),
+                "{ext}: {:?} {stderr}",
+                out.status
+            );
+        }
+        ensure!(std::fs::read(&existing)? == b"the previous output", "{ext}: the existing output changed");
+        ensure!(!fresh.exists(), "{ext}: a failed convert created its output");
+    }
+    ensure!(std::fs::read(&input)? == input_bytes, "the input changed");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir)?.map(|e| Ok(e?.file_name().to_string_lossy().into_owned())).collect::<Result<_>>()?;
+    names.sort();
+    ensure!(names == ["existing.pt", "existing.safetensors", "stale.pt"], "left behind: {names:?}");
+    std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }

@@ -9,6 +9,7 @@
 #include <c10/core/GradMode.h>
 #include <cmath>
 #include <exception>
+#include <stdexcept>
 #include <string>
 
 #include "guarded.h"
@@ -140,14 +141,25 @@ int norm_tensor_fingerprints(const at::Tensor* const* ts, int n, int64_t* out, i
 
 extern "C" {
 // Reads every record of the torch.save zip archive at `path` (names relative to the
-// archive folder: "data.pkl", "data/0", "byteorder", ...) and hands each to `sink`,
-// which must not unwind. Fails on a file that is not such an archive, or is truncated.
-int norm_pt_read_records(const char* path, void* ctx, void (*sink)(void* ctx, const char* name, const char* data, size_t len)) {
+// archive folder: "data.pkl", "data/0", "byteorder", ...): for each, `alloc` gets its name
+// and declared size and returns a buffer of that many bytes (owned by the caller), which
+// the record is read into. `alloc` must not unwind. A record may not declare more than
+// `max_record` bytes (the caller's bound from the file's length), so nothing is allocated
+// for a size the file cannot hold. Fails on a file that is not such an archive, is
+// truncated, or declares such a size.
+int norm_pt_read_records(const char* path, uint64_t max_record, void* ctx, char* (*alloc)(void* ctx, const char* name, size_t len)) {
   return guarded([&] {
     caffe2::serialize::PyTorchStreamReader reader{std::string(path)};
     for (const std::string& name : reader.getAllRecords()) {
-      auto record = reader.getRecord(name);
-      sink(ctx, name.c_str(), static_cast<const char*>(std::get<0>(record).get()), std::get<1>(record));
+      size_t size = reader.getRecordSize(name);
+      if (size > max_record) {
+        throw std::runtime_error("record " + name + " declares " + std::to_string(size) +
+                                 " bytes, more than the file's length allows (" + std::to_string(max_record) + ")");
+      }
+      char* dst = alloc(ctx, name.c_str(), size);
+      if (size > 0) {
+        reader.getRecord(name, dst, size);
+      }
     }
   });
 }

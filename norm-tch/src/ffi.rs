@@ -322,8 +322,9 @@ pub fn tensor_fingerprints(ts: &[&Tensor], out: &mut [[i64; 3]]) -> Result<bool>
 extern "C" {
     fn norm_pt_read_records(
         path: *const c_char,
+        max_record: u64,
         ctx: *mut std::ffi::c_void,
-        sink: extern "C" fn(*mut std::ffi::c_void, *const c_char, *const c_char, usize),
+        alloc: extern "C" fn(*mut std::ffi::c_void, *const c_char, usize) -> *mut c_char,
     ) -> c_int;
     fn norm_pt_write_records(
         path: *const c_char,
@@ -342,20 +343,15 @@ extern "C" {
     ) -> c_int;
 }
 
-extern "C" fn collect_record(ctx: *mut std::ffi::c_void, name: *const c_char, data: *const c_char, len: usize) {
-    // SAFETY: ctx is the Vec passed by pt_read_records; name is NUL-terminated and data
-    // holds len bytes, both valid for this call. Nothing here can unwind but an allocation
-    // failure, which aborts.
+extern "C" fn record_buffer(ctx: *mut std::ffi::c_void, name: *const c_char, len: usize) -> *mut c_char {
+    // SAFETY: ctx is the Vec passed by pt_read_records and name is NUL-terminated, both
+    // valid for this call. Nothing here can unwind but an allocation failure, which
+    // aborts; `len` is at most the bound pt_read_records passed (from the file's length).
     let records = unsafe { &mut *(ctx as *mut Vec<(String, Vec<u8>)>) };
     // SAFETY: as above, `name` is NUL-terminated and valid for this call.
     let name = unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned();
-    let bytes = if len == 0 {
-        Vec::new()
-    } else {
-        // SAFETY: as above, `data` holds `len` bytes valid for this call.
-        unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec()
-    };
-    records.push((name, bytes));
+    records.push((name, vec![0u8; len]));
+    records.last_mut().map_or(std::ptr::null_mut(), |(_, data)| data.as_mut_ptr() as *mut c_char)
 }
 
 fn c_string(what: &'static str, s: &str) -> Result<std::ffi::CString> {
@@ -387,14 +383,29 @@ fn archive_error(path: &Path, kind: fn(String) -> CheckpointErrorKind) -> impl F
     }
 }
 
-/// Every record of the torch.save zip archive at `path`, names relative to its folder.
-/// libtorch's refusal (`PyTorchStreamReader`) is [`CheckpointErrorKind::Zip`].
-pub fn pt_read_records(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+/// The most bytes one record of a zip archive of `file_len` bytes can hold: its length
+/// for a stored record (torch.save stores), 1032 times it for a deflated one (deflate's
+/// largest ratio).
+pub fn max_record_len(file_len: u64) -> u64 {
+    file_len.saturating_mul(1032)
+}
+
+/// Every record of the torch.save zip archive at `path`, names relative to its folder,
+/// each read into a buffer of its declared size once that size is checked against the
+/// file's length ([`max_record_len`]). libtorch's refusal (`PyTorchStreamReader`), or a
+/// size the file cannot hold, is [`CheckpointErrorKind::Zip`].
+pub fn pt_read_records(path: &Path, file_len: u64) -> Result<Vec<(String, Vec<u8>)>> {
     let name = archive_path(path)?;
     let mut records: Vec<(String, Vec<u8>)> = Vec::new();
-    // SAFETY: a NUL-terminated path; the sink only appends to `records`, alive for the call.
+    // SAFETY: a NUL-terminated path; `record_buffer` only appends to `records`, alive for
+    // the call, and returns a buffer of the length asked for, written before the next call.
     check("read .pt archive", unsafe {
-        norm_pt_read_records(name.as_ptr(), &mut records as *mut _ as *mut std::ffi::c_void, collect_record)
+        norm_pt_read_records(
+            name.as_ptr(),
+            max_record_len(file_len),
+            &mut records as *mut _ as *mut std::ffi::c_void,
+            record_buffer,
+        )
     })
     .map_err(archive_error(path, |message| CheckpointErrorKind::Zip { message }))?;
     Ok(records)

@@ -103,6 +103,25 @@ pub enum CheckpointErrorKind {
         /// The storage's element count.
         numel: i64,
     },
+    /// The tensors would take more memory than the file can justify: their total size
+    /// (`numel * element size`, each a copy of its view) is more than 4 times the file's
+    /// length plus 64 MiB (many tensors viewing one storage, or expanded views).
+    #[error("its tensors would take {bytes} bytes, more than its {file_len} bytes can hold (at most 4 x the file's length + 64 MiB); `{key}` passes the limit")]
+    TooLarge {
+        /// The key whose tensor passes the limit.
+        key: String,
+        /// The total size at that key (saturated at `u64::MAX`).
+        bytes: u64,
+        /// The file's length.
+        file_len: u64,
+    },
+    /// A state dict that holds a key twice (a converted key meeting a stale entry, e.g. a
+    /// leftover `weight` beside `weight_g`/`weight_v` converted to folded).
+    #[error("it would hold {} twice: a state dict's keys must be unique (remove the stale entries first)", quoted(.keys))]
+    DuplicateKey {
+        /// The repeated keys, in order of first repetition.
+        keys: Vec<String>,
+    },
     /// libtorch could not build a tensor from its storage.
     #[error("`{key}` cannot be built from its storage: {message}")]
     Tensor {
@@ -189,6 +208,15 @@ fn nested_hint(nested: &[String]) -> String {
     format!(" (it has tensors under {}: save that state dict by itself)", names.join(", "))
 }
 
+fn quoted(keys: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut names: Vec<String> = keys.iter().take(SHOWN).map(|k| format!("`{k}`")).collect();
+    if keys.len() > SHOWN {
+        names.push(format!("and {} more", keys.len() - SHOWN));
+    }
+    names.join(", ")
+}
+
 fn converted_from(origin: &Option<String>) -> String {
     origin.as_ref().map_or(String::new(), |s| format!(" (converted from {s})"))
 }
@@ -269,6 +297,25 @@ pub enum PickleProblem {
     MissingMemo {
         /// The memo index.
         index: u64,
+    },
+    /// Containers nested deeper than the limit (also: `MARK`s open at once).
+    #[error("containers nest deeper than {limit} levels")]
+    NestingTooDeep {
+        /// The deepest nesting accepted.
+        limit: usize,
+    },
+    /// A list or dict grows deeper after it was put into another container, which only a
+    /// cyclic structure needs (a state dict never is one).
+    #[error(
+        "a list or dict grows deeper after it was put into another container (a cycle?), which no state dict does"
+    )]
+    GrowsAfterNesting,
+    /// The opcodes copy or hash more than a budget linear in the pickle's length (a
+    /// memoized container or string reused over and over).
+    #[error("it copies or hashes more than {limit} values, beyond what a pickle of its length can need")]
+    TooMuchWork {
+        /// The budget, in values copied or bytes hashed.
+        limit: u64,
     },
     /// An operand of the wrong type or shape.
     #[error("expected {expected}, found {found}")]

@@ -5,7 +5,7 @@
 use super::pt::{read_pt, write_pt};
 use crate::backend::tch_err;
 use norm_core::{CheckpointErrorKind, Error, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -34,11 +34,30 @@ impl Format {
 }
 
 /// An ordered map of names to tensors, as PyTorch's `module.state_dict()`, plus the
-/// spectral-norm versions its `_metadata` recorded (`.pt` files only).
+/// spectral-norm versions its `_metadata` recorded (`.pt` files only). Its names are
+/// unique: every constructor refuses a repeated one
+/// ([`CheckpointErrorKind::DuplicateKey`]), so no writer ever sees one twice.
 #[derive(Debug, Default)]
 pub struct StateDict {
     entries: Vec<(String, Tensor)>,
+    index: HashMap<String, usize>,
     spectral_norm_versions: BTreeMap<String, i64>,
+}
+
+/// The keys `entries` repeats (each once, in order of first repetition), or their index.
+fn unique_index(entries: &[(String, Tensor)]) -> Result<HashMap<String, usize>> {
+    let mut index = HashMap::with_capacity(entries.len());
+    let (mut repeated, mut reported) = (Vec::new(), std::collections::HashSet::new());
+    for (i, (k, _)) in entries.iter().enumerate() {
+        if index.insert(k.clone(), i).is_some() && reported.insert(k.as_str()) {
+            repeated.push(k.clone());
+        }
+    }
+    if repeated.is_empty() {
+        Ok(index)
+    } else {
+        Err(CheckpointErrorKind::DuplicateKey { keys: repeated }.into())
+    }
 }
 
 /// PyTorch's name of a dtype (`torch.float32`), for messages.
@@ -92,19 +111,18 @@ pub(super) fn cpu_contiguous(t: &Tensor) -> Result<Tensor> {
 }
 
 impl StateDict {
-    /// A state dict of these entries, in this order. Errors on a repeated name.
+    /// A state dict of these entries, in this order. A repeated name is
+    /// [`CheckpointErrorKind::DuplicateKey`] (naming every repeated one).
     pub fn new(entries: Vec<(String, Tensor)>) -> Result<Self> {
-        let mut seen = std::collections::HashSet::new();
-        for (k, _) in &entries {
-            if !seen.insert(k.as_str()) {
-                return Err(Error::invalid("state dict", format!("the name `{k}` twice"), "unique names"));
-            }
-        }
-        Ok(StateDict { entries, spectral_norm_versions: BTreeMap::new() })
+        Self::from_parts(entries, BTreeMap::new())
     }
 
-    pub(crate) fn from_parts(entries: Vec<(String, Tensor)>, spectral_norm_versions: BTreeMap<String, i64>) -> Self {
-        StateDict { entries, spectral_norm_versions }
+    pub(crate) fn from_parts(
+        entries: Vec<(String, Tensor)>,
+        spectral_norm_versions: BTreeMap<String, i64>,
+    ) -> Result<Self> {
+        let index = unique_index(&entries)?;
+        Ok(StateDict { entries, index, spectral_norm_versions })
     }
 
     /// The entries, in order (`.pt`: the order `torch.save` wrote, i.e. module order;
@@ -120,7 +138,7 @@ impl StateDict {
 
     /// The tensor named `key`.
     pub fn get(&self, key: &str) -> Option<&Tensor> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, t)| t)
+        self.index.get(key).map(|&i| &self.entries[i].1)
     }
 
     /// The names, in order.
@@ -172,9 +190,29 @@ impl StateDict {
     /// for an `OrderedDict` of tensors (no `_metadata`), readable by
     /// `torch.load(path, weights_only=True)`; tensors are written from a CPU copy, in
     /// their dtype.
+    ///
+    /// Nothing of the caller's changes on failure: the file is written under a temporary
+    /// name in `path`'s folder (`.norm-tmp-<pid>-<n>/<file name>`, so a `.pt` archive gets
+    /// the same inner folder name) and renamed over `path` only once complete; on any
+    /// error the temporary is removed and a previous file at `path` is untouched.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        match Format::from_extension(path)? {
+        let format = Format::from_extension(path)?;
+        write_atomically(path, |tmp| self.write_to(tmp, path, format))
+    }
+
+    /// Writes the entries to `tmp` in `format`; errors name `path`, the file asked for.
+    fn write_to(&self, tmp: &Path, path: &Path, format: Format) -> Result<()> {
+        let rename = |e: Error| match e {
+            Error::Checkpoint { kind, .. } => Error::Checkpoint { path: Some(path.to_path_buf()), kind },
+            Error::Io { op, source, .. } => Error::Io { op, path: path.to_path_buf(), source },
+            e => e,
+        };
+        self.write_format(tmp, format).map_err(rename)
+    }
+
+    fn write_format(&self, path: &Path, format: Format) -> Result<()> {
+        match format {
             Format::Pt => write_pt(path, &self.entries),
             Format::SafeTensors => {
                 let tensors = self
@@ -194,6 +232,27 @@ impl StateDict {
     }
 }
 
+/// Runs `write` on a temporary path in `path`'s folder, then renames the file over
+/// `path`; on error (or a failed rename) removes the temporary, leaving `path` as it was.
+pub(crate) fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let file_name = path.file_name().ok_or_else(|| Error::invalid("path", path.display(), "a path naming a file"))?;
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp_dir = folder.join(format!(".norm-tmp-{}-{n}", std::process::id()));
+    std::fs::create_dir(&tmp_dir).map_err(|e| Error::io("create", &tmp_dir, e))?;
+    let tmp = tmp_dir.join(file_name);
+    let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e)));
+    // The temporary (if the rename did not take it) and its folder go either way.
+    std::fs::remove_file(&tmp).ok();
+    std::fs::remove_dir(&tmp_dir).ok();
+    result
+}
+
 fn read_head(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
@@ -205,16 +264,29 @@ fn read_head(path: &Path) -> Result<Vec<u8>> {
     Ok(head)
 }
 
+/// A safetensors file, read with the `safetensors` crate (which checks the header's length
+/// against the file's and every tensor's offsets and `numel * element size` against the
+/// data, with checked arithmetic); each dimension is checked to fit an `i64` before a
+/// tensor is built.
 fn read_safetensors(path: &Path) -> Result<StateDict> {
-    let mut entries = Tensor::read_safetensors(path).map_err(|e| match e {
-        tch::TchError::Io(source) => Error::io("read", path, source),
-        tch::TchError::SafeTensorError { err, .. } => {
-            Error::checkpoint(path, CheckpointErrorKind::Safetensors { message: err.to_string() })
-        }
-        e => Error::checkpoint(path, CheckpointErrorKind::Safetensors { message: e.to_string() }),
-    })?;
+    use safetensors::SafeTensors;
+    let bad = |message: String| Error::checkpoint(path, CheckpointErrorKind::Safetensors { message });
+    let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{e:?}")))?;
+    let mut entries = Vec::with_capacity(file.len());
+    for (name, view) in file.tensors() {
+        let kind = Kind::try_from(view.dtype()).map_err(|e| bad(format!("`{name}`: {e}")))?;
+        let size = view
+            .shape()
+            .iter()
+            .map(|&d| i64::try_from(d))
+            .collect::<std::result::Result<Vec<i64>, _>>()
+            .map_err(|_| bad(format!("`{name}` has shape {:?}, a dimension beyond i64", view.shape())))?;
+        let tensor = Tensor::f_from_data_size(view.data(), &size, kind).map_err(|e| bad(format!("`{name}`: {e}")))?;
+        entries.push((name, tensor));
+    }
     entries.sort_by(|a, b| natural_cmp(&a.0, &b.0));
-    Ok(StateDict { entries, spectral_norm_versions: BTreeMap::new() })
+    StateDict::new(entries).map_err(|e| e.in_file(path))
 }
 
 #[cfg(test)]

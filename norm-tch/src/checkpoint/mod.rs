@@ -29,6 +29,8 @@
 
 pub mod convert;
 mod device;
+#[cfg(test)]
+mod hostile_tests;
 mod io;
 mod load;
 mod pickle;

@@ -32,7 +32,7 @@ use super::io::StateDict;
 use crate::ffi::CpuGenerator;
 use crate::scheme::{detect, Layer, Norm, Scheme};
 pub use dims::{spectral_dims, weight_norm_dims};
-use norm_core::{Error, Result};
+use norm_core::{CheckpointErrorKind, Error, Result};
 use std::collections::BTreeMap;
 use tch::Tensor;
 
@@ -157,7 +157,7 @@ impl std::fmt::Display for Conversion {
 pub fn convert(sd: &StateDict, target: Target, options: &ConvertOptions) -> Result<(StateDict, Vec<Conversion>)> {
     let (entries, conversions) = convert_layers(sd, |layer| Some(target.scheme_for(layer.scheme)), |_| None, options)?;
     Ok((
-        StateDict::from_parts(entries.into_iter().map(|e| (e.key, e.tensor)).collect(), Default::default()),
+        StateDict::from_parts(entries.into_iter().map(|e| (e.key, e.tensor)).collect(), Default::default())?,
         conversions,
     ))
 }
@@ -205,5 +205,25 @@ pub(crate) fn convert_layers(
             Some(&i) => out.extend(converted[i].take().into_iter().flatten()),
         }
     }
+    refuse_duplicates(&out)?;
     Ok((out, conversions))
+}
+
+/// A converted key that meets another entry (a stale `weight` left beside
+/// `weight_g`/`weight_v` and the folded `weight`, say) is
+/// [`CheckpointErrorKind::DuplicateKey`], naming every such key: the state dict must not
+/// hold it twice, and which one is meant is not ours to guess.
+fn refuse_duplicates(entries: &[Entry]) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    let (mut repeated, mut reported) = (Vec::new(), std::collections::HashSet::new());
+    for e in entries {
+        if !seen.insert(e.key.as_str()) && reported.insert(e.key.as_str()) {
+            repeated.push(e.key.clone());
+        }
+    }
+    if repeated.is_empty() {
+        Ok(())
+    } else {
+        Err(CheckpointErrorKind::DuplicateKey { keys: repeated }.into())
+    }
 }

@@ -23,6 +23,10 @@ mod pickler;
 mod unpickler;
 mod value;
 
+#[cfg(test)]
+pub(crate) use pickler::{pickle_raw, RawTensor};
 pub(crate) use pickler::{pickle_state_dict, PickleEntry};
 pub(crate) use unpickler::unpickle;
+#[cfg(test)]
+pub(crate) use value::{DictObj, Seq};
 pub(crate) use value::{TensorRef, Value};

@@ -88,3 +88,41 @@ pub(crate) fn pickle_state_dict(entries: &[PickleEntry<'_>]) -> norm_core::Resul
     out.push(b'.');
     Ok(out)
 }
+
+/// One tensor reference as a hostile file may declare it (tests only): any storage key,
+/// element count, offset, sizes and strides.
+#[cfg(test)]
+pub(crate) struct RawTensor<'a> {
+    pub key: &'a str,
+    pub storage: &'a str,
+    pub kind: Kind,
+    pub numel: i64,
+    pub offset: i64,
+    pub size: Vec<i64>,
+    pub stride: Vec<i64>,
+}
+
+/// `data.pkl` of an `OrderedDict` of these tensor references, unchecked (tests only).
+#[cfg(test)]
+pub(crate) fn pickle_raw(entries: &[RawTensor<'_>]) -> Vec<u8> {
+    let mut out = vec![0x80, 2];
+    out.extend_from_slice(b"ccollections\nOrderedDict\n)R(");
+    for e in entries {
+        put_str(&mut out, e.key);
+        out.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+        put_str(&mut out, "storage");
+        let storage = storage_type_name(e.kind).unwrap_or("FloatStorage");
+        out.extend_from_slice(format!("ctorch\n{storage}\n").as_bytes());
+        put_str(&mut out, e.storage);
+        put_str(&mut out, "cpu");
+        put_int(&mut out, e.numel);
+        out.extend_from_slice(b"tQ");
+        put_int(&mut out, e.offset);
+        put_int_tuple(&mut out, &e.size);
+        put_int_tuple(&mut out, &e.stride);
+        out.push(0x89);
+        out.extend_from_slice(b"ccollections\nOrderedDict\n)RtR");
+    }
+    out.extend_from_slice(b"u.");
+    out
+}

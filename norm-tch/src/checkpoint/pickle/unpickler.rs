@@ -2,9 +2,16 @@
 //! 0 to 5, as far as `torch.save` writes them) over the values of [`super::value`], with
 //! the objects [`super::objects`] allows. Nothing is ever executed; an error says which
 //! opcode, at which byte, found what.
+//!
+//! Bounded: containers nest at most [`MAX_NESTING`] deep (`PickleProblem::NestingTooDeep`),
+//! every length is checked against the bytes left before anything is read or allocated,
+//! and the work of the opcodes that copy or hash what the memo shares (`GET` of a long
+//! string used as a key again and again, `BUILD` or `OrderedDict(list)` of a memoized
+//! container) is charged to a budget linear in the pickle's length
+//! (`PickleProblem::TooMuchWork`), so time and memory stay linear in the input.
 
-use super::objects::{build, pairs, persistent_load, reduce, set_items};
-use super::value::{DictObj, Value};
+use super::objects::{append, build, dict, pairs, persistent_load, reduce, reduce_cost, seq, set_items};
+use super::value::{Seq, Value, MAX_NESTING};
 use norm_core::error::{PickleError, PickleProblem};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,11 +27,26 @@ struct Unpickler<'a> {
     stack: Vec<Value>,
     metastack: Vec<Vec<Value>>,
     memo: HashMap<u64, Value>,
+    /// Work units left (see the module docs).
+    budget: u64,
+}
+
+/// The work budget of a pickle of `len` bytes: 16 units a byte plus 2^20. A pickle
+/// `torch.save` writes spends fewer units than it has bytes.
+pub(crate) fn work_budget(len: usize) -> u64 {
+    (len as u64).saturating_mul(16).saturating_add(1 << 20)
 }
 
 type R<T> = Result<T, PickleProblem>;
 
 impl<'a> Unpickler<'a> {
+    fn take_u64(&mut self, n: u64) -> R<&'a [u8]> {
+        let left = self.data.len() - self.pos;
+        match usize::try_from(n) {
+            Ok(n) if n <= left => self.take(n),
+            _ => Err(PickleProblem::UnexpectedEnd { needed: usize::try_from(n).unwrap_or(usize::MAX), left }),
+        }
+    }
     fn take(&mut self, n: usize) -> R<&'a [u8]> {
         if self.data.len() - self.pos < n {
             return Err(PickleProblem::UnexpectedEnd { needed: n, left: self.data.len() - self.pos });
@@ -55,8 +77,20 @@ impl<'a> Unpickler<'a> {
         self.pos += end + 1;
         Ok(s)
     }
-    fn utf8(&mut self, n: usize) -> R<String> {
-        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| PickleProblem::InvalidUtf8)
+    fn utf8(&mut self, n: u64) -> R<Value> {
+        let bytes = self.take_u64(n)?;
+        let s = std::str::from_utf8(bytes).map_err(|_| PickleProblem::InvalidUtf8)?;
+        Ok(Value::Str(Rc::from(s)))
+    }
+    /// Charges `units` of work to the budget.
+    fn charge(&mut self, units: usize) -> R<()> {
+        match self.budget.checked_sub(units as u64) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(PickleProblem::TooMuchWork { limit: work_budget(self.data.len()) }),
+        }
     }
     fn pop(&mut self) -> R<Value> {
         self.stack.pop().ok_or(PickleProblem::EmptyStack)
@@ -64,12 +98,18 @@ impl<'a> Unpickler<'a> {
     fn top(&mut self) -> R<&mut Value> {
         self.stack.last_mut().ok_or(PickleProblem::EmptyStack)
     }
+    /// Charges the hashing of dict keys (a str key's length, 1 for any other).
+    fn charge_keys(&mut self, keys: &[Value]) -> R<()> {
+        let units = keys.iter().map(|k| k.as_str().map_or(1, |s| s.len() + 1)).sum();
+        self.charge(units)
+    }
     fn pop_mark(&mut self) -> R<Vec<Value>> {
         let items = std::mem::take(&mut self.stack);
         self.stack = self.metastack.pop().ok_or(PickleProblem::NoMark)?;
         Ok(items)
     }
-    fn memo_get(&self, i: u64) -> R<Value> {
+    fn memo_get(&mut self, i: u64) -> R<Value> {
+        self.charge(1)?;
         self.memo.get(&i).cloned().ok_or(PickleProblem::MissingMemo { index: i })
     }
     fn memo_put(&mut self, i: u64) -> R<()> {
@@ -98,12 +138,16 @@ impl<'a> Unpickler<'a> {
             0x95 => drop(self.u64()?),           // FRAME
             b'.' => return self.pop().map(Some), // STOP
             b'(' => {
+                if self.metastack.len() >= MAX_NESTING {
+                    return Err(PickleProblem::NestingTooDeep { limit: MAX_NESTING });
+                }
                 let stack = std::mem::take(&mut self.stack);
                 self.metastack.push(stack);
             }
             b'0' => drop(self.pop()?),
             b'1' => drop(self.pop_mark()?),
             b'2' => {
+                self.charge(1)?;
                 let v = self.top()?.clone();
                 self.stack.push(v);
             }
@@ -123,8 +167,9 @@ impl<'a> Unpickler<'a> {
                 self.stack.push(Value::Int(v as i64));
             }
             0x8a | 0x8b => {
-                let n = if op == 0x8a { self.u8()? as usize } else { self.u32()? as usize };
-                let bytes = self.take(n)?;
+                let n = if op == 0x8a { self.u8()? as u64 } else { self.u32()? as u64 };
+                let bytes = self.take_u64(n)?;
+                let n = bytes.len();
                 if n > 8 {
                     return Err(PickleProblem::IntegerTooWide { bytes: n });
                 }
@@ -151,39 +196,39 @@ impl<'a> Unpickler<'a> {
                 self.stack.push(Value::Float(t.parse().map_err(|_| PickleProblem::BadLiteral { text: t })?));
             }
             b'X' => {
-                let n = self.u32()? as usize;
+                let n = self.u32()? as u64;
                 let s = self.utf8(n)?;
-                self.stack.push(Value::Str(s));
+                self.stack.push(s);
             }
             0x8c => {
-                let n = self.u8()? as usize;
+                let n = self.u8()? as u64;
                 let s = self.utf8(n)?;
-                self.stack.push(Value::Str(s));
+                self.stack.push(s);
             }
             0x8d => {
-                let n = self.u64()? as usize;
+                let n = self.u64()?;
                 let s = self.utf8(n)?;
-                self.stack.push(Value::Str(s));
+                self.stack.push(s);
             }
             b'U' | b'T' => {
                 // Python 2 str: latin-1 text.
-                let n = if op == b'U' { self.u8()? as usize } else { self.u32()? as usize };
-                let s: String = self.take(n)?.iter().map(|&b| b as char).collect();
-                self.stack.push(Value::Str(s));
+                let n = if op == b'U' { self.u8()? as u64 } else { self.u32()? as u64 };
+                let s: String = self.take_u64(n)?.iter().map(|&b| b as char).collect();
+                self.stack.push(Value::Str(Rc::from(s)));
             }
             b'C' | b'B' | 0x8e => {
                 let n = match op {
-                    b'C' => self.u8()? as usize,
-                    b'B' => self.u32()? as usize,
-                    _ => self.u64()? as usize,
+                    b'C' => self.u8()? as u64,
+                    b'B' => self.u32()? as u64,
+                    _ => self.u64()?,
                 };
-                let b = self.take(n)?.to_vec();
-                self.stack.push(Value::Bytes(b));
+                let b = self.take_u64(n)?;
+                self.stack.push(Value::Bytes(Rc::from(b)));
             }
-            b')' => self.stack.push(Value::Tuple(Rc::new(Vec::new()))),
+            b')' => self.stack.push(Value::Tuple(Rc::new(Seq::default()))),
             b't' => {
                 let items = self.pop_mark()?;
-                self.stack.push(Value::Tuple(Rc::new(items)));
+                self.stack.push(Value::Tuple(Rc::new(seq(items)?)));
             }
             0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
@@ -191,40 +236,37 @@ impl<'a> Unpickler<'a> {
                     return Err(PickleProblem::EmptyStack);
                 }
                 let items = self.stack.split_off(self.stack.len() - n);
-                self.stack.push(Value::Tuple(Rc::new(items)));
+                self.stack.push(Value::Tuple(Rc::new(seq(items)?)));
             }
-            b']' | 0x8f => self.stack.push(Value::List(Rc::new(RefCell::new(Vec::new())))),
+            b']' | 0x8f => self.stack.push(Value::List(Rc::new(RefCell::new(Seq::default())))),
             b'l' | 0x91 => {
                 let items = self.pop_mark()?;
-                self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+                self.stack.push(Value::List(Rc::new(RefCell::new(seq(items)?))));
             }
             b'a' => {
                 let v = self.pop()?;
-                match self.top()? {
-                    Value::List(l) => l.borrow_mut().push(v),
-                    other => return Err(unexpected("a list to append to", other)),
-                }
+                append(self.top()?, vec![v])?;
             }
             b'e' | 0x90 => {
                 let items = self.pop_mark()?;
-                match self.top()? {
-                    Value::List(l) => l.borrow_mut().extend(items),
-                    other => return Err(unexpected("a list to append to", other)),
-                }
+                append(self.top()?, items)?;
             }
-            b'}' => self.stack.push(Value::Dict(Rc::new(RefCell::new(DictObj::default())))),
+            b'}' => self.stack.push(dict(Vec::new())?),
             b'd' => {
                 let items = self.pop_mark()?;
-                let dict = DictObj { items: pairs(items)?, attrs: Vec::new() };
-                self.stack.push(Value::Dict(Rc::new(RefCell::new(dict))));
+                self.charge_keys(&items)?;
+                let d = dict(pairs(items)?)?;
+                self.stack.push(d);
             }
             b's' => {
                 let v = self.pop()?;
                 let k = self.pop()?;
+                self.charge_keys(std::slice::from_ref(&k))?;
                 set_items(self.top()?, vec![(k, v)])?;
             }
             b'u' => {
                 let items = self.pop_mark()?;
+                self.charge_keys(&items)?;
                 let items = pairs(items)?;
                 set_items(self.top()?, items)?;
             }
@@ -237,18 +279,40 @@ impl<'a> Unpickler<'a> {
                 let name = self.pop()?;
                 let module = self.pop()?;
                 match (module, name) {
-                    (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(Rc::new((m, n)))),
+                    (Value::Str(m), Value::Str(n)) => {
+                        self.stack.push(Value::Global(Rc::new((m.to_string(), n.to_string()))))
+                    }
                     (m, _) => return Err(unexpected("a module and a name as two strs", &m)),
                 }
             }
             b'R' | 0x81 => {
                 let args = self.pop()?;
                 let callable = self.pop()?;
+                self.charge(reduce_cost(&args))?;
+                if let Value::Tuple(t) = &args {
+                    if let Some(Value::List(l)) = t.items.first() {
+                        let keys: Vec<Value> = l.try_borrow().map_or(Vec::new(), |l| {
+                            l.items
+                                .iter()
+                                .filter_map(|kv| match kv {
+                                    Value::Tuple(kv) => kv.items.first().cloned(),
+                                    _ => None,
+                                })
+                                .collect()
+                        });
+                        self.charge_keys(&keys)?;
+                    }
+                }
                 let v = reduce(callable, args)?;
                 self.stack.push(v);
             }
             b'b' => {
                 let state = self.pop()?;
+                if let Value::Dict(d) = &state {
+                    let keys: Vec<Value> = d.borrow().items.iter().map(|(k, _)| k.clone()).collect();
+                    self.charge(keys.len())?;
+                    self.charge_keys(&keys)?;
+                }
                 build(self.top()?, state)?;
             }
             b'Q' => {
@@ -295,7 +359,8 @@ impl<'a> Unpickler<'a> {
 
 /// Unpickles `data` (the `data.pkl` record).
 pub(crate) fn unpickle(data: &[u8]) -> Result<Value, PickleError> {
-    Unpickler { data, pos: 0, stack: Vec::new(), metastack: Vec::new(), memo: HashMap::new() }.run()
+    let budget = work_budget(data.len());
+    Unpickler { data, pos: 0, stack: Vec::new(), metastack: Vec::new(), memo: HashMap::new(), budget }.run()
 }
 
 #[cfg(test)]
