@@ -305,6 +305,11 @@ fn a_failed_write_leaves_the_previous_file_and_no_temporary() {
     assert!(good.write(&folder).is_err());
     assert_eq!(listing(&folder), ["inside"]);
     assert_eq!(listing(&dir), ["out.pt", "out.safetensors", "taken.pt"]);
+    // A folder that does not exist: the error names the file asked for, not a temporary.
+    let nowhere = dir.join("missing-folder").join("out.pt");
+    let e = good.write(&nowhere).unwrap_err();
+    assert!(matches!(&e, Error::Io { path, .. } if *path == nowhere), "{e:?}");
+    assert!(!e.to_string().contains(".norm-tmp"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -244,7 +244,8 @@ pub(crate) fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<
     };
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp_dir = folder.join(format!(".norm-tmp-{}-{n}", std::process::id()));
-    std::fs::create_dir(&tmp_dir).map_err(|e| Error::io("create", &tmp_dir, e))?;
+    // The error names the file asked for (its folder missing or read-only), not the temporary.
+    std::fs::create_dir(&tmp_dir).map_err(|e| Error::io("write", path, e))?;
     let tmp = tmp_dir.join(file_name);
     let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e)));
     // The temporary (if the rename did not take it) and its folder go either way.
