@@ -361,8 +361,16 @@ fn mutate_safetensors_once(bytes: &[u8], rng: &mut Rng) -> (Vec<u8>, &'static st
             "st-dtype"
         }
         4 | 5 => {
-            let (key, value) = st.entries[k].clone();
+            // The stale entry gets its own copy of the bytes (safetensors refuses shared offsets).
+            let (key, mut value) = st.entries[k].clone();
             let stale = stale_name(&key, rng);
+            let offsets = &value["data_offsets"];
+            let (a, b) = (offsets[0].as_u64().unwrap_or(0) as usize, offsets[1].as_u64().unwrap_or(0) as usize);
+            if let Some(bytes) = st.data.get(a..b).map(<[u8]>::to_vec) {
+                let start = st.data.len();
+                st.data.extend_from_slice(&bytes);
+                value["data_offsets"] = json!([start, st.data.len()]);
+            }
             st.entries.push((stale, value));
             "st-stale-key"
         }
