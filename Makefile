@@ -9,7 +9,14 @@ export LD_LIBRARY_PATH := $(CURDIR)/.venv/torch-lib$(if $(LD_LIBRARY_PATH),:$(LD
 CARGO ?= cargo
 REPORTS ?= reports
 
-.PHONY: setup build run test clean-reports gpu-bundle
+# The fuzzer (docs/fuzzing.md): `make test` runs it for FUZZ_GATE_SECONDS (a few hundred
+# cases, seeded from the clock; the seed is printed first); `make fuzz` for FUZZ_SECONDS.
+FUZZ_GATE_SECONDS ?= 75
+FUZZ_SECONDS ?= 600
+FUZZ_FLAGS ?=
+FUZZ_CORPUS ?= target/fuzz-corpus
+
+.PHONY: setup build run test fuzz clean-reports gpu-bundle
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +37,11 @@ test: setup
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --no-deps --workspace
 	NORM_REQUIRE_PYTORCH=1 $(CARGO) test --release --workspace
 	.venv/bin/python data/gen_goldens.py --check
+	./target/release/norm-bench fuzz --seconds $(FUZZ_GATE_SECONDS) --cases 400 --corpus $(FUZZ_CORPUS) --out target/fuzz-gate $(FUZZ_FLAGS)
+
+fuzz: setup
+	$(CARGO) build --release -p norm-bench
+	./target/release/norm-bench fuzz --seconds $(FUZZ_SECONDS) --corpus $(FUZZ_CORPUS) --out target/fuzz $(FUZZ_FLAGS)
 
 # The release binaries scripts/gpu-check.sh runs on a GPU machine (norm-bench and the CUDA
 # test binaries) in target/gpu-bundle/, with their sizes; carry that folder there.

@@ -48,6 +48,13 @@ MAX_STEPS = 100_000
 CASE_KEYS = {"name", "seed", "layer", "norm", "mode", "input_shape", "steps", "optimizer"}
 CASE_REQUIRED = ["name", "seed", "layer", "norm", "mode", "input_shape", "steps"]
 OPTIMIZER_KEYS = {"kind", "lr", "betas", "eps", "weight_decay", "amsgrad"}
+# A case's size budget (norm-bench's parity/budget.rs has the same rule; docs/parity.md).
+MAX_INPUT_DIMS = 16
+MAX_SPEC_BYTES = 64 << 20
+MAX_POWER_ITERATIONS = 10_000
+MAX_ELEMENTS = 2**24   # the weight, the input, the output: each
+MAX_RECORDED = 2**24   # (output + weight elements) x max(steps, 1)
+MAX_WORK = 2**32       # (multiply-adds of one forward + weight elements x max(n_power_iterations, 1)) x max(steps, 1)
 
 
 class SpecError(Exception):
@@ -228,6 +235,64 @@ def _validate_optimizer(ctx, v):
     return out
 
 
+def _prod(dims):
+    out = 1
+    for d in dims:
+        out *= max(d, 0)
+    return out
+
+
+def _sizes(case):
+    """(weight elements, input elements, output elements, multiply-adds of one forward)."""
+    layer, shape = case["layer"], case["input_shape"]
+    inp, rank = _prod(shape), len(shape)
+    kind = layer["kind"]
+    if kind == "linear":
+        out = (_prod(shape[:-1]) if rank else 0) * layer["out_features"]
+        return layer["in_features"] * layer["out_features"], inp, out, out * layer["in_features"]
+    if kind == "embedding":
+        out = inp * layer["embedding_dim"]
+        return layer["num_embeddings"] * layer["embedding_dim"], inp, out, out
+    d = CONV_DIMS[kind]
+    k = layer["kernel_size"]
+    stride, padding = layer.get("stride", [1] * d), layer.get("padding", [0] * d)
+    weight = layer["in_channels"] * layer["out_channels"] * _prod(k)
+    if rank < d + 1:
+        return weight, inp, 0, 0
+    out = _prod(shape[:rank - d - 1]) * layer["out_channels"]
+    for n, kk, st, p in zip(shape[rank - d:], k, stride, padding):
+        st = max(st, 1)
+        if kind.startswith("conv_transpose"):
+            o = (n - 1) * st - 2 * p + kk
+        else:
+            span = n + 2 * p - kk
+            o = 0 if span < 0 else span // st + 1
+        out *= max(o, 0)
+    return weight, inp, out, out * layer["in_channels"] * _prod(k)
+
+
+def check_budget(ctx, case):
+    """The size budget of a case (docs/parity.md), before anything is built."""
+    if len(case["input_shape"]) > MAX_INPUT_DIMS:
+        ctx.fail("input_shape", f"at most {MAX_INPUT_DIMS} dims, got {len(case['input_shape'])}")
+    iterations = case["norm"].get("n_power_iterations", 1)
+    if iterations > MAX_POWER_ITERATIONS:
+        ctx.fail("norm.n_power_iterations", f"at most {MAX_POWER_ITERATIONS}, got {iterations}")
+    weight, inp, out, macs = _sizes(case)
+    for field, what, n in [("layer", "the weight", weight), ("input_shape", "the input", inp),
+                           ("input_shape", "the output", out)]:
+        if n > MAX_ELEMENTS:
+            ctx.fail(field, f"{what} would have {n} elements; the budget is {MAX_ELEMENTS} per tensor")
+    steps = max(case["steps"], 1)
+    recorded = (out + weight) * steps
+    if recorded > MAX_RECORDED:
+        ctx.fail("steps", f"(output + weight elements) x steps = {recorded} values to record; "
+                 f"the budget is {MAX_RECORDED}")
+    work = (macs + weight * max(iterations, 1)) * steps
+    if work > MAX_WORK:
+        ctx.fail("steps", f"about {work} multiply-adds over the steps; the budget is {MAX_WORK}")
+
+
 def validate_spec(obj):
     """Checks a parsed spec strictly; returns the list of normalized cases (floats as
     floats, optional keys present only when given). Raises SpecError."""
@@ -265,15 +330,22 @@ def validate_spec(obj):
             "steps": _int(ctx, "steps", c["steps"], lo=0, hi=MAX_STEPS),
             "optimizer": _validate_optimizer(ctx, c.get("optimizer")),
         })
+        check_budget(ctx, cases[-1])
     return cases
 
 
 def load_spec(path):
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)
     except OSError as e:
         raise SpecError(f"cannot read spec {path}: {e.strerror}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"spec {path} is larger than the limit of {MAX_SPEC_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"spec {path} is not UTF-8: {e}") from None
     return validate_spec(parse_spec_text(text))
 
 

@@ -7,7 +7,9 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 pub mod format;
+pub mod fuzz;
 pub mod golden;
+pub mod limits;
 pub mod parity;
 pub mod report;
 pub mod seed_loop;

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use norm_bench::limits::{self, UsageError};
 use norm_bench::report;
 use norm_bench::seed_loop::{self, Example};
 use norm_bench::snapshot::Snapshot;
@@ -30,8 +31,8 @@ enum Command {
         /// Seed for both `torch.manual_seed` and `random.seed` (0 <= seed < 2^64).
         #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = parse_seed)]
         seed: u64,
-        /// Iterations of each training loop (at least 1).
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        /// Iterations of each training loop (1 to 1000000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         steps: u64,
         /// Print one JSON object with bit-exact snapshots instead of the document's printout.
         #[arg(long)]
@@ -61,6 +62,9 @@ enum Command {
         #[arg(long)]
         differences_only: bool,
     },
+    /// Fuzz norm-bench itself: mutated checkpoints, parity specs and command lines, each run
+    /// as a child process and classified (docs/fuzzing.md); exit 1 on any bad outcome.
+    Fuzz(Box<norm_bench::fuzz::FuzzArgs>),
     /// Rewrite a PyTorch checkpoint's normalized layers under one naming scheme (docs/checkpoints.md).
     Convert {
         /// The checkpoint to read: .pt/.pth written by torch.save, or .safetensors.
@@ -93,8 +97,7 @@ fn parity(
     differences_only: bool,
 ) -> Result<ExitCode> {
     use norm_bench::parity::{compare, run, spec};
-    let text =
-        std::fs::read_to_string(&spec_path).map_err(|e| anyhow::anyhow!("reading {}: {e}", spec_path.display()))?;
+    let text = limits::read_text_bounded(&spec_path, limits::MAX_SPEC_BYTES, "the spec")?;
     let spec = match spec::parse_spec(&text) {
         Ok(spec) => spec,
         Err(e) => {
@@ -120,8 +123,7 @@ fn parity(
     }
     let theirs: run::ParityOutput = match reference {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            let text = limits::read_text_bounded(&path, limits::MAX_REFERENCE_BYTES, "the reference output")?;
             serde_json::from_str(&text)
                 .map_err(|e| anyhow::anyhow!("{} is not a parity output: {e}", path.display()))?
         }
@@ -188,6 +190,12 @@ fn convert(
     let target: Target = to.parse()?;
     let mut options = ConvertOptions::default();
     for flag in spectral_dim {
+        limits::check_dim_flag("--spectral-dim", flag)?;
+    }
+    for flag in weight_norm_dim {
+        limits::check_dim_flag("--weight-norm-dim", flag)?;
+    }
+    for flag in spectral_dim {
         options.spectral_dim.add_flag(flag)?;
     }
     for flag in weight_norm_dim {
@@ -238,6 +246,10 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Fuzz(args) => match norm_bench::fuzz::run_cli(&args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::Convert { input, output, to, spectral_dim, weight_norm_dim } => {
             convert(input, output, &to, &spectral_dim, &weight_norm_dim)
         }
@@ -247,6 +259,10 @@ fn main() -> ExitCode {
         // A closed pipe (`norm-bench ... | head`) is not an error worth a message.
         Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
             ExitCode::SUCCESS
+        }
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
         }
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -5,11 +5,12 @@
 //! venv's torch) and here ([`run::run_spec`]); [`compare::compare`] checks every tensor of
 //! every step bit for bit, and error cases by their Python exception type.
 
+pub mod budget;
 pub mod compare;
 pub mod layer;
 pub mod run;
 pub mod spec;
-mod unique_keys;
+pub(crate) mod unique_keys;
 
 use anyhow::{ensure, Context, Result};
 use std::path::Path;

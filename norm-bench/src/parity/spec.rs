@@ -253,7 +253,9 @@ fn parse_case(value: &Value) -> Result<Case> {
         None | Some(Value::Null) => None,
         Some(v) => Some(parse_adam(v)?),
     };
-    Ok(Case { name, seed, layer, norm, train, input_shape, steps: steps as u64, optimizer })
+    let case = Case { name, seed, layer, norm, train, input_shape, steps: steps as u64, optimizer };
+    super::budget::check(&case)?;
+    Ok(case)
 }
 
 fn parse_layer(value: &Value) -> Result<LayerSpec> {

@@ -34,6 +34,7 @@ mod bandwidth;
 mod case;
 mod convergence;
 mod export;
+mod limits;
 mod machine;
 mod ops;
 mod options;

@@ -137,8 +137,7 @@ impl ReportOptions {
 
     /// [`ReportOptions::from_json`] on the file at `path`.
     pub(crate) fn from_config_file(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
+        let text = crate::limits::read_text_bounded(path, crate::limits::MAX_CONFIG_BYTES, "the config file")?;
         Self::from_json(&text).with_context(|| format!("the config file {} is not valid", path.display()))
     }
 
@@ -147,6 +146,7 @@ impl ReportOptions {
     /// `threads` is bounded by [`max_threads`]: more intra-op threads than that only thrash,
     /// and libtorch takes the count as a 32-bit int.
     pub(crate) fn validate(&self) -> Result<()> {
+        super::limits::check_ranges(self)?;
         let max_threads = max_threads();
         ensure!(
             (1..=max_threads).contains(&self.threads),

@@ -1,0 +1,335 @@
+//! Command lines for every subcommand with extreme and garbage values: each starts from a
+//! small valid command (one that finishes in about a second) and replaces, drops or repeats
+//! a few of its flags; `report --config` files get a hostile value in one field.
+
+use super::rng::Rng;
+use super::Case;
+use super::Family;
+use serde_json::{json, Value};
+
+/// Values any flag may be given.
+const VALUES: [&str; 30] = [
+    "",
+    " ",
+    "0",
+    "1",
+    "-1",
+    "2",
+    "7",
+    "1000",
+    "65536",
+    "2147483648",
+    "4294967296",
+    "9223372036854775808",
+    "18446744073709551616",
+    "1e9",
+    "1.5",
+    "NaN",
+    "inf",
+    "-0",
+    "0x10",
+    "+3",
+    "abc",
+    "１２",
+    "1,2",
+    ",,",
+    "8,0",
+    "8,-1",
+    "64x64",
+    "0x8",
+    "99999999x99999999",
+    "--",
+];
+
+/// Paths a file flag may be given (`{dir}` is the case's folder).
+const PATHS: [&str; 7] = ["{dir}/missing/file", "{dir}", "/dev/null", "/dev/zero", "{dir}/garbage.bin", "/", ""];
+
+fn value(rng: &mut Rng) -> String {
+    if rng.one_in(12) {
+        return "9".repeat(5000);
+    }
+    rng.pick(&VALUES).to_string()
+}
+
+fn path(rng: &mut Rng) -> String {
+    rng.pick(&PATHS).to_string()
+}
+
+/// `args` without `flag` (and its value when `takes_value`).
+fn without(args: &mut Vec<String>, flag: &str, takes_value: bool) {
+    if let Some(i) = args.iter().position(|a| a == flag) {
+        args.drain(i..(i + 1 + usize::from(takes_value)).min(args.len()));
+    }
+}
+
+/// Replaces a few of `flags` (name, takes a value, takes a path) in `args`.
+fn mutate_flags(args: &mut Vec<String>, flags: &[(&str, bool, bool)], rng: &mut Rng, what: &mut Vec<String>) {
+    for _ in 0..1 + rng.below(3) {
+        let &(flag, takes_value, is_path) = rng.pick(flags);
+        match rng.below(6) {
+            0 => {
+                without(args, flag, takes_value);
+                what.push(format!("drop {flag}"));
+            }
+            1 => {
+                args.push("--fuzz-unknown".into());
+                what.push("unknown flag".into());
+            }
+            _ => {
+                without(args, flag, takes_value);
+                args.push(flag.into());
+                if takes_value {
+                    let v = if is_path { path(rng) } else { value(rng) };
+                    what.push(format!("{flag} {:.20}", v));
+                    args.push(v);
+                } else {
+                    what.push(flag.into());
+                }
+            }
+        }
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn garbage_file() -> (String, Vec<u8>) {
+    ("garbage.bin".into(), b"PK\x03\x04not really a zip\x00\xff".to_vec())
+}
+
+fn seed_loop(rng: &mut Rng, what: &mut Vec<String>) -> Case {
+    let mut args = strings(&["seed-loop", "--example", "weight-norm", "--steps", "2", "--json"]);
+    mutate_flags(
+        &mut args,
+        &[("--example", true, false), ("--seed", true, false), ("--steps", true, false), ("--json", false, false)],
+        rng,
+        what,
+    );
+    Case::command(Family::Cli, args)
+}
+
+/// A report config that runs in about a second, with one field made hostile.
+fn report_config(rng: &mut Rng, what: &mut Vec<String>) -> Vec<u8> {
+    let mut config = json!({
+        "ops": ["copy"], "sizes": [8], "rect_shapes": [], "extra_dtypes": [], "devices": ["cpu"],
+        "convergence": false, "loss_curves": false, "plots": false, "pytorch": false,
+        "sampling": {"warmup_min": 0, "warmup_ms": 0, "min_samples": 1, "max_samples": 1, "budget_ms": 0, "rounds": 1, "min_sample_us": 0}
+    });
+    let fields = [
+        "sizes",
+        "copy_sizes",
+        "rect_shapes",
+        "dtype_shapes",
+        "n_power_iterations",
+        "power_iteration_counts",
+        "threads",
+        "convergence_shapes",
+        "convergence_iterations",
+        "seed_loop_steps",
+        "spectral_train_steps",
+        "ops",
+        "sampling.warmup_min",
+        "sampling.warmup_ms",
+        "sampling.min_samples",
+        "sampling.max_samples",
+        "sampling.budget_ms",
+        "sampling.rounds",
+        "sampling.min_sample_us",
+    ];
+    let field = *rng.pick(&fields);
+    let hostile: Value = match rng.below(12) {
+        0 => json!(-1),
+        1 => json!(0),
+        2 => json!(1u64 << 31),
+        3 => json!(1u64 << 32),
+        4 => json!(u64::MAX),
+        5 => json!(1e39),
+        6 => json!(1.5),
+        7 => json!("8"),
+        8 => Value::Null,
+        9 => json!(1_000_000),
+        10 => json!(100_000),
+        _ => json!(["100000x100000"]),
+    };
+    let hostile = if ["sizes", "copy_sizes", "power_iteration_counts", "convergence_iterations"].contains(&field)
+        && rng.one_in(2)
+    {
+        json!([hostile])
+    } else if field.ends_with("shapes") && rng.one_in(2) {
+        json!([rng.pick(&["100000x100000", "0x8", "8x8x8", "4294967296x1", "65536x65536", "8192x8192"]).to_string()])
+    } else {
+        hostile
+    };
+    what.push(format!("config {field}={:.40}", hostile.to_string()));
+    match field.split_once('.') {
+        Some((outer, inner)) => config[outer][inner] = hostile,
+        None => config[field] = hostile,
+    }
+    config.to_string().into_bytes()
+}
+
+fn report(rng: &mut Rng, what: &mut Vec<String>) -> Case {
+    if rng.one_in(3) {
+        let config = report_config(rng, what);
+        let args = strings(&["report", "--config", "{dir}/config.json", "--out", "{dir}/reports", "--run", "r"]);
+        let mut case = Case::command(Family::Cli, args);
+        case.files.push(("config.json".into(), config));
+        case.check_leftovers = false;
+        return case;
+    }
+    let mut args = strings(&[
+        "report",
+        "--out",
+        "{dir}/reports",
+        "--run",
+        "r",
+        "--no-pytorch",
+        "--no-plots",
+        "--no-convergence",
+        "--no-loss",
+        "--ops",
+        "copy",
+        "--sizes",
+        "8",
+        "--samples",
+        "1",
+        "--warmup",
+        "0",
+        "--rect-shapes",
+        "",
+        "--dtypes",
+        "",
+        "--devices",
+        "cpu",
+    ]);
+    let flags = [
+        ("--ops", true, false),
+        ("--sizes", true, false),
+        ("--rect-shapes", true, false),
+        ("--dtypes", true, false),
+        ("--devices", true, false),
+        ("--n-power-iterations", true, false),
+        ("--threads", true, false),
+        ("--warmup", true, false),
+        ("--samples", true, false),
+        ("--min-sample-us", true, false),
+        ("--rounds", true, false),
+        ("--budget-ms", true, false),
+        ("--min-samples", true, false),
+        ("--max-samples", true, false),
+        ("--run", true, false),
+        ("--config", true, true),
+        ("--python", true, true),
+    ];
+    mutate_flags(&mut args, &flags, rng, what);
+    let mut case = Case::command(Family::Cli, args);
+    case.files.push(garbage_file());
+    case.check_leftovers = false;
+    case
+}
+
+fn parity(rng: &mut Rng, spec_cases: &[Value], what: &mut Vec<String>) -> Case {
+    let small: Vec<&Value> = spec_cases.iter().filter(|c| c["steps"].as_u64().is_some_and(|s| s <= 2)).collect();
+    let spec = json!({ "cases": [rng.pick(&small)] }).to_string().into_bytes();
+    let mut args = strings(&["parity", "--spec", "{dir}/spec.json", "--json"]);
+    let flags = [
+        ("--spec", true, true),
+        ("--json", false, false),
+        ("--reference", true, true),
+        ("--live", false, false),
+        ("--python", true, true),
+        ("--differences-only", false, false),
+    ];
+    mutate_flags(&mut args, &flags, rng, what);
+    // --live runs data/parity.py with the real Python only when --python is not given: the
+    // fuzzer gives a broken one instead.
+    if args.iter().any(|a| a == "--live") && !args.iter().any(|a| a == "--python") {
+        args.extend(["--python".into(), rng.pick(&["/bin/false", "/bin/true", "{dir}/missing"]).to_string()]);
+    }
+    let mut case = Case::command(Family::Cli, args);
+    case.input = Some(("spec.json".into(), spec));
+    case.files.push(garbage_file());
+    case
+}
+
+fn convert(rng: &mut Rng, pt: &[(String, Vec<u8>)], what: &mut Vec<String>) -> Case {
+    let (name, bytes) = rng.pick(pt).clone();
+    what.push(name);
+    let mut args = strings(&["convert", "{dir}/in.pt", "{dir}/out.pt", "--to", "parametrizations"]);
+    let mut output = Some("out.pt".to_string());
+    for _ in 0..1 + rng.below(3) {
+        match rng.below(5) {
+            0 => {
+                let to = rng.pick(&["hooks", "folded", "parametrizations", "x", "", "HOOKS"]).to_string();
+                what.push(format!("--to {to}"));
+                args[4] = to;
+            }
+            1 | 2 => {
+                let flag = *rng.pick(&["--spectral-dim", "--weight-norm-dim"]);
+                let v = rng
+                    .pick(&[
+                        "0",
+                        "-1",
+                        "1",
+                        "5",
+                        "64",
+                        "-65",
+                        "99",
+                        "2147483648",
+                        "9223372036854775808",
+                        "a",
+                        "0=1",
+                        "=1",
+                        "x=",
+                        "0=99999999999999999999",
+                        "1=-9223372036854775808",
+                        "0.=0",
+                        "1.5",
+                    ])
+                    .to_string();
+                what.push(format!("{flag} {v}"));
+                args.extend([flag.to_string(), v]);
+            }
+            3 => {
+                let out = rng
+                    .pick(&[
+                        "{dir}/out.safetensors",
+                        "{dir}/out.txt",
+                        "{dir}/out",
+                        "{dir}/missing/out.pt",
+                        "{dir}",
+                        "/dev/null",
+                    ])
+                    .to_string();
+                what.push(format!("output {out}"));
+                output = out.strip_prefix("{dir}/").filter(|o| !o.contains('/')).map(str::to_string);
+                args[2] = out;
+            }
+            _ => {
+                let input = path(rng);
+                what.push(format!("input {input}"));
+                args[1] = input;
+            }
+        }
+    }
+    let mut case = Case::command(Family::Cli, args);
+    case.input = Some(("in.pt".into(), bytes));
+    case.files.push(garbage_file());
+    case.output = output;
+    case.previous_output = rng.one_in(3);
+    case
+}
+
+/// A command line for one of the subcommands.
+pub fn generate(rng: &mut Rng, pt: &[(String, Vec<u8>)], spec_cases: &[Value]) -> Case {
+    let mut what = Vec::new();
+    let mut case = match rng.below(4) {
+        0 => seed_loop(rng, &mut what),
+        1 => report(rng, &mut what),
+        2 => parity(rng, spec_cases, &mut what),
+        _ => convert(rng, pt, &mut what),
+    };
+    case.what = format!("{}: {}", case.args[0], what.join(", "));
+    case
+}
