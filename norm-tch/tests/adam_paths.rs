@@ -122,9 +122,12 @@ fn python_type(e: &Error) -> &'static str {
     }
 }
 
+/// One check: the step, the tensors' hex bytes by name, the state steps by parameter index.
+type Check = (u64, BTreeMap<String, String>, BTreeMap<String, f64>);
+
 /// What norm gives for `run`: its checks, or (stage, Python type, message) of its error.
 enum Outcome {
-    Checks(Vec<(u64, BTreeMap<String, String>, BTreeMap<String, f64>)>),
+    Checks(Vec<Check>),
     Failed(String, &'static str, String),
 }
 
@@ -158,7 +161,7 @@ fn run_norm(run: &Run) -> Result<Outcome> {
     for (step, step_grads) in (1..=run.steps).zip(grads) {
         for (i, (p, g)) in params.iter().zip(step_grads).enumerate() {
             let mut p = p.shallow_clone();
-            if run.skip > 0 && (step + i as u64) % run.skip == 0 {
+            if run.skip > 0 && (step + i as u64).is_multiple_of(run.skip) {
                 TchBackend::clear_grad(&mut p)?;
             } else {
                 TchBackend::set_grad(&p, g)?;
@@ -337,7 +340,7 @@ fn random_run(rng: &mut SplitMix, index: usize) -> Run {
     o.insert("foreach".into(), json!(foreach));
     o.insert("fused".into(), json!(fused));
     let n = 1 + rng.below(5) as usize;
-    let big = index % 4 == 0; // every fourth run has a parameter past ATen's 32768-element grain
+    let big = index.is_multiple_of(4); // every fourth run has a parameter past ATen's 32768-element grain
     let params = (0..n)
         .map(|i| {
             let kind = rng.pick(&[Kind::Float, Kind::Float, Kind::Double]);
@@ -390,7 +393,8 @@ fn validation_errors_match_pytorch() -> Result<()> {
     let complex = vec![(vec![3], Kind::Float), (vec![2], Kind::ComplexFloat)];
     let mut runs = Vec::new();
     for adamw in [false, true] {
-        let bad: Vec<(Vec<(&str, Value)>, &Vec<(Vec<i64>, Kind)>)> = vec![
+        type Params = Vec<(Vec<i64>, Kind)>;
+        let bad: Vec<(Vec<(&str, Value)>, &Params)> = vec![
             (vec![("foreach", json!(true)), ("fused", json!(true))], &f32_params),
             (vec![("foreach", json!(true)), ("fused", json!(true)), ("amsgrad", json!(true))], &f32_params),
             (vec![("fused", json!(true))], &complex),
@@ -482,10 +486,10 @@ fn tch_foreach_equals_composed_foreach_bit_for_bit() {
                     }
                 }
                 for (which, name) in ["param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"].iter().enumerate() {
-                    for i in 0..starts.len() {
+                    for (i, (ours, composed)) in sides[0][which].iter().zip(&sides[1][which]).enumerate() {
                         assert_eq!(
-                            f64_bits(&sides[0][which][i].to_kind(Kind::Double)),
-                            f64_bits(&sides[1][which][i].to_kind(Kind::Double)),
+                            f64_bits(&ours.to_kind(Kind::Double)),
+                            f64_bits(&composed.to_kind(Kind::Double)),
                             "{config:?} {kind:?} step {step}: {name} {i}"
                         );
                     }

@@ -145,7 +145,8 @@ pub fn foreach_scalars(config: &AdamConfig, steps: &[f32]) -> (Vec<f64>, Vec<f64
         .iter()
         .map(|&step| {
             let (bc1, bc2) = bias_corrections(beta1, beta2, step);
-            ((config.lr / bc1) * -1.0, bc2.powf(0.5))
+            // Python `(lr / bc) * -1`: a product with -1 is exactly the negation.
+            (-(config.lr / bc1), bc2.powf(0.5))
         })
         .unzip()
 }
