@@ -7,7 +7,8 @@ The spec format, the output format, the error-case extension and the exact seman
 documented in docs/parity.md; this module is their reference implementation. In short, for
 every case: `torch.manual_seed(seed)`; build the layer (train mode); apply weight_norm or
 spectral_norm through the hook or the parametrization API with exactly the arguments the
-spec gives; `layer.train(mode == "train")`; optionally `torch.optim.Adam`; then `steps`
+spec gives; `layer.train(mode == "train")`; optionally `torch.optim.Adam` or
+`torch.optim.AdamW` (with `foreach`/`fused`/`maximize` as given); then `steps`
 times: `x = randn(input_shape)` (Embedding: `randint(0, num_embeddings, input_shape)`),
 `loss = layer(x).sum()`, backward (+ Adam step), and record `out`, `loss`, every
 `state_dict()` entry and `grad.<name>` of every parameter whose `.grad` is set.
@@ -15,7 +16,9 @@ times: `x = randn(input_shape)` (Embedding: `randint(0, num_embeddings, input_sh
 A case whose construction or one of whose steps raises is recorded as
 `{"name", "error": {"type", "message"}}` (no "steps") and the run goes on. A malformed spec
 (wrong types, unknown keys, ...) is rejected up front: a message naming the case (index and
-name) and the field on stderr, exit status 2. One progress line per case goes to stderr.
+name) and the field on stderr, exit status 2; so is a case whose `device` ("cuda") this
+machine does not have. The layer, its parameters and the inputs live on the case's device
+(`device=` at construction, inputs drawn there). One progress line per case goes to stderr.
 """
 import argparse
 import json
@@ -45,9 +48,10 @@ CONV_CLASSES = {
 LAYER_KINDS = ["linear", *CONV_DIMS, "embedding"]
 # The most steps a case may ask for (norm-bench parity refuses more too).
 MAX_STEPS = 100_000
-CASE_KEYS = {"name", "seed", "layer", "norm", "mode", "input_shape", "steps", "optimizer"}
+CASE_KEYS = {"name", "seed", "layer", "norm", "mode", "input_shape", "steps", "optimizer", "device"}
 CASE_REQUIRED = ["name", "seed", "layer", "norm", "mode", "input_shape", "steps"]
-OPTIMIZER_KEYS = {"kind", "lr", "betas", "eps", "weight_decay", "amsgrad"}
+OPTIMIZER_KEYS = {"kind", "lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "foreach", "fused"}
+DEVICES = ("cpu", "cuda")
 # A case's size budget (norm-bench's parity/budget.rs has the same rule; docs/parity.md).
 MAX_INPUT_DIMS = 16
 MAX_SPEC_BYTES = 64 << 20
@@ -59,6 +63,10 @@ MAX_WORK = 2**32       # (multiply-adds of one forward + weight elements x max(n
 
 class SpecError(Exception):
     """A malformed spec; the message names the case and the field."""
+
+
+class DeviceError(Exception):
+    """A case asks for a device this machine does not have; the message names the case."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -215,13 +223,19 @@ def _validate_norm(ctx, v):
     return out
 
 
+def _tri(ctx, field, v):
+    if v is not None and not isinstance(v, bool):
+        ctx.fail(field, f"expected true, false or null, got {_kind(v)} ({json.dumps(v)})")
+    return v
+
+
 def _validate_optimizer(ctx, v):
     if v is None:
         return None
     _obj(ctx, "optimizer", v, OPTIMIZER_KEYS, ["kind"])
-    if v["kind"] != "adam":
-        ctx.fail("optimizer.kind", f"expected \"adam\", got {json.dumps(v['kind'])}")
-    out = {"kind": "adam"}
+    if v["kind"] not in ("adam", "adamw"):
+        ctx.fail("optimizer.kind", f"expected \"adam\" or \"adamw\", got {json.dumps(v['kind'])}")
+    out = {"kind": v["kind"]}
     for key in ["lr", "eps", "weight_decay"]:
         if key in v:
             out[key] = _float(ctx, f"optimizer.{key}", v[key])
@@ -230,8 +244,11 @@ def _validate_optimizer(ctx, v):
         if not isinstance(b, list) or len(b) != 2:
             ctx.fail("optimizer.betas", f"expected a list of 2 numbers, got {json.dumps(b)}")
         out["betas"] = [_float(ctx, f"optimizer.betas[{i}]", x) for i, x in enumerate(b)]
-    if "amsgrad" in v:
-        out["amsgrad"] = _bool(ctx, "optimizer.amsgrad", v["amsgrad"])
+    for key in ["amsgrad", "maximize"]:
+        if key in v:
+            out[key] = _bool(ctx, f"optimizer.{key}", v[key])
+    for key in ["foreach", "fused"]:  # omitted and null both mean None, PyTorch's default
+        out[key] = _tri(ctx, f"optimizer.{key}", v.get(key))
     return out
 
 
@@ -320,6 +337,9 @@ def validate_spec(obj):
         mode = c["mode"]
         if mode not in ("train", "eval"):
             ctx.fail("mode", f"expected \"train\" or \"eval\", got {json.dumps(mode)}")
+        device = c.get("device", "cpu")
+        if device not in DEVICES:
+            ctx.fail("device", f"expected \"cpu\" or \"cuda\", got {json.dumps(device)}")
         cases.append({
             "name": name,
             "seed": _int(ctx, "seed", c["seed"], lo=0, hi=2**63 - 1),
@@ -329,9 +349,18 @@ def validate_spec(obj):
             "input_shape": _int_list(ctx, "input_shape", c["input_shape"], lo=0),
             "steps": _int(ctx, "steps", c["steps"], lo=0, hi=MAX_STEPS),
             "optimizer": _validate_optimizer(ctx, c.get("optimizer")),
+            "device": device,
         })
         check_budget(ctx, cases[-1])
     return cases
+
+
+def check_devices(cases):
+    """Raises DeviceError for the first case whose device this machine lacks."""
+    for i, case in enumerate(cases):
+        if case["device"] == "cuda" and not torch.cuda.is_available():
+            raise DeviceError(f"case {i} ({json.dumps(case['name'])}): field 'device': device \"cuda\" is not "
+                              "available on this machine (torch.cuda.is_available() is False)")
 
 
 def load_spec(path):
@@ -353,15 +382,15 @@ def load_spec(path):
 # Running
 # ---------------------------------------------------------------------------------------
 
-def build_layer(layer):
+def build_layer(layer, device="cpu"):
     kind = layer["kind"]
     if kind == "linear":
-        return nn.Linear(layer["in_features"], layer["out_features"], bias=layer["bias"])
+        return nn.Linear(layer["in_features"], layer["out_features"], bias=layer["bias"], device=device)
     if kind == "embedding":
-        return nn.Embedding(layer["num_embeddings"], layer["embedding_dim"])
+        return nn.Embedding(layer["num_embeddings"], layer["embedding_dim"], device=device)
     kwargs = {k: tuple(layer[k]) for k in ("stride", "padding") if k in layer}
     return CONV_CLASSES[kind](layer["in_channels"], layer["out_channels"], tuple(layer["kernel_size"]),
-                              bias=layer["bias"], **kwargs)
+                              bias=layer["bias"], device=device, **kwargs)
 
 
 def apply_norm(layer, norm):
@@ -377,10 +406,11 @@ def apply_norm(layer, norm):
 def make_optimizer(layer, opt):
     if opt is None:
         return None
-    kwargs = {k: opt[k] for k in ("lr", "eps", "weight_decay", "amsgrad") if k in opt}
+    kwargs = {k: opt[k] for k in ("lr", "eps", "weight_decay", "amsgrad", "maximize", "foreach", "fused") if k in opt}
     if "betas" in opt:
         kwargs["betas"] = tuple(opt["betas"])
-    return torch.optim.Adam(layer.parameters(), **kwargs)
+    cls = torch.optim.AdamW if opt["kind"] == "adamw" else torch.optim.Adam
+    return cls(layer.parameters(), **kwargs)
 
 
 def error_type(e):
@@ -409,7 +439,7 @@ def run_case(case):
     name = case["name"]
     torch.manual_seed(case["seed"])
     try:
-        layer = build_layer(case["layer"])
+        layer = build_layer(case["layer"], case["device"])
         apply_norm(layer, case["norm"])
         layer.train(case["mode"] == "train")
         opt = make_optimizer(layer, case["optimizer"])
@@ -420,9 +450,9 @@ def run_case(case):
     for s in range(1, case["steps"] + 1):
         try:
             if embedding:
-                x = torch.randint(0, case["layer"]["num_embeddings"], case["input_shape"])
+                x = torch.randint(0, case["layer"]["num_embeddings"], case["input_shape"], device=case["device"])
             else:
-                x = torch.randn(case["input_shape"])
+                x = torch.randn(case["input_shape"], device=case["device"])
             out = layer(x)
             loss = out.sum()
             if opt is not None:
@@ -470,6 +500,11 @@ def main(argv=None):
         cases = load_spec(args.spec)
     except SpecError as e:
         print(f"parity.py: malformed spec {args.spec}: {e}", file=sys.stderr)
+        return 2
+    try:
+        check_devices(cases)
+    except DeviceError as e:
+        print(f"parity.py: {args.spec}: {e}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     result = run_spec(cases, progress=sys.stderr)

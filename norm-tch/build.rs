@@ -9,8 +9,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The C++ sources, one idea each; `guarded.h` is their shared error handling.
-const SOURCES: [&str; 3] = ["aten_ops.cpp", "adam.cpp", "weight_norm_out.cpp"];
+/// The C++ sources, one idea each; `guarded.h` is their shared error handling, `adam_hyper.h`
+/// the Adam files' shared hyper-parameter struct.
+const SOURCES: [&str; 5] = ["aten_ops.cpp", "adam.cpp", "adam_foreach.cpp", "adam_fused.cpp", "weight_norm_out.cpp"];
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc");

@@ -87,7 +87,7 @@ enum Command {
 }
 
 /// `norm-bench parity`: exit 0 when bit-equal (or with --json), 1 on any difference,
-/// 2 for a malformed spec.
+/// 2 for a malformed spec or a case whose device this machine lacks.
 fn parity(
     spec_path: PathBuf,
     json: bool,
@@ -107,6 +107,10 @@ fn parity(
     };
     if !json && reference.is_none() && !live {
         anyhow::bail!("nothing to do: pass --json, --reference FILE or --live");
+    }
+    if let Err(e) = run::check_devices(&spec) {
+        eprintln!("error: {}: {e}", spec_path.display());
+        return Ok(ExitCode::from(2));
     }
     let total = spec.cases.len();
     let ours = run::run_spec(&spec, |i, case| {

@@ -104,7 +104,19 @@ fn random_case(rng: &mut PyRandom, index: usize) -> Value {
         let lr = [1e-3, 1e-2, 0.05][pick(rng, 3) as usize];
         let beta2 = [0.999, 0.99][pick(rng, 2) as usize];
         let weight_decay = [0.0, 0.01][pick(rng, 2) as usize];
-        json!({"kind": "adam", "lr": lr, "betas": [0.9, beta2], "eps": 1e-8, "weight_decay": weight_decay, "amsgrad": pick(rng, 2) == 1})
+        // Any path PyTorch accepts: (foreach, fused) but never both true.
+        let paths = [
+            (Value::Null, Value::Null),
+            (json!(true), Value::Null),
+            (Value::Null, json!(true)),
+            (json!(false), json!(true)),
+            (json!(true), json!(false)),
+            (json!(false), json!(false)),
+        ];
+        let (foreach, fused) = paths[pick(rng, paths.len() as u32) as usize].clone();
+        let kind = if pick(rng, 2) == 1 { "adamw" } else { "adam" };
+        json!({"kind": kind, "lr": lr, "betas": [0.9, beta2], "eps": 1e-8, "weight_decay": weight_decay, "amsgrad": pick(rng, 2) == 1,
+               "maximize": pick(rng, 2) == 1, "foreach": foreach, "fused": fused})
     };
     json!({"name": format!("random-{index}-{kind}-{}-{api}", if spectral { "spectral" } else { "weight" }),
            "seed": (rng.random() * 9.0e15) as u64, "layer": layer, "norm": norm,
@@ -156,6 +168,14 @@ fn malformed_specs_name_the_case_and_field() {
         ),
         ("layer", json!({"kind": "lstm"}), "field `layer.kind`"),
         ("optimizer", json!({"kind": "adam", "betas": [0.9]}), "field `optimizer.betas`"),
+        ("optimizer", json!({"kind": "sgd"}), "field `optimizer.kind`"),
+        ("optimizer", json!({"kind": "adamw", "foreach": 1}), "field `optimizer.foreach`"),
+        ("optimizer", json!({"kind": "adam", "fused": "true"}), "field `optimizer.fused`"),
+        ("optimizer", json!({"kind": "adam", "maximize": null}), "field `optimizer.maximize`"),
+        ("optimizer", json!({"kind": "adam", "capturable": false}), "field `optimizer.capturable`"),
+        ("device", json!("tpu"), "field `device`"),
+        ("device", json!(0), "field `device`"),
+        ("device", json!(null), "field `device`"),
         ("extra", json!(1), "field `extra`"),
     ];
     for (key, value, needle) in bad {
@@ -171,6 +191,86 @@ fn malformed_specs_name_the_case_and_field() {
         .unwrap_err()
         .to_string()
         .contains("duplicate"));
+}
+
+/// The optimizer keys' defaults: AdamW's weight decay, `foreach`/`fused` omitted = `null` =
+/// PyTorch's choice, the device omitted = CPU.
+#[test]
+fn optimizer_and_device_keys_take_pytorchs_defaults() -> Result<()> {
+    let case = |optimizer: Value, device: Option<&str>| -> Result<spec::Case> {
+        let mut c = json!({"name": "c", "seed": 1, "layer": {"kind": "linear", "in_features": 2, "out_features": 3, "bias": true},
+                           "norm": {"kind": "weight_norm", "api": "hooks"}, "mode": "train", "input_shape": [1, 2], "steps": 1,
+                           "optimizer": optimizer});
+        if let Some(d) = device {
+            c["device"] = json!(d);
+        }
+        Ok(spec::parse_spec(&json!({"cases": [c]}).to_string())?.cases.remove(0))
+    };
+    let adamw = case(json!({"kind": "adamw"}), None)?;
+    let o = adamw.optimizer.expect("an optimizer");
+    assert_eq!(o.config(), norm_core::optim::AdamConfig::adamw(1e-3));
+    assert_eq!(adamw.device, spec::SpecDevice::Cpu);
+    let explicit = case(json!({"kind": "adam", "foreach": null, "fused": true, "maximize": true}), Some("cuda"))?;
+    let o = explicit.optimizer.expect("an optimizer");
+    assert_eq!((o.foreach, o.fused, o.maximize, o.adamw, o.weight_decay), (None, Some(true), true, false, 0.0));
+    assert_eq!(explicit.device, spec::SpecDevice::Cuda);
+    assert_eq!(case(json!({"kind": "adam"}), Some("cpu"))?.optimizer.expect("opt").config(), Default::default());
+    Ok(())
+}
+
+/// data/parity.py refuses what norm-bench parity refuses (exit 2, the case and field named).
+#[test]
+fn parity_py_refuses_the_same_optimizer_and_device_keys() -> Result<()> {
+    let Some(python) = python_or_skip("check data/parity.py's spec validation")? else { return Ok(()) };
+    let dir = scratch_dir!("parity-py-strict")?;
+    let base = json!({"name": "c", "seed": 1, "layer": {"kind": "linear", "in_features": 2, "out_features": 3, "bias": true},
+                      "norm": {"kind": "weight_norm", "api": "hooks"}, "mode": "train", "input_shape": [1, 2], "steps": 1});
+    let bad = [
+        ("optimizer", json!({"kind": "sgd"}), "optimizer.kind"),
+        ("optimizer", json!({"kind": "adamw", "foreach": 1}), "optimizer.foreach"),
+        ("optimizer", json!({"kind": "adam", "fused": "true"}), "optimizer.fused"),
+        ("optimizer", json!({"kind": "adam", "maximize": null}), "optimizer.maximize"),
+        ("device", json!("tpu"), "device"),
+        ("device", json!(null), "device"),
+    ];
+    for (key, value, field) in bad {
+        let mut c = base.clone();
+        c[key] = value.clone();
+        let text = json!({"cases": [c]}).to_string();
+        spec::parse_spec(&text).expect_err(field);
+        let path = dir.join("bad.json");
+        std::fs::write(&path, &text)?;
+        let out = std::process::Command::new(&python).arg(repo_root().join("data/parity.py")).arg(&path).output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(out.status.code() == Some(2), "parity.py accepted {key}={value}: {stderr}");
+        ensure!(stderr.contains(&format!("field '{field}'")), "{key}={value}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A `"device": "cuda"` case on a machine without CUDA: both sides exit 2 naming the device.
+#[test]
+fn cuda_cases_without_cuda_exit_2_naming_the_device() -> Result<()> {
+    if norm_tch::backend::cuda_device(0).is_some() {
+        eprintln!("SKIPPED: this machine has CUDA; the GPU check runs data/parity_cuda_spec.json");
+        return Ok(());
+    }
+    let spec_path = repo_root().join("data/parity_cuda_spec.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_norm-bench"))
+        .args(["parity", "--json", "--spec"])
+        .arg(&spec_path)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(2), "norm-bench: {:?} {stderr}", out.status);
+    ensure!(stderr.contains("field `device`") && stderr.contains("\"cuda\" is not available"), "{stderr}");
+    ensure!(out.stdout.is_empty(), "nothing on stdout");
+    let Some(python) = python_or_skip("check data/parity.py without CUDA")? else { return Ok(()) };
+    let out = std::process::Command::new(&python).arg(repo_root().join("data/parity.py")).arg(&spec_path).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(2), "parity.py: {:?} {stderr}", out.status);
+    ensure!(stderr.contains("field 'device'") && stderr.contains("\"cuda\" is not available"), "{stderr}");
+    Ok(())
 }
 
 #[test]

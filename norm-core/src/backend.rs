@@ -133,6 +133,14 @@ pub trait AutodiffBackend: Backend {
     /// Runs `f` with gradient recording disabled (`with torch.no_grad():`).
     fn no_grad<R>(f: impl FnOnce() -> R) -> R;
 
+    /// The tensor's device type as PyTorch spells it (`t.device.type`: `"cpu"`, `"cuda"`, ...);
+    /// the optimizers choose their path from it as PyTorch does.
+    fn device_type(t: &Self::Tensor) -> String;
+    /// The tensor's dtype as Python prints it (`str(t.dtype)`: `"torch.float32"`, ...).
+    fn dtype_name(t: &Self::Tensor) -> String;
+    /// `torch.is_floating_point(t)`.
+    fn is_floating_point(t: &Self::Tensor) -> bool;
+
     /// One parameter's Adam update, `_single_tensor_adam`'s loop body, with `step` the
     /// already incremented float32 counter. The default is
     /// [`crate::optim::single_tensor_update`], composed from the primitives above; a
@@ -161,5 +169,27 @@ pub trait AutodiffBackend: Backend {
             Self::adam_update(config, u.step, u.param, u.grad, u.exp_avg, u.exp_avg_sq, u.max_exp_avg_sq)?;
         }
         Ok(())
+    }
+
+    /// Adam's foreach path (`_multi_tensor_adam`) for one (device, dtype) group, after the
+    /// step increment. The default is [`crate::optim::multi_tensor_update`], the same op
+    /// order composed from the single-tensor primitives (ATen's foreach fallback); a backend
+    /// with ATen's `_foreach_*` ops calls them instead.
+    fn adam_foreach_update(config: &crate::optim::AdamConfig, group: crate::optim::AdamGroup<Self>) -> Result<()> {
+        crate::optim::multi_tensor_update::<Self>(config, group)
+    }
+
+    /// Adam's fused path (`_fused_adam`: `torch._fused_adam_`, or `torch._fused_adamw_` with
+    /// decoupled weight decay) for one (device, dtype) group, after the step increment. A
+    /// fused kernel is the backend's own; the default refuses.
+    fn adam_fused_update(config: &crate::optim::AdamConfig, group: crate::optim::AdamGroup<Self>) -> Result<()> {
+        let _ = (config, group);
+        Err(crate::error::Error::Unsupported {
+            what: "`fused=True`".into(),
+            reason: format!(
+                "the {} backend has no fused Adam kernel; use foreach or the single-tensor path",
+                Self::name()
+            ),
+        })
     }
 }

@@ -433,4 +433,13 @@ impl AutodiffBackend for RefBackend {
     fn no_grad<R>(f: impl FnOnce() -> R) -> R {
         f()
     }
+    fn device_type(_: &RefTensor) -> String {
+        "cpu".into()
+    }
+    fn dtype_name(_: &RefTensor) -> String {
+        "torch.float32".into()
+    }
+    fn is_floating_point(_: &RefTensor) -> bool {
+        true
+    }
 }

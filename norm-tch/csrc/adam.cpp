@@ -21,13 +21,8 @@
 #include <tuple>
 #include <vector>
 
+#include "adam_hyper.h"
 #include "guarded.h"
-
-// Adam's hyper-parameters, laid out as norm-tch's `ffi::AdamHyper` (#[repr(C)]).
-struct NormAdamHyper {
-  double lr, beta1, beta2, eps, weight_decay;
-  int decoupled_weight_decay, maximize;
-};
 
 namespace {
 

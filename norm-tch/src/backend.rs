@@ -242,6 +242,37 @@ impl AutodiffBackend for TchBackend {
     fn no_grad<R>(f: impl FnOnce() -> R) -> R {
         tch::no_grad(f)
     }
+    fn device_type(t: &Tensor) -> String {
+        match t.device() {
+            Device::Cpu => "cpu",
+            Device::Cuda(_) => "cuda",
+            Device::Mps => "mps",
+            Device::Vulkan => "vulkan",
+        }
+        .to_string()
+    }
+    fn dtype_name(t: &Tensor) -> String {
+        torch_dtype_name(t.kind()).to_string()
+    }
+    fn is_floating_point(t: &Tensor) -> bool {
+        t.is_floating_point()
+    }
+    /// ATen's `_foreach_*` ops in `_multi_tensor_adam`'s order, in one C++ call
+    /// (`csrc/adam_foreach.cpp`; on CPU the same bits as the default composition,
+    /// `tests/adam_paths.rs` checks it).
+    fn adam_foreach_update(
+        config: &norm_core::optim::AdamConfig,
+        group: norm_core::optim::AdamGroup<Self>,
+    ) -> Result<()> {
+        ffi::adam_group(ffi::AdamGroupPath::ForEach, config, group)
+    }
+    /// `torch._fused_adam_` / `torch._fused_adamw_` (`csrc/adam_fused.cpp`).
+    fn adam_fused_update(
+        config: &norm_core::optim::AdamConfig,
+        group: norm_core::optim::AdamGroup<Self>,
+    ) -> Result<()> {
+        ffi::adam_group(ffi::AdamGroupPath::Fused, config, group)
+    }
     /// The same ATen calls as the default composition, made from C++ in one call
     /// (bit-identical; `tests/adam_fused.rs` checks it against the composition).
     fn adam_update(
@@ -262,6 +293,26 @@ impl AutodiffBackend for TchBackend {
         updates: Vec<norm_core::optim::AdamUpdate<'_, Self>>,
     ) -> Result<()> {
         adam_update_packed(config, updates).map(drop)
+    }
+}
+
+/// `str(dtype)` in Python for a tch [`Kind`] (`torch.float32`, ...).
+pub fn torch_dtype_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Uint8 => "torch.uint8",
+        Kind::Int8 => "torch.int8",
+        Kind::Int16 => "torch.int16",
+        Kind::Int => "torch.int32",
+        Kind::Int64 => "torch.int64",
+        Kind::Half => "torch.float16",
+        Kind::Float => "torch.float32",
+        Kind::Double => "torch.float64",
+        Kind::ComplexHalf => "torch.complex32",
+        Kind::ComplexFloat => "torch.complex64",
+        Kind::ComplexDouble => "torch.complex128",
+        Kind::Bool => "torch.bool",
+        Kind::BFloat16 => "torch.bfloat16",
+        _ => "torch.<other dtype>",
     }
 }
 

@@ -44,6 +44,26 @@ extern "C" {
         hyper: *const AdamHyper,
         packed_groups: *mut c_int,
     ) -> c_int;
+    fn norm_adam_foreach(
+        params: *const *mut C_tensor,
+        grads: *const *mut C_tensor,
+        exp_avgs: *const *mut C_tensor,
+        exp_avg_sqs: *const *mut C_tensor,
+        max_exp_avg_sqs: *const *mut C_tensor,
+        steps: *const f64,
+        n: c_int,
+        hyper: *const AdamHyper,
+    ) -> c_int;
+    fn norm_adam_fused(
+        params: *const *mut C_tensor,
+        grads: *const *mut C_tensor,
+        exp_avgs: *const *mut C_tensor,
+        exp_avg_sqs: *const *mut C_tensor,
+        max_exp_avg_sqs: *const *mut C_tensor,
+        steps: *const f64,
+        n: c_int,
+        hyper: *const AdamHyper,
+    ) -> c_int;
     fn norm_set_grad(t: *const C_tensor, grad: *const C_tensor) -> c_int;
     fn norm_clear_grad(t: *const C_tensor) -> c_int;
     fn norm_same_tensor(a: *const C_tensor, b: *const C_tensor) -> c_int;
@@ -264,6 +284,74 @@ pub fn adam_update_many(
     })?;
     drop(updates);
     Ok(packed_groups as usize)
+}
+
+/// Which group-wise Adam path of the C++ shim to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdamGroupPath {
+    /// `csrc/adam_foreach.cpp`: `_multi_tensor_adam`'s `_foreach_*` calls.
+    ForEach,
+    /// `csrc/adam_fused.cpp`: `_fused_adam_` / `_fused_adamw_`.
+    Fused,
+}
+
+/// One (device, dtype) group of an Adam step through the foreach or fused path of the C++
+/// shim (the step counters already incremented).
+pub fn adam_group(
+    path: AdamGroupPath,
+    config: &norm_core::optim::AdamConfig,
+    mut group: norm_core::optim::AdamGroup<crate::TchBackend>,
+) -> Result<()> {
+    let n = group.params.len();
+    let count = c_int::try_from(n).map_err(|_| Error::invalid("params", n, "at most i32::MAX parameters"))?;
+    let lists = [&group.grads, &group.exp_avgs, &group.exp_avg_sqs];
+    let maxes_expected = if config.amsgrad { n } else { 0 };
+    if lists.iter().any(|l| l.len() != n) || group.steps.len() != n || group.max_exp_avg_sqs.len() != maxes_expected {
+        return Err(Error::invalid(
+            "group",
+            n,
+            "one gradient, exp_avg, exp_avg_sq and step per parameter, and a max_exp_avg_sq each exactly with amsgrad",
+        ));
+    }
+    let ptrs = |ts: &mut Vec<Tensor>| ts.iter_mut().map(|t| t.as_mut_ptr()).collect::<Vec<_>>();
+    let params = ptrs(&mut group.params);
+    let grads = ptrs(&mut group.grads);
+    let exp_avgs = ptrs(&mut group.exp_avgs);
+    let exp_avg_sqs = ptrs(&mut group.exp_avg_sqs);
+    let maxes = ptrs(&mut group.max_exp_avg_sqs);
+    let max_ptr = if config.amsgrad { maxes.as_ptr() } else { std::ptr::null() };
+    let steps: Vec<f64> = group.steps.iter().map(|&s| s as f64).collect();
+    let hyper = AdamHyper::from(config);
+    type GroupFn = unsafe extern "C" fn(
+        *const *mut C_tensor,
+        *const *mut C_tensor,
+        *const *mut C_tensor,
+        *const *mut C_tensor,
+        *const *mut C_tensor,
+        *const f64,
+        c_int,
+        *const AdamHyper,
+    ) -> c_int;
+    let (op, f): (&'static str, GroupFn) = match path {
+        AdamGroupPath::ForEach => ("adam foreach", norm_adam_foreach),
+        AdamGroupPath::Fused => ("adam fused", norm_adam_fused),
+    };
+    // SAFETY: n live handles per array (owned by `group`, alive for the call; the max list
+    // null without AMSGrad), n steps; the call updates params and state tensors in place.
+    check(op, unsafe {
+        f(
+            params.as_ptr(),
+            grads.as_ptr(),
+            exp_avgs.as_ptr(),
+            exp_avg_sqs.as_ptr(),
+            max_ptr,
+            steps.as_ptr(),
+            count,
+            &hyper,
+        )
+    })?;
+    drop(group);
+    Ok(())
 }
 
 /// `t.grad = grad`.

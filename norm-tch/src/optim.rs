@@ -1,15 +1,28 @@
-//! [`Adam`]: norm-core's PyTorch-exact Adam over a VarStore's trainable variables.
+//! [`Adam`]: norm-core's PyTorch-exact Adam and AdamW over a VarStore's trainable variables,
+//! on each of `torch.optim.Adam`'s paths (single-tensor, foreach, fused), chosen as PyTorch
+//! chooses them.
 
 use crate::backend::TchBackend;
-use norm_core::optim::{Adam as CoreAdam, AdamConfig, AdamState};
+use norm_core::optim::{Adam as CoreAdam, AdamConfig, AdamPath, AdamState};
 use norm_core::Result;
 use tch::nn::VarStore;
 use tch::Tensor;
 
-/// `torch.optim.Adam(model.parameters(), ...)` on a VarStore: bit-exact with PyTorch's
-/// single-tensor path (its CPU default). tch's own `nn::Adam` uses other ops and is not.
-/// A step is one C++ call; parameters under 64 bytes are packed into shared ATen calls,
-/// which gives the same bits (see [`crate::backend::adam_update_packed`]).
+/// `torch.optim.Adam(model.parameters(), ...)` on a VarStore, and `torch.optim.AdamW` with
+/// [`AdamConfig::adamw`]: bit-exact with PyTorch on every path. tch's own `nn::Adam` uses
+/// other ops and is not.
+///
+/// - `foreach: None, fused: None` (the default): PyTorch's choice per step, the
+///   single-tensor loop on CPU, foreach when every parameter with a gradient is on CUDA
+///   ([`AdamPath::choose`]). `Some(false)` for either turns the default foreach off.
+/// - `foreach: Some(true)`: `_multi_tensor_adam`, ATen's `_foreach_*` ops per (device, dtype)
+///   group, in one C++ call (`csrc/adam_foreach.cpp`).
+/// - `fused: Some(true)`: `torch._fused_adam_` / `torch._fused_adamw_` per (device, dtype)
+///   group (`csrc/adam_fused.cpp`); floating point parameters only, as in PyTorch.
+///
+/// On the single-tensor path a step is one C++ call; CPU parameters under 64 bytes are packed
+/// into shared ATen calls, which gives the same bits (see [`crate::backend::adam_update_packed`]).
+/// Parameters may live on any device.
 ///
 /// ```
 /// use norm_core::optim::AdamConfig;
@@ -28,6 +41,17 @@ use tch::Tensor;
 /// loss.backward();
 /// opt.step()?;
 /// assert!(!fc.weight_orig().equal(&before));
+///
+/// // AdamW(lr=2e-4, betas=(0.8, 0.99), fused=True), as HiFi-GAN trains (fused opt-in).
+/// let config = AdamConfig { betas: (0.8, 0.99), fused: Some(true), ..AdamConfig::adamw(2e-4) };
+/// let mut opt = Adam::new(&vs, config)?;
+/// assert_eq!(opt.path(), norm_core::optim::AdamPath::Fused);
+/// let loss = fc.forward_t(&tch::Tensor::ones([4, 3], (tch::Kind::Float, tch::Device::Cpu)), true).sum(None);
+/// opt.zero_grad()?;
+/// loss.backward();
+/// opt.step()?;
+/// // `fused` and `foreach` together are refused, as PyTorch refuses them.
+/// assert!(Adam::new(&vs, AdamConfig { foreach: Some(true), ..config }).is_err());
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -59,6 +83,11 @@ impl Adam {
     /// The hyper-parameters.
     pub fn config(&self) -> &AdamConfig {
         self.inner.config()
+    }
+
+    /// The path the next step takes if every parameter has a gradient.
+    pub fn path(&self) -> AdamPath {
+        self.inner.path()
     }
 
     /// The state of parameter `i` (in the order given), `None` before its first update.

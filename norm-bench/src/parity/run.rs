@@ -2,10 +2,9 @@
 //! tensor after every step, in the output format both sides share.
 
 use super::layer::{build_layer, Normalized};
-use super::spec::{Case, LayerSpec, Spec};
+use super::spec::{Case, LayerSpec, Spec, SpecDevice};
 use crate::snapshot::TensorBits;
 use anyhow::Result;
-use norm_core::optim::AdamConfig;
 use norm_core::AutodiffBackend;
 use norm_tch::optim::Adam;
 use norm_tch::TchBackend;
@@ -98,34 +97,47 @@ pub fn run_spec(spec: &Spec, mut progress: impl FnMut(usize, &CaseOutput)) -> Re
     })
 }
 
+/// The tch device of a spec device, or the message `norm-bench parity` exits 2 with when this
+/// machine has none.
+pub fn device_of(device: SpecDevice) -> std::result::Result<Device, String> {
+    match device {
+        SpecDevice::Cpu => Ok(Device::Cpu),
+        SpecDevice::Cuda => norm_tch::backend::cuda_device(0).ok_or_else(|| {
+            "device \"cuda\" is not available on this machine (libtorch sees no CUDA device: \
+             tch::Cuda::is_available() is false)"
+                .to_string()
+        }),
+    }
+}
+
+/// Every device the spec's cases ask for must exist here: the first case that names a missing
+/// one, as `case N ("name"): field `device`: ...` (a spec problem of this machine: exit 2).
+pub fn check_devices(spec: &Spec) -> std::result::Result<(), String> {
+    for (index, case) in spec.cases.iter().enumerate() {
+        device_of(case.device).map_err(|e| format!("case {index} (\"{}\"): field `device`: {e}", case.name))?;
+    }
+    Ok(())
+}
+
 /// One case: seed, build, normalize, set the mode, then `steps` training steps.
 pub fn run_case(case: &Case) -> Result<Vec<StepOutput>> {
+    let device = device_of(case.device).map_err(|e| anyhow::anyhow!(e))?;
     let _generator = norm_tch::backend::lock_global_generator();
     tch::manual_seed(case.seed as i64);
-    let vs = VarStore::new(Device::Cpu);
+    let vs = VarStore::new(device);
     let layer = build_layer(&vs, &case.layer)?;
     let model = Normalized::apply(&vs, layer, &case.norm)?;
     let mut optimizer = match case.optimizer {
-        Some(o) => Some(Adam::new(
-            &vs,
-            AdamConfig {
-                lr: o.lr,
-                betas: o.betas,
-                eps: o.eps,
-                weight_decay: o.weight_decay,
-                amsgrad: o.amsgrad,
-                ..Default::default()
-            },
-        )?),
+        Some(o) => Some(Adam::new(&vs, o.config())?),
         None => None,
     };
     let mut steps = Vec::new(); // grows with the steps run, never sized from the spec up front
     for step in 1..=case.steps {
         let x = match case.layer {
             LayerSpec::Embedding { num_embeddings, .. } => {
-                Tensor::f_randint_low(0, num_embeddings, case.input_shape.as_slice(), (Kind::Int64, Device::Cpu))?
+                Tensor::f_randint_low(0, num_embeddings, case.input_shape.as_slice(), (Kind::Int64, device))?
             }
-            _ => Tensor::f_randn(case.input_shape.as_slice(), (Kind::Float, Device::Cpu))?,
+            _ => Tensor::f_randn(case.input_shape.as_slice(), (Kind::Float, device))?,
         };
         let out = model.forward_t(&x, case.train)?;
         let loss = out.f_sum(None::<Kind>)?;

@@ -30,8 +30,30 @@ pub struct Case {
     pub input_shape: Vec<i64>,
     /// Number of steps.
     pub steps: u64,
-    /// Adam, or `None` for plain backward passes.
+    /// Adam or AdamW, or `None` for plain backward passes.
     pub optimizer: Option<AdamSpec>,
+    /// Where the layer, its parameters and the inputs live (`"device"`, omitted = CPU).
+    pub device: SpecDevice,
+}
+
+/// A case's `"device"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SpecDevice {
+    /// `"cpu"` (the default when the key is omitted).
+    #[default]
+    Cpu,
+    /// `"cuda"`: CUDA device 0.
+    Cuda,
+}
+
+impl SpecDevice {
+    /// The name as the spec spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpecDevice::Cpu => "cpu",
+            SpecDevice::Cuda => "cuda",
+        }
+    }
 }
 
 /// The layer kinds of the spec.
@@ -118,9 +140,12 @@ pub struct NormSpec {
     pub eps: Option<f64>,
 }
 
-/// `torch.optim.Adam` arguments (omitted keys take PyTorch's defaults).
+/// `torch.optim.Adam` / `torch.optim.AdamW` arguments (omitted keys take the constructor's
+/// defaults: AdamW's `weight_decay` is `1e-2`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamSpec {
+    /// `"adamw"`: `torch.optim.AdamW` (decoupled weight decay); `"adam"`: `torch.optim.Adam`.
+    pub adamw: bool,
     /// Learning rate.
     pub lr: f64,
     /// Betas.
@@ -131,6 +156,29 @@ pub struct AdamSpec {
     pub weight_decay: f64,
     /// AMSGrad.
     pub amsgrad: bool,
+    /// Maximize.
+    pub maximize: bool,
+    /// `foreach` (`None`: omitted or `null`, PyTorch's default).
+    pub foreach: Option<bool>,
+    /// `fused` (`None`: omitted or `null`, PyTorch's default).
+    pub fused: Option<bool>,
+}
+
+impl AdamSpec {
+    /// The norm configuration for the same constructor call.
+    pub fn config(&self) -> norm_core::optim::AdamConfig {
+        norm_core::optim::AdamConfig {
+            lr: self.lr,
+            betas: self.betas,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            amsgrad: self.amsgrad,
+            maximize: self.maximize,
+            decoupled_weight_decay: self.adamw,
+            foreach: self.foreach,
+            fused: self.fused,
+        }
+    }
 }
 
 /// The most steps a case may ask for (both sides refuse more): a parity case compares every
@@ -227,7 +275,11 @@ impl<'a> Fields<'a> {
 }
 
 fn parse_case(value: &Value) -> Result<Case> {
-    let f = Fields::new(value, "", &["name", "seed", "layer", "norm", "mode", "input_shape", "steps", "optimizer"])?;
+    let f = Fields::new(
+        value,
+        "",
+        &["name", "seed", "layer", "norm", "mode", "input_shape", "steps", "optimizer", "device"],
+    )?;
     let name = f.string("name")?.to_string();
     let seed_value = f.get("seed")?;
     let seed = seed_value
@@ -253,7 +305,15 @@ fn parse_case(value: &Value) -> Result<Case> {
         None | Some(Value::Null) => None,
         Some(v) => Some(parse_adam(v)?),
     };
-    let case = Case { name, seed, layer, norm, train, input_shape, steps: steps as u64, optimizer };
+    let device = match f.opt("device") {
+        None => SpecDevice::Cpu,
+        Some(_) => match f.string("device")? {
+            "cpu" => SpecDevice::Cpu,
+            "cuda" => SpecDevice::Cuda,
+            other => bail!("field `device`: expected \"cpu\" or \"cuda\", got \"{other}\""),
+        },
+    };
+    let case = Case { name, seed, layer, norm, train, input_shape, steps: steps as u64, optimizer, device };
     super::budget::check(&case)?;
     Ok(case)
 }
@@ -349,16 +409,37 @@ fn parse_norm(value: &Value) -> Result<NormSpec> {
 }
 
 fn parse_adam(value: &Value) -> Result<AdamSpec> {
-    let f = Fields::new(value, "optimizer", &["kind", "lr", "betas", "eps", "weight_decay", "amsgrad"])?;
-    if f.string("kind")? != "adam" {
-        bail!("field `optimizer.kind`: expected \"adam\"");
-    }
-    let defaults = norm_core::optim::AdamConfig::default();
+    let f = Fields::new(
+        value,
+        "optimizer",
+        &["kind", "lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "foreach", "fused"],
+    )?;
+    let defaults = match f.string("kind")? {
+        "adam" => norm_core::optim::AdamConfig::default(),
+        "adamw" => norm_core::optim::AdamConfig::adamw(1e-3),
+        other => bail!("field `optimizer.kind`: expected \"adam\" or \"adamw\", got \"{other}\""),
+    };
     let num = |key: &str, default: f64| -> Result<f64> {
         if f.opt(key).is_some() {
             f.float(key)
         } else {
             Ok(default)
+        }
+    };
+    let flag = |key: &str, default: bool| -> Result<bool> {
+        if f.opt(key).is_some() {
+            f.boolean(key)
+        } else {
+            Ok(default)
+        }
+    };
+    // `true`, `false` or `null`; omitted is `null` (PyTorch's default `None`).
+    let tri = |key: &str| -> Result<Option<bool>> {
+        match f.opt(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => f.boolean(key).map(Some).map_err(|_| {
+                anyhow!("field `optimizer.{key}`: expected true, false or null, got {}", f.opt(key).expect("present"))
+            }),
         }
     };
     let betas = match f.opt("betas") {
@@ -369,10 +450,14 @@ fn parse_adam(value: &Value) -> Result<AdamSpec> {
         },
     };
     Ok(AdamSpec {
+        adamw: defaults.decoupled_weight_decay,
         lr: num("lr", defaults.lr)?,
         betas,
         eps: num("eps", defaults.eps)?,
         weight_decay: num("weight_decay", defaults.weight_decay)?,
-        amsgrad: if f.opt("amsgrad").is_some() { f.boolean("amsgrad")? } else { defaults.amsgrad },
+        amsgrad: flag("amsgrad", defaults.amsgrad)?,
+        maximize: flag("maximize", defaults.maximize)?,
+        foreach: tri("foreach")?,
+        fused: tri("fused")?,
     })
 }

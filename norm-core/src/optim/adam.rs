@@ -21,14 +21,25 @@
 //! its updates to [`AutodiffBackend::adam_update_many`] at once, so a backend can batch
 //! them where that provably keeps the bits (the tch backend packs tiny parameters).
 //!
-//! Validation mirrors the constructor's `ValueError`s (`Invalid learning rate: ...`).
-//! `foreach`/`fused`/`capturable`/`differentiable` variants are not mirrored: PyTorch's
-//! default on CUDA is the foreach path, whose rounding may differ.
+//! [`Adam::step`] is `Adam.step` with its `_init_group` and the dispatch of `adam()`: the
+//! path (single-tensor, foreach or fused) is chosen per step from `foreach`/`fused` and the
+//! devices of the parameters that have a gradient exactly as PyTorch chooses it
+//! ([`super::AdamPath`]); the foreach path is [`super::multi_tensor_update`] (or the
+//! backend's [`AutodiffBackend::adam_foreach_update`]), the fused path the backend's
+//! [`AutodiffBackend::adam_fused_update`], each per (device, dtype) group.
+//!
+//! Validation mirrors the constructor's `ValueError`s (`Invalid learning rate: ...`) and its
+//! `RuntimeError` for `fused=True, foreach=True`; at a parameter's first update with
+//! `fused=True`, `_device_dtype_check_for_fused`. `capturable`/`differentiable` and tensor
+//! hyper-parameters are not mirrored.
 
+use super::foreach::group_by_device_and_dtype;
+use super::path::{check_fused_param, AdamPath};
 use crate::backend::AutodiffBackend;
 use crate::error::{Error, Result};
 
-/// Adam's hyper-parameters with PyTorch's defaults.
+/// Adam's hyper-parameters with PyTorch's defaults (`torch.optim.Adam`'s signature);
+/// [`AdamConfig::adamw`] gives `torch.optim.AdamW`'s.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
     /// Learning rate (default `1e-3`).
@@ -45,6 +56,13 @@ pub struct AdamConfig {
     pub maximize: bool,
     /// Decoupled weight decay, as `torch.optim.AdamW` (default `false`).
     pub decoupled_weight_decay: bool,
+    /// `foreach`: `Some(true)` runs `_multi_tensor_adam`, `Some(false)` forbids it, `None`
+    /// (default) lets PyTorch's rule choose (see [`AdamPath::choose`]).
+    pub foreach: Option<bool>,
+    /// `fused`: `Some(true)` runs `_fused_adam` (`_fused_adamw_` with decoupled weight decay),
+    /// `None` (default) and `Some(false)` do not. `Some(false)` also turns off the default
+    /// choice of foreach, as in PyTorch.
+    pub fused: Option<bool>,
 }
 
 impl Default for AdamConfig {
@@ -57,6 +75,8 @@ impl Default for AdamConfig {
             amsgrad: false,
             maximize: false,
             decoupled_weight_decay: false,
+            foreach: None,
+            fused: None,
         }
     }
 }
@@ -67,7 +87,21 @@ impl AdamConfig {
         AdamConfig { lr, ..Default::default() }
     }
 
-    /// The checks of `torch.optim.Adam.__init__` (NaN fails them, as in Python).
+    /// `torch.optim.AdamW(params, lr)`'s defaults: Adam's, with `weight_decay=1e-2` decoupled
+    /// from the gradient (`decoupled_weight_decay=True`, what `AdamW.__init__` passes).
+    ///
+    /// ```
+    /// use norm_core::optim::AdamConfig;
+    /// let c = AdamConfig { betas: (0.8, 0.99), ..AdamConfig::adamw(2e-4) }; // HiFi-GAN's AdamW
+    /// assert_eq!((c.weight_decay, c.decoupled_weight_decay), (1e-2, true));
+    /// ```
+    pub fn adamw(lr: f64) -> Self {
+        AdamConfig { lr, weight_decay: 1e-2, decoupled_weight_decay: true, ..Default::default() }
+    }
+
+    /// The checks of `torch.optim.Adam.__init__` (NaN fails them, as in Python), in its
+    /// order: the `ValueError`s of the hyper-parameters, then the `RuntimeError` for
+    /// `fused=True` together with `foreach=True`.
     pub fn validate(&self) -> Result<()> {
         // Python's `not 0.0 <= x`: a comparison with NaN is false, so NaN is refused.
         let non_negative = |x: f64| x >= 0.0;
@@ -86,6 +120,12 @@ impl AdamConfig {
         }
         if !non_negative(self.weight_decay) {
             return Err(Error::invalid("weight_decay", self.weight_decay, "a weight_decay >= 0"));
+        }
+        if self.fused == Some(true) && self.foreach == Some(true) {
+            return Err(Error::Unsupported {
+                what: "`fused=True` with `foreach=True`".into(),
+                reason: "`fused` and `foreach` cannot be `True` together".into(),
+            });
         }
         Ok(())
     }
@@ -143,14 +183,20 @@ impl<B: AutodiffBackend> Adam<B> {
         Ok(())
     }
 
-    /// `optimizer.step()`: one update of every parameter that has a gradient.
+    /// `optimizer.step()`: one update of every parameter that has a gradient, on the path
+    /// PyTorch would take for them ([`AdamPath::choose`]).
     pub fn step(&mut self) -> Result<()> {
         let config = self.config;
         B::no_grad(|| {
-            let mut updates = Vec::with_capacity(self.params.len());
-            for (param, state) in self.params.iter_mut().zip(self.state.iter_mut()) {
-                let Some(grad) = B::grad(param) else { continue };
-                if state.is_none() {
+            // `_init_group`: the parameters with a gradient; lazy state (after the fused
+            // device/dtype check, which PyTorch makes before creating the state).
+            let mut grads: Vec<Option<B::Tensor>> = Vec::with_capacity(self.params.len());
+            for (param, state) in self.params.iter().zip(self.state.iter_mut()) {
+                let grad = B::grad(param);
+                if grad.is_some() && state.is_none() {
+                    if config.fused == Some(true) {
+                        check_fused_param::<B>(param)?;
+                    }
                     *state = Some(AdamState {
                         step: 0.0,
                         exp_avg: B::zeros_like(param)?,
@@ -158,8 +204,14 @@ impl<B: AutodiffBackend> Adam<B> {
                         max_exp_avg_sq: if config.amsgrad { Some(B::zeros_like(param)?) } else { None },
                     });
                 }
-                let state = state.as_mut().expect("initialized above");
-                // `step_t += 1` on a float32 tensor, as PyTorch keeps it.
+                grads.push(grad);
+            }
+            let with_grad = self.params.iter().zip(&grads).filter(|(_, g)| g.is_some());
+            let path = AdamPath::choose(&config, with_grad.map(|(p, _)| B::device_type(p)));
+            let mut updates = Vec::with_capacity(self.params.len());
+            for ((param, state), grad) in self.params.iter_mut().zip(self.state.iter_mut()).zip(grads) {
+                let (Some(grad), Some(state)) = (grad, state.as_mut()) else { continue };
+                // `step_t += 1` on a float32 tensor, as PyTorch keeps it (every path).
                 state.step += 1.0;
                 updates.push(AdamUpdate {
                     step: state.step,
@@ -170,8 +222,21 @@ impl<B: AutodiffBackend> Adam<B> {
                     max_exp_avg_sq: state.max_exp_avg_sq.as_mut(),
                 });
             }
-            B::adam_update_many(&config, updates)
+            match path {
+                AdamPath::SingleTensor => B::adam_update_many(&config, updates),
+                AdamPath::ForEach => {
+                    group_by_device_and_dtype(updates).into_iter().try_for_each(|g| B::adam_foreach_update(&config, g))
+                }
+                AdamPath::Fused => {
+                    group_by_device_and_dtype(updates).into_iter().try_for_each(|g| B::adam_fused_update(&config, g))
+                }
+            }
         })
+    }
+
+    /// The path the next [`Adam::step`] takes if every parameter has a gradient.
+    pub fn path(&self) -> AdamPath {
+        AdamPath::choose(&self.config, self.params.iter().map(B::device_type))
     }
 }
 
@@ -204,7 +269,7 @@ pub fn single_tensor_update<B: AutodiffBackend>(
     exp_avg_sq: &mut B::Tensor,
     max_exp_avg_sq: Option<&mut B::Tensor>,
 ) -> Result<()> {
-    let AdamConfig { lr, betas: (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled_weight_decay } =
+    let AdamConfig { lr, betas: (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled_weight_decay, .. } =
         *config;
     let mut grad = if maximize { B::neg(&grad)? } else { grad };
     if weight_decay != 0.0 {
