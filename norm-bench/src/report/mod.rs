@@ -5,6 +5,7 @@
 //!
 //! - `timing.csv` — one row per case ([`sweep`] of the ops of [`ops`], timed by
 //!   [`rust_side`] and [`pytorch`]), both sides' statistics ([`stats`]) and their ratio,
+//!   the ratio's bootstrap interval ([`interval`]) and whether it is settled,
 //!   bandwidths for `copy`, `weight_norm_forward` and `weight_norm_forward_out`;
 //! - `convergence.csv` — σ estimates after k power iterations vs the SVD ([`convergence`]);
 //! - `loss.csv` — per-step losses, Rust and PyTorch;
@@ -34,6 +35,7 @@ mod bandwidth;
 mod case;
 mod convergence;
 mod export;
+mod interval;
 mod machine;
 mod ops;
 mod options;

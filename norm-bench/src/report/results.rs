@@ -4,6 +4,7 @@
 
 use super::case::{Case, DType};
 use super::convergence::LossRun;
+use super::interval::Interval;
 use super::sampling::Timed;
 use super::stats::Summary;
 use anyhow::Result;
@@ -101,6 +102,10 @@ pub(crate) struct TimingRow {
     pub(crate) rust: Side,
     /// The PyTorch side.
     pub(crate) pytorch: Side,
+    /// The bootstrap interval of [`TimingRow::ratio`] ([`interval`](super::interval)), when both sides are timed.
+    pub(crate) interval: Option<Interval>,
+    /// Rounds run (the options' `rounds`, plus extra rounds for a wide interval).
+    pub(crate) rounds: u64,
 }
 
 impl TimingRow {
@@ -110,6 +115,12 @@ impl TimingRow {
             (Some(rust), Some(pytorch)) if pytorch.median_us > 0.0 => Some(rust.median_us / pytorch.median_us),
             _ => None,
         }
+    }
+
+    /// Whether the ratio's interval is at most `settle_width` wide relative to the ratio;
+    /// `None` without a ratio or an interval.
+    pub(crate) fn settled(&self, settle_width: f64) -> Option<bool> {
+        Some(self.interval?.settled(self.ratio()?, settle_width))
     }
 
     /// `bytes_moved / median` in GB/s (10⁹ bytes per second) of `side`, for the ops that move a known amount.

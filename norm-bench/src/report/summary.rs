@@ -46,6 +46,7 @@ fn seed_loop_section(out: &mut String, report: &Report) {
         Some(row) => match (row.rust.median_us(), row.pytorch.median_us(), row.ratio()) {
             (Some(r), Some(p), Some(ratio)) => {
                 let verdict = if ratio <= SEED_LOOP_GOAL { "met" } else { "not met" };
+                let interval = super::ratio_tables::ratio_cell(Some(row), report.options.settle_width);
                 let batch = |side: &Side| match side {
                     Side::Timed { iterations_per_sample, .. } => iterations_per_sample.to_string(),
                     _ => "–".into(),
@@ -53,7 +54,7 @@ fn seed_loop_section(out: &mut String, report: &Report) {
                 let _ = writeln!(
                     out,
                     "One step of the seed document's weight-norm loop (`weight_norm(nn.Linear(2, 3))`, Adam): Rust {}, PyTorch {} \
-                     (medians; {} and {} steps per sample): ratio **{ratio:.3}**; goal ≤ {SEED_LOOP_GOAL}: **{verdict}**.\n",
+                     (medians; {} and {} steps per sample): ratio **{ratio:.3}** ({interval}); goal ≤ {SEED_LOOP_GOAL}: **{verdict}**.\n",
                     duration_text(r),
                     duration_text(p),
                     batch(&row.rust),
