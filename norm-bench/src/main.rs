@@ -61,6 +61,9 @@ enum Command {
         #[arg(long)]
         differences_only: bool,
     },
+    /// Compare two report folders: how every ratio and time moved (compare.md, compare.csv, compare.png);
+    /// exit 1 on a regression beyond --threshold, 2 on bad input (docs/reports.md).
+    Compare(norm_bench::compare::CompareArgs),
     /// Rewrite a PyTorch checkpoint's normalized layers under one naming scheme (docs/checkpoints.md).
     Convert {
         /// The checkpoint to read: .pt/.pth written by torch.save, or .safetensors.
@@ -229,6 +232,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::SeedLoop { example, seed, steps, json } => seed_loop(example, seed, steps, json),
         Command::Report(args) => match report::run_cli(&args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Compare(args) => match norm_bench::compare::run_cli(&args) {
             Ok(code) => return code,
             Err(e) => Err(e),
         },

@@ -56,3 +56,4 @@ mod sweep;
 
 pub use args::ReportArgs;
 pub use run::run_cli;
+pub(crate) use summary::duration_text;
