@@ -224,7 +224,15 @@ mod tests {
     }
 
     fn row(op: Op, n: u64, rust: Side, pytorch: Side) -> TimingRow {
-        TimingRow { case: Case::cpu_f32(op, Shape::square(n)), threads: 1, rust, pytorch, interval: None, rounds: 2 }
+        TimingRow {
+            case: Case::cpu_f32(op, Shape::square(n)),
+            threads: 1,
+            rust,
+            pytorch,
+            interval: None,
+            rounds: 2,
+            loss_check: None,
+        }
     }
 
     fn scratch_dir(name: &str) -> std::path::PathBuf {

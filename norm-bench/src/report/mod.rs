@@ -37,6 +37,8 @@ mod convergence;
 mod export;
 mod interval;
 mod machine;
+mod model_rows;
+mod models;
 mod ops;
 mod options;
 mod plots;

@@ -44,11 +44,9 @@ fn op_label(op: Op, k: Option<u64>) -> String {
 /// The (op, k) lines of the ratio tables, in run order.
 fn op_lines(report: &Report, device: DeviceKind) -> Vec<(Op, Option<u64>)> {
     let mut lines = Vec::new();
-    for row in report
-        .timing
-        .iter()
-        .filter(|r| r.case.device == device && r.case.dtype == DType::F32 && !r.case.op.is_seed_loop())
-    {
+    for row in report.timing.iter().filter(|r| {
+        r.case.device == device && r.case.dtype == DType::F32 && !r.case.op.is_seed_loop() && !r.case.op.is_model()
+    }) {
         let key = (row.case.op, row.case.n_power_iterations);
         if !lines.contains(&key) {
             lines.push(key);

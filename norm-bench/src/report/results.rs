@@ -106,6 +106,9 @@ pub(crate) struct TimingRow {
     pub(crate) interval: Option<Interval>,
     /// Rounds run (the options' `rounds`, plus extra rounds for a wide interval).
     pub(crate) rounds: u64,
+    /// A whole-model training row's loss check ([`model_rows`](super::model_rows)):
+    /// whether Rust's and PyTorch's losses are bit-equal, and the note saying so.
+    pub(crate) loss_check: Option<(bool, String)>,
 }
 
 impl TimingRow {
@@ -135,6 +138,7 @@ impl TimingRow {
         let parts: Vec<String> = [("rust", &self.rust), ("pytorch", &self.pytorch)]
             .iter()
             .filter_map(|(name, side)| side.message().map(|m| format!("{name}: {m}")))
+            .chain(self.loss_check.as_ref().map(|(_, note)| note.clone()))
             .collect();
         parts.join("; ")
     }

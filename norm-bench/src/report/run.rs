@@ -8,6 +8,8 @@ use super::case::{Case, DeviceKind, Shape};
 use super::convergence::{self, LossRun, MatrixKind};
 use super::interval;
 use super::machine;
+use super::model_rows::{self, LOSS_CHECK_STEPS};
+use super::ops::Op;
 use super::options::ReportOptions;
 use super::plots;
 use super::progress::{case_cost, loss_cost, sigma_cost, Progress};
@@ -197,6 +199,7 @@ fn time_case(
         pytorch: if pytorch.is_some() { Side::Pending } else { Side::Skipped },
         interval: None,
         rounds: 0,
+        loss_check: None,
     });
     let row = report.timing.len() - 1;
     let round_sampling = options.sampling.per_round();
@@ -227,6 +230,9 @@ fn time_case(
             extra.left = extra.left.saturating_sub(started.elapsed());
         }
     }
+    if matches!(case.op, Op::HifiganTrainStep | Op::SnDiscriminatorTrainStep) {
+        loss_check(report, pytorch, case, row)?;
+    }
     if let Side::Error(message) = &report.timing[row].rust {
         let message = format!("Rust failed on {}: {message}", case.label());
         report.warn(message);
@@ -243,6 +249,30 @@ fn time_case(
         case_cost(case, &options.sampling),
         &format!("{}: rust {}, pytorch {}, ratio {ratio}", case.label(), median_text(&r.rust), median_text(&r.pytorch)),
     );
+    Ok(())
+}
+
+/// A whole-model training row's loss check: [`LOSS_CHECK_STEPS`] steps on both sides from
+/// the case's setup, their losses compared bit for bit; a difference (or a side that
+/// cannot run it) is a warning in the summary, and the row's note says so either way.
+fn loss_check(report: &mut Report, pytorch: &mut Option<PytorchRunner>, case: &Case, row: usize) -> Result<()> {
+    let Some(runner) = pytorch.as_mut() else { return Ok(()) };
+    let rust = match model_rows::rust_losses(case) {
+        Ok(losses) => losses,
+        Err(e) => {
+            report.warn(format!("{}: Rust's loss check failed: {e:#}", case.label()));
+            return Ok(());
+        }
+    };
+    let check = match runner.model_losses(case, LOSS_CHECK_STEPS)? {
+        Outcome::Done(theirs) => model_rows::loss_verdict(&rust, &theirs),
+        Outcome::Failed(message) => (false, format!("PyTorch's loss check failed: {message}")),
+    };
+    if !check.0 {
+        report.warn(format!("{}: {}", case.label(), check.1));
+    }
+    report.timing[row].loss_check = Some(check);
+    report.write_all()?;
     Ok(())
 }
 

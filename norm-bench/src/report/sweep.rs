@@ -52,6 +52,7 @@ impl ReportOptions {
                 self.copy_sizes.as_ref().unwrap_or(&self.sizes).iter().map(|&n| Shape::square(n)).collect()
             }
             OpShapes::Sweep => self.sizes.iter().map(|&n| Shape::square(n)).collect(),
+            OpShapes::Model(rows, cols) => vec![Shape { rows, cols }],
         };
         if self.rect_ops.contains(&op) {
             shapes.extend(self.rect_shapes.iter().copied());
