@@ -66,7 +66,9 @@ impl Model {
     }
 }
 
-/// A model set up for a case: built, its inputs drawn, moved to the case's device.
+/// A model set up for a case: built, its inputs drawn, moved to the case's device (one
+/// lives per case: the size difference of the variants does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Setup {
     Hifigan { vs: VarStore, model: Generator, x: Tensor, target: Tensor },
     SnDiscriminator { vs: VarStore, model: Discriminator, real: Tensor, fake: Tensor },

@@ -241,7 +241,12 @@ mod tests {
         let options = ReportOptions::default();
         assert_eq!(options.ops, Op::all().collect::<Vec<_>>());
         let all_but = |skip: &[Op]| Op::all().filter(|op| !skip.contains(op)).collect::<Vec<_>>();
-        assert_eq!(options.rect_ops, all_but(&[Op::Copy, Op::SeedLoopStep, Op::SeedLoopStepCpp]));
+        let models: Vec<Op> = Op::all().filter(|op| op.is_model()).collect();
+        assert_eq!(models.len(), 6);
+        assert_eq!(
+            options.rect_ops,
+            all_but(&[&[Op::Copy, Op::SeedLoopStep, Op::SeedLoopStepCpp], &models[..]].concat())
+        );
         assert_eq!(options.dtype_ops, [Op::WeightNormForward, Op::WeightNormForwardOut, Op::SpectralNormForwardTrain]);
     }
 
