@@ -15,6 +15,8 @@ prints ONE JSON line per request to stdout, with the request's "kind":
 - {"kind":"sigma","threads":N,"matrix":"random"|"ill_conditioned","rows":R,"cols":C,"seed":S,"spectrum":[...]|null,"iterations":[k,...]}
   -> {"kind":"sigma",...,"sigma":[...]}: the hook API's σ = dot(u, W v) after k iterations from fresh u, v
 - {"kind":"loss","threads":N,"run":"seed_weight_norm"|"spectral_norm_linear64","steps":K} -> {"kind":"loss",...,"losses":[...]}
+- {"kind":"model_losses","threads":N,"case":{...},"steps":K} -> {"kind":"model_losses",...,"loss_bits":[...]}: the
+  float32 bits of K training steps' losses of a whole-model case (hifigan_*, sn_discriminator_*), for the bit check
 
 An answer carries "error": "Type: message" instead of its result when PyTorch raises
 (e.g. an op without a kernel for a dtype); the script goes on with the next request.
@@ -276,6 +278,133 @@ def op_seed_loop_step(case, sampling):
     return time_iterations(sampling, torch.device("cpu"), body)
 
 
+# The whole-model rows (norm-bench/src/report/model_rows.rs): the examples' models, whose
+# PyTorch twins are data/hifigan_block.py and data/sn_discriminator.py (found in --data-dir).
+DATA_DIR = None
+HIFIGAN_CONFIG = {"in_channels": 8, "channels": 16, "upsample_rates": [4, 2], "resblock_kernel_sizes": [3, 5], "dilations": [1, 3]}
+
+
+def data_module(name):
+    """data/<name>.py, imported from --data-dir."""
+    import importlib
+
+    if DATA_DIR is None:
+        raise ValueError("the model rows need --data-dir (the repository's data/ folder)")
+    if DATA_DIR not in sys.path:
+        sys.path.insert(0, DATA_DIR)
+    return importlib.import_module(name)
+
+
+def model_setup(case):
+    """model_rows.rs's setup: manual_seed(0), the model built on the CPU, its inputs drawn
+    on the CPU, everything moved to the case's device. Returns (model, loss_fn, eval_input, optimizer)."""
+    if case["dtype"] != "f32":
+        raise ValueError(f"{case['op']} runs in float32 only, got {case['dtype']}")
+    device = device_of(case["device"])
+    batch, length = int(case["rows"]), int(case["cols"])
+    torch.manual_seed(CASE_SEED)
+    if case["op"].startswith("hifigan_"):
+        hb = data_module("hifigan_block")
+        model = hb.Generator(HIFIGAN_CONFIG)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("weight_g"):
+                    p.mul_(torch.rand_like(p) + 0.5)
+        x = torch.randn(batch, HIFIGAN_CONFIG["in_channels"], length)
+        rates = HIFIGAN_CONFIG["upsample_rates"]
+        target = torch.randn(batch, 1, length * rates[0] * rates[1])
+        model.to(device)
+        x, target = x.to(device), target.to(device)
+        optimizer = optim.Adam(model.parameters(), lr=2e-4, betas=(0.8, 0.99), foreach=False)
+        return model, (lambda: F.l1_loss(model(x), target)), x, optimizer
+    if case["op"].startswith("sn_discriminator_"):
+        if length != 256:
+            raise ValueError(f"{case['op']}: the discriminator's images have 256 pixels, got {length}")
+        sd = data_module("sn_discriminator")
+        model = sd.Discriminator()
+        real = torch.randn(batch, *sd.IMAGE)
+        fake = torch.randn(batch, *sd.IMAGE)
+        model.to(device)
+        real, fake = real.to(device), fake.to(device)
+        optimizer = optim.Adam(model.parameters(), lr=2e-4, betas=(0.5, 0.999), foreach=False)
+        return model, (lambda: sd.hinge_loss(model(real), model(fake))), real, optimizer
+    raise ValueError(f"{case['op']} is not a model op")
+
+
+def model_train_step(case, sampling):
+    model, loss_fn, _, optimizer = model_setup(case)
+
+    def body():
+        loss = loss_fn()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return time_iterations(sampling, device_of(case["device"]), body)
+
+
+def model_eval(case, sampling, folded):
+    model, _, x, _ = model_setup(case)
+    if folded:
+        if case["op"].startswith("hifigan_"):
+            model.remove_weight_norm()
+        else:
+            from torch.nn.utils import parametrize, remove_spectral_norm
+
+            remove_spectral_norm(model.convs[0])
+            parametrize.remove_parametrizations(model.convs[1], "weight")
+            remove_spectral_norm(model.convs[2])
+            remove_spectral_norm(model.fc)
+    model.eval()
+
+    def body():
+        with torch.no_grad():
+            model(x)
+
+    return time_iterations(sampling, device_of(case["device"]), body)
+
+
+def op_hifigan_train_step(case, sampling):
+    return model_train_step(case, sampling)
+
+
+def op_hifigan_eval_cached(case, sampling):
+    """PyTorch has no cache: its hooks recompute every weight on every forward."""
+    return model_eval(case, sampling, folded=False)
+
+
+def op_hifigan_eval_folded(case, sampling):
+    return model_eval(case, sampling, folded=True)
+
+
+def op_sn_discriminator_train_step(case, sampling):
+    return model_train_step(case, sampling)
+
+
+def op_sn_discriminator_eval_cached(case, sampling):
+    return model_eval(case, sampling, folded=False)
+
+
+def op_sn_discriminator_eval_folded(case, sampling):
+    return model_eval(case, sampling, folded=True)
+
+
+def model_losses(case, steps):
+    """The float32 bits of the losses of `steps` training steps from model_setup(case)."""
+    import struct
+
+    random.seed(CASE_SEED)
+    _, loss_fn, _, optimizer = model_setup(case)
+    bits = []
+    for _ in range(steps):
+        loss = loss_fn()
+        bits.append(struct.unpack("<I", struct.pack("<f", loss.item()))[0])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return bits
+
+
 def timed_program(name):
     """The function op_<name> that times a case's PyTorch side (name: the request's "pytorch_op")."""
     program = globals().get(f"op_{name}")
@@ -415,8 +544,11 @@ def answer_for(request, quiet):
         if request["run"] not in LOSS_RUNS:
             raise ValueError(f"unknown loss run {request['run']!r} (known: {', '.join(LOSS_RUNS)})")
         answer["losses"] = LOSS_RUNS[request["run"]](int(request["steps"]))
+    elif kind == "model_losses":
+        answer.update(case=request["case"], steps=request["steps"])
+        answer["loss_bits"] = model_losses(request["case"], int(request["steps"]))
     else:
-        raise ValueError(f"unknown request kind {kind!r} (known: env, time, sigma, loss)")
+        raise ValueError(f"unknown request kind {kind!r} (known: env, time, sigma, loss, model_losses)")
     return answer
 
 
@@ -456,7 +588,10 @@ def requests(stream):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="no per-case progress on stderr")
+    parser.add_argument("--data-dir", help="the repository's data/ folder (the whole models' PyTorch twins)")
     args = parser.parse_args()
+    global DATA_DIR
+    DATA_DIR = args.data_dir
     try:
         for request in requests(sys.stdin):
             serve(request, args.quiet)

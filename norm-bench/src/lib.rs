@@ -6,6 +6,7 @@
 // Its clap doc comments are --help text, where `<run>` is a placeholder, not HTML.
 #![allow(rustdoc::invalid_html_tags)]
 
+pub mod compare;
 pub mod format;
 pub mod fuzz;
 pub mod golden;

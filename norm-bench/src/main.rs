@@ -65,6 +65,9 @@ enum Command {
     /// Fuzz norm-bench itself: mutated checkpoints, parity specs and command lines, each run
     /// as a child process and classified (docs/fuzzing.md); exit 1 on any bad outcome.
     Fuzz(Box<norm_bench::fuzz::FuzzArgs>),
+    /// Compare two report folders: how every ratio and time moved (compare.md, compare.csv, compare.png);
+    /// exit 1 on a regression beyond --threshold, 2 on bad input (docs/reports.md).
+    Compare(norm_bench::compare::CompareArgs),
     /// Rewrite a PyTorch checkpoint's normalized layers under one naming scheme (docs/checkpoints.md).
     Convert {
         /// The checkpoint to read: .pt/.pth written by torch.save, or .safetensors.
@@ -241,6 +244,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::SeedLoop { example, seed, steps, json } => seed_loop(example, seed, steps, json),
         Command::Report(args) => match report::run_cli(&args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Compare(args) => match norm_bench::compare::run_cli(&args) {
             Ok(code) => return code,
             Err(e) => Err(e),
         },

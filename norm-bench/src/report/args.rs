@@ -89,6 +89,15 @@ pub struct ReportArgs {
     /// Skip the PyTorch side (its columns stay empty).
     #[arg(long)]
     pub(crate) no_pytorch: bool,
+    /// A ratio is settled when its 95 % bootstrap interval is at most this wide relative to it, in (0, 10] [default: 0.10].
+    #[arg(long, value_name = "W")]
+    pub(crate) settle_width: Option<f64>,
+    /// At most this many extra rounds for a case whose ratio is not settled, 0 to 100 [default: 4].
+    #[arg(long, value_name = "N")]
+    pub(crate) extra_rounds: Option<u64>,
+    /// Seconds the whole run may spend on extra rounds, 0 to 86400 [default: 30].
+    #[arg(long, value_name = "S")]
+    pub(crate) extra_rounds_budget_s: Option<u64>,
 }
 
 /// A comma list where the empty string means "none" (`--rect-shapes ''`).
@@ -163,6 +172,31 @@ impl ReportArgs {
         }
         if self.no_pytorch {
             options.pytorch = false;
+        }
+        self.apply_settling(options)
+    }
+
+    /// Overrides the settling options with the flags that were given, each checked against
+    /// its range (the error names the flag, its value and the range: exit 2).
+    fn apply_settling(&self, options: &mut ReportOptions) -> Result<()> {
+        use super::options::{MAX_EXTRA_ROUNDS, MAX_EXTRA_ROUNDS_BUDGET_S, MAX_SETTLE_WIDTH};
+        if let Some(width) = self.settle_width {
+            if !(width > 0.0 && width <= MAX_SETTLE_WIDTH) {
+                bail!("--settle-width {width}: expected a number in (0, {MAX_SETTLE_WIDTH}]");
+            }
+            options.settle_width = width;
+        }
+        if let Some(rounds) = self.extra_rounds {
+            if rounds > MAX_EXTRA_ROUNDS {
+                bail!("--extra-rounds {rounds}: expected an integer in [0, {MAX_EXTRA_ROUNDS}]");
+            }
+            options.extra_rounds = rounds;
+        }
+        if let Some(seconds) = self.extra_rounds_budget_s {
+            if seconds > MAX_EXTRA_ROUNDS_BUDGET_S {
+                bail!("--extra-rounds-budget-s {seconds}: expected an integer in [0, {MAX_EXTRA_ROUNDS_BUDGET_S}]");
+            }
+            options.extra_rounds_budget_s = seconds;
         }
         Ok(())
     }
@@ -267,6 +301,18 @@ mod tests {
         assert!(Cli::try_parse_from(["report", "--ops", "copy,nope"]).is_err());
         assert!(args(&["--samples", "3", "--budget-ms", "5"]).resolve().is_err());
         assert!(args(&["--dtypes", "f8"]).resolve().is_err());
+        for (flag, value, range) in [
+            ("--settle-width", "0", "(0, 10]"),
+            ("--settle-width", "11", "(0, 10]"),
+            ("--extra-rounds", "101", "[0, 100]"),
+            ("--extra-rounds-budget-s", "86401", "[0, 86400]"),
+        ] {
+            let e = args(&[flag, value]).resolve().unwrap_err().to_string();
+            assert!(e.contains(flag) && e.contains(value) && e.contains(range), "{e}");
+        }
+        let ok =
+            args(&["--settle-width", "0.05", "--extra-rounds", "0", "--extra-rounds-budget-s", "5"]).resolve().unwrap();
+        assert_eq!((ok.settle_width, ok.extra_rounds, ok.extra_rounds_budget_s), (0.05, 0, 5));
         assert!(args(&["--config", "/nonexistent/config.json"])
             .resolve()
             .unwrap_err()

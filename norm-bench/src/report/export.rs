@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// `timing.csv`'s header, in column order.
-pub(crate) const TIMING_HEADER: [&str; 31] = [
+pub(crate) const TIMING_HEADER: [&str; 35] = [
     "op",
     "shape",
     "rows",
@@ -43,6 +43,10 @@ pub(crate) const TIMING_HEADER: [&str; 31] = [
     "pytorch_max_us",
     "pytorch_stddev_us",
     "ratio_median_rust_over_pytorch",
+    "ratio_low",
+    "ratio_high",
+    "ratio_settled",
+    "rounds",
     "bytes_moved",
     "rust_bandwidth_gbps",
     "pytorch_bandwidth_gbps",
@@ -121,8 +125,8 @@ fn optional(value: Option<f64>, format: impl Fn(f64) -> String) -> String {
     value.map(format).unwrap_or_default()
 }
 
-/// One `timing.csv` record, in [`TIMING_HEADER`]'s order.
-pub(crate) fn timing_record(row: &TimingRow) -> Vec<String> {
+/// One `timing.csv` record, in [`TIMING_HEADER`]'s order; `settle_width` decides `ratio_settled`.
+pub(crate) fn timing_record(row: &TimingRow, settle_width: f64) -> Vec<String> {
     let case = &row.case;
     let mut record = vec![
         case.op.name().to_string(),
@@ -137,6 +141,10 @@ pub(crate) fn timing_record(row: &TimingRow) -> Vec<String> {
     record.extend(side_fields(&row.rust));
     record.extend(side_fields(&row.pytorch));
     record.push(optional(row.ratio(), |r| format!("{r:.4}")));
+    record.push(optional(row.interval.map(|i| i.low), |r| format!("{r:.4}")));
+    record.push(optional(row.interval.map(|i| i.high), |r| format!("{r:.4}")));
+    record.push(row.settled(settle_width).map(|s| s.to_string()).unwrap_or_default());
+    record.push(row.rounds.to_string());
     record.push(case.bytes_moved().map(|b| b.to_string()).unwrap_or_default());
     record.push(optional(row.bandwidth_gbps(&row.rust), |b| format!("{b:.3}")));
     record.push(optional(row.bandwidth_gbps(&row.pytorch), |b| format!("{b:.3}")));
@@ -145,8 +153,8 @@ pub(crate) fn timing_record(row: &TimingRow) -> Vec<String> {
 }
 
 /// `timing.csv`'s content.
-pub(crate) fn timing_csv(rows: &[TimingRow]) -> Result<String> {
-    csv_text(TIMING_HEADER, rows.iter().map(timing_record))
+pub(crate) fn timing_csv(rows: &[TimingRow], settle_width: f64) -> Result<String> {
+    csv_text(TIMING_HEADER, rows.iter().map(|row| timing_record(row, settle_width)))
 }
 
 /// A float32 value (carried as f64) in its shortest round-trip form.
@@ -203,6 +211,7 @@ mod tests {
     use super::*;
     use crate::report::case::{Case, DType, Shape};
     use crate::report::convergence::{LossRun, MatrixKind};
+    use crate::report::interval::Interval;
     use crate::report::ops::Op;
 
     fn timed(us: f64) -> Side {
@@ -215,7 +224,15 @@ mod tests {
     }
 
     fn row(op: Op, n: u64, rust: Side, pytorch: Side) -> TimingRow {
-        TimingRow { case: Case::cpu_f32(op, Shape::square(n)), threads: 1, rust, pytorch }
+        TimingRow {
+            case: Case::cpu_f32(op, Shape::square(n)),
+            threads: 1,
+            rust,
+            pytorch,
+            interval: None,
+            rounds: 2,
+            loss_check: None,
+        }
     }
 
     fn scratch_dir(name: &str) -> std::path::PathBuf {
@@ -233,11 +250,16 @@ mod tests {
             samples: 2,
             summary: Summary::from_micros(&[4.0, 4.0]).unwrap(),
         };
-        let text = timing_csv(&[
-            row(Op::WeightNormForward, 64, timed(2.0), batched),
-            row(Op::SpectralNormForwardEval, 64, timed(3.0), Side::Skipped),
-            row(Op::Copy, 8, Side::Pending, Side::Error("RuntimeError: boom".into())),
-        ])
+        let mut with_interval = row(Op::WeightNormForward, 64, timed(2.0), batched);
+        with_interval.interval = Some(Interval { low: 0.45, high: 0.52 });
+        let text = timing_csv(
+            &[
+                with_interval,
+                row(Op::SpectralNormForwardEval, 64, timed(3.0), Side::Skipped),
+                row(Op::Copy, 8, Side::Pending, Side::Error("RuntimeError: boom".into())),
+            ],
+            0.10,
+        )
         .unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -245,22 +267,22 @@ mod tests {
             "op,shape,rows,cols,dtype,device,n_power_iterations,threads,\
              rust_status,rust_warmup,rust_iterations_per_sample,rust_samples,rust_min_us,rust_median_us,rust_mean_us,rust_max_us,rust_stddev_us,\
              pytorch_status,pytorch_warmup,pytorch_iterations_per_sample,pytorch_samples,pytorch_min_us,pytorch_median_us,pytorch_mean_us,pytorch_max_us,pytorch_stddev_us,\
-             ratio_median_rust_over_pytorch,bytes_moved,rust_bandwidth_gbps,pytorch_bandwidth_gbps,note"
+             ratio_median_rust_over_pytorch,ratio_low,ratio_high,ratio_settled,rounds,bytes_moved,rust_bandwidth_gbps,pytorch_bandwidth_gbps,note"
         );
         // 64x64 f32: 2 * 4096 * 4 = 32768 bytes; in 2 us that is 16.384 GB/s.
         assert_eq!(
             lines[1],
-            "weight_norm_forward,64x64,64,64,f32,cpu,,1,ok,2,1,2,2.000,2.000,2.000,2.000,0.000,ok,40,7,2,4.000,4.000,4.000,4.000,0.000,0.5000,32768,16.384,8.192,"
+            "weight_norm_forward,64x64,64,64,f32,cpu,,1,ok,2,1,2,2.000,2.000,2.000,2.000,0.000,ok,40,7,2,4.000,4.000,4.000,4.000,0.000,0.5000,0.4500,0.5200,false,2,32768,16.384,8.192,"
         );
-        assert_eq!(lines[2], "spectral_norm_forward_eval,64x64,64,64,f32,cpu,,1,ok,2,1,2,3.000,3.000,3.000,3.000,0.000,skipped,,,,,,,,,,,,,");
+        assert_eq!(lines[2], "spectral_norm_forward_eval,64x64,64,64,f32,cpu,,1,ok,2,1,2,3.000,3.000,3.000,3.000,0.000,skipped,,,,,,,,,,,,,2,,,,");
         assert_eq!(
             lines[3],
-            "copy,8x8,8,8,f32,cpu,,1,pending,,,,,,,,,error,,,,,,,,,,512,,,pytorch: RuntimeError: boom"
+            "copy,8x8,8,8,f32,cpu,,1,pending,,,,,,,,,error,,,,,,,,,,,,,2,512,,,pytorch: RuntimeError: boom"
         );
-        let out = timing_csv(&[row(Op::WeightNormForwardOut, 64, timed(1.0), timed(4.0))]).unwrap();
+        let out = timing_csv(&[row(Op::WeightNormForwardOut, 64, timed(1.0), timed(4.0))], 0.10).unwrap();
         assert!(
             out.lines().nth(1).unwrap().starts_with("weight_norm_forward_out,64x64,")
-                && out.contains(",0.2500,32768,32.768,8.192,"),
+                && out.contains(",0.2500,,,,2,32768,32.768,8.192,"),
             "{out}"
         );
         assert!(lines.iter().all(|l| l.split(',').count() == TIMING_HEADER.len()));
@@ -272,7 +294,7 @@ mod tests {
         r.case.dtype = DType::F16;
         assert_eq!(r.rust.status(), "unsupported");
         assert_eq!(Side::failed(DType::F32, "x".into()).status(), "error");
-        let line = timing_csv(&[r]).unwrap();
+        let line = timing_csv(&[r], 0.10).unwrap();
         assert!(line.lines().nth(1).unwrap().ends_with(",rust: no kernel"), "{line}");
     }
 

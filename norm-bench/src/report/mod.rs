@@ -5,6 +5,7 @@
 //!
 //! - `timing.csv` — one row per case ([`sweep`] of the ops of [`ops`], timed by
 //!   [`rust_side`] and [`pytorch`]), both sides' statistics ([`stats`]) and their ratio,
+//!   the ratio's bootstrap interval ([`interval`]) and whether it is settled,
 //!   bandwidths for `copy`, `weight_norm_forward` and `weight_norm_forward_out`;
 //! - `convergence.csv` — σ estimates after k power iterations vs the SVD ([`convergence`]);
 //! - `loss.csv` — per-step losses, Rust and PyTorch;
@@ -34,8 +35,11 @@ mod bandwidth;
 mod case;
 mod convergence;
 mod export;
+mod interval;
 mod limits;
 mod machine;
+mod model_rows;
+mod models;
 mod ops;
 mod options;
 mod plots;
@@ -55,3 +59,4 @@ mod sweep;
 
 pub use args::ReportArgs;
 pub use run::run_cli;
+pub(crate) use summary::duration_text;

@@ -15,6 +15,7 @@
 //! `op_<name>` in `norm-bench/python/eager_timing.py` (unless it reuses another op's).
 
 use super::case::{Case, DType, DeviceKind};
+use super::model_rows::{self, HIFIGAN_SHAPE, SN_DISCRIMINATOR_SHAPE};
 use super::rust_side;
 use super::sampling::{Sampling, Timed};
 use anyhow::Result;
@@ -50,6 +51,18 @@ pub(crate) enum Op {
     /// PyTorch's own ATen call sequence without Python or Rust, the floor for both sides.
     /// Its "Rust" columns hold the C++ program; the PyTorch side is `seed_loop_step`'s.
     SeedLoopStepCpp,
+    /// A training step of the examples' HiFi-GAN-style generator ([`model_rows`](super::model_rows)).
+    HifiganTrainStep,
+    /// The generator's eval forward with norm's cached weights (PyTorch: the weight-normed model).
+    HifiganEvalCached,
+    /// The generator's eval forward after norm's `fold` (PyTorch: after `remove_weight_norm`).
+    HifiganEvalFolded,
+    /// A training step of the examples' SN-GAN discriminator.
+    SnDiscriminatorTrainStep,
+    /// The discriminator's eval forward with norm's cached weights.
+    SnDiscriminatorEvalCached,
+    /// The discriminator's eval forward after norm's `fold` (PyTorch: after `remove_spectral_norm`/`remove_parametrizations`).
+    SnDiscriminatorEvalFolded,
 }
 
 /// The shapes the sweep gives an op.
@@ -63,6 +76,8 @@ pub(crate) enum OpShapes {
     /// The seed document's 3x2 weight, after every other case; never in `rect_ops` or the
     /// dtype subset.
     SeedLoop,
+    /// A whole model's one shape, `batch x length` ([`model_rows`](super::model_rows)).
+    Model(u64, u64),
 }
 
 /// The power iterations of an op's cases (the `n_power_iterations` column).
@@ -85,6 +100,8 @@ pub(crate) enum RunsOn {
     CpuFusedKernelDtypes,
     /// The CPU in f32 only.
     CpuF32,
+    /// Every device, in f32 only (the whole models).
+    F32,
 }
 
 /// One op's row of [`OPS`].
@@ -116,7 +133,7 @@ pub(crate) struct OpRow {
 }
 
 /// Every op, in run order (the default `ops`). Row `i` is the op with discriminant `i`.
-pub(crate) const OPS: [OpRow; 11] = {
+pub(crate) const OPS: [OpRow; 17] = {
     use OpShapes::{CopySizes, SeedLoop, Sweep};
     use PowerIterations::{EachCount, PerEvaluation};
     use RunsOn::{CpuF32, CpuFusedKernelDtypes, Everywhere};
@@ -132,6 +149,15 @@ pub(crate) const OPS: [OpRow; 11] = {
             rough_ns_per_element: (0.0, 0.0),
             pytorch_op: op,
             time_rust,
+        }
+    }
+    /// A whole model's row: its one shape, f32 on every device, timed by [`model_rows`](super::model_rows).
+    const fn model_row(op: Op, name: &'static str, (batch, length): (u64, u64), ns_per_element: f64) -> OpRow {
+        OpRow {
+            shapes: OpShapes::Model(batch, length),
+            runs_on: RunsOn::F32,
+            rough_ns_per_element: (ns_per_element, 0.0),
+            ..row(op, name, model_rows::time_model)
         }
     }
     [
@@ -207,6 +233,12 @@ pub(crate) const OPS: [OpRow; 11] = {
             pytorch_op: Op::SeedLoopStep,
             ..row(Op::SeedLoopStepCpp, "seed_loop_step_cpp", rust_side::time_seed_loop_step_cpp)
         },
+        model_row(Op::HifiganTrainStep, "hifigan_train_step", HIFIGAN_SHAPE, 20_000.0),
+        model_row(Op::HifiganEvalCached, "hifigan_eval_cached", HIFIGAN_SHAPE, 5_000.0),
+        model_row(Op::HifiganEvalFolded, "hifigan_eval_folded", HIFIGAN_SHAPE, 5_000.0),
+        model_row(Op::SnDiscriminatorTrainStep, "sn_discriminator_train_step", SN_DISCRIMINATOR_SHAPE, 800.0),
+        model_row(Op::SnDiscriminatorEvalCached, "sn_discriminator_eval_cached", SN_DISCRIMINATOR_SHAPE, 150.0),
+        model_row(Op::SnDiscriminatorEvalFolded, "sn_discriminator_eval_folded", SN_DISCRIMINATOR_SHAPE, 150.0),
     ]
 };
 
@@ -241,6 +273,12 @@ impl Op {
         self.row().shapes == OpShapes::SeedLoop
     }
 
+    /// Whether the op times a whole model ([`model_rows`](super::model_rows)): its rows
+    /// get the summary's own section, not the ratio tables.
+    pub(crate) fn is_model(self) -> bool {
+        matches!(self.row().shapes, OpShapes::Model(..))
+    }
+
     /// Whether the op runs power iterations (its rows carry `n_power_iterations`).
     #[cfg(test)]
     pub(crate) fn has_power_iterations(self) -> bool {
@@ -262,6 +300,7 @@ impl Op {
                 device == DeviceKind::Cpu && matches!(dtype, DType::F32 | DType::F64 | DType::Bf16)
             }
             RunsOn::CpuF32 => device == DeviceKind::Cpu && dtype == DType::F32,
+            RunsOn::F32 => dtype == DType::F32,
         }
     }
 

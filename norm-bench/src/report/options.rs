@@ -72,7 +72,21 @@ pub(crate) struct ReportOptions {
     pub(crate) python: Option<PathBuf>,
     /// Whether to run the PyTorch side at all. Default true.
     pub(crate) pytorch: bool,
+    /// A ratio is settled when its bootstrap interval's width over the ratio is at most
+    /// this (`(high − low) / ratio`, in (0, 10]). Default 0.10.
+    pub(crate) settle_width: f64,
+    /// The most extra rounds a case whose ratio is not settled gets (0 to 100). Default 4.
+    pub(crate) extra_rounds: u64,
+    /// Seconds the whole run may spend on extra rounds (0 to 86400; 0: none). Default 30.
+    pub(crate) extra_rounds_budget_s: u64,
 }
+
+/// The largest `settle_width`.
+pub(crate) const MAX_SETTLE_WIDTH: f64 = 10.0;
+/// The largest `extra_rounds`.
+pub(crate) const MAX_EXTRA_ROUNDS: u64 = 100;
+/// The largest `extra_rounds_budget_s` (a day).
+pub(crate) const MAX_EXTRA_ROUNDS_BUDGET_S: u64 = 86_400;
 
 impl Default for ReportOptions {
     /// The default sweep; its ops and their `rect_ops` and `dtype_ops` membership come
@@ -110,6 +124,9 @@ impl Default for ReportOptions {
             plots: true,
             python: None,
             pytorch: true,
+            settle_width: 0.10,
+            extra_rounds: 4,
+            extra_rounds_budget_s: 30,
         }
     }
 }
@@ -177,6 +194,21 @@ impl ReportOptions {
             ensure!(!bad, "run_name must be a plain folder name (not empty, no '/', not 'latest'), got {name:?}");
         }
         ensure!(!self.devices.is_empty(), "devices must name at least one device");
+        ensure!(
+            self.settle_width > 0.0 && self.settle_width <= MAX_SETTLE_WIDTH,
+            "settle_width must be in (0, {MAX_SETTLE_WIDTH}], got {}",
+            self.settle_width
+        );
+        ensure!(
+            self.extra_rounds <= MAX_EXTRA_ROUNDS,
+            "extra_rounds must be in [0, {MAX_EXTRA_ROUNDS}], got {}",
+            self.extra_rounds
+        );
+        ensure!(
+            self.extra_rounds_budget_s <= MAX_EXTRA_ROUNDS_BUDGET_S,
+            "extra_rounds_budget_s must be in [0, {MAX_EXTRA_ROUNDS_BUDGET_S}], got {}",
+            self.extra_rounds_budget_s
+        );
         Ok(())
     }
 }
@@ -209,7 +241,12 @@ mod tests {
         let options = ReportOptions::default();
         assert_eq!(options.ops, Op::all().collect::<Vec<_>>());
         let all_but = |skip: &[Op]| Op::all().filter(|op| !skip.contains(op)).collect::<Vec<_>>();
-        assert_eq!(options.rect_ops, all_but(&[Op::Copy, Op::SeedLoopStep, Op::SeedLoopStepCpp]));
+        let models: Vec<Op> = Op::all().filter(|op| op.is_model()).collect();
+        assert_eq!(models.len(), 6);
+        assert_eq!(
+            options.rect_ops,
+            all_but(&[&[Op::Copy, Op::SeedLoopStep, Op::SeedLoopStepCpp], &models[..]].concat())
+        );
         assert_eq!(options.dtype_ops, [Op::WeightNormForward, Op::WeightNormForwardOut, Op::SpectralNormForwardTrain]);
     }
 
@@ -238,6 +275,12 @@ mod tests {
             assert!(e.contains("threads must be in [1, ") && e.contains(&threads.to_string()), "{e}");
         }
         assert!(ReportOptions { sizes: vec![8, 0], ..Default::default() }.validate().is_err());
+        for bad in [0.0, -0.1, 10.5, f64::NAN] {
+            let e = ReportOptions { settle_width: bad, ..Default::default() }.validate().unwrap_err().to_string();
+            assert!(e.contains("settle_width must be in (0, 10]"), "{e}");
+        }
+        assert!(ReportOptions { extra_rounds: 101, ..Default::default() }.validate().is_err());
+        assert!(ReportOptions { extra_rounds_budget_s: 86_401, ..Default::default() }.validate().is_err());
         assert!(ReportOptions { convergence_iterations: vec![0], ..Default::default() }.validate().is_err());
         assert!(ReportOptions { run_name: Some("a/b".into()), ..Default::default() }.validate().is_err());
         assert!(ReportOptions {

@@ -58,6 +58,10 @@ impl Script {
     }
 }
 
+/// The repository's `data/`, where the script finds the models' PyTorch twins
+/// (`hifigan_block.py`, `sn_discriminator.py`).
+pub(crate) const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data");
+
 /// `norm-bench/python/eager_timing.py`.
 pub(crate) const EAGER_TIMING: Script = Script {
     source: include_str!("../../python/eager_timing.py"),
@@ -101,6 +105,11 @@ enum Request<'a> {
         run: LossRun,
         steps: u64,
     },
+    ModelLosses {
+        threads: usize,
+        case: &'a Case,
+        steps: usize,
+    },
 }
 
 /// The fields of any answer that Rust reads (others are kept in the raw value).
@@ -123,6 +132,8 @@ struct Answer {
     sigma: Option<Vec<f64>>,
     #[serde(default)]
     losses: Option<Vec<f64>>,
+    #[serde(default)]
+    loss_bits: Option<Vec<u32>>,
 }
 
 /// What the script answered for one piece of work.
@@ -151,7 +162,13 @@ impl PytorchRunner {
     /// Errors: the interpreter cannot be started.
     pub(crate) fn start(python: &Path, threads: usize) -> Result<Self> {
         let mut command = EAGER_TIMING.command(python);
-        command.arg("--quiet").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        command
+            .arg("--quiet")
+            .arg("--data-dir")
+            .arg(DATA_DIR)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let mut child = command.spawn().with_context(|| format!("cannot run `{}`", python.display()))?;
         let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin pipe to the script"))?;
         let stdout = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout pipe from the script"))?);
@@ -269,6 +286,20 @@ impl PytorchRunner {
         }
         Ok(Outcome::Done(
             answer.losses.ok_or_else(|| anyhow!("the script's loss answer has neither losses nor error"))?,
+        ))
+    }
+
+    /// The float32 bits of the losses of `steps` training steps of a model op's case
+    /// ([`model_rows`](super::model_rows)), from the same setup as its timing.
+    pub(crate) fn model_losses(&mut self, case: &Case, steps: usize) -> Result<Outcome<Vec<u32>>> {
+        let (answer, _) = self.ask(&Request::ModelLosses { threads: self.threads, case, steps })?;
+        if let Some(message) = answer.error {
+            return Ok(Outcome::Failed(message));
+        }
+        Ok(Outcome::Done(
+            answer
+                .loss_bits
+                .ok_or_else(|| anyhow!("the script's model_losses answer has neither loss_bits nor error"))?,
         ))
     }
 

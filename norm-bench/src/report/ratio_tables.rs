@@ -12,11 +12,18 @@ use std::fmt::Write as _;
 /// The sizes the summary's ratio table always tries to show (others of the sweep are added).
 pub(crate) const SUMMARY_SIZES: [u64; 4] = [64, 512, 2048, 4096];
 
-/// A ratio cell: `0.98`, or why there is none.
-fn ratio_cell(row: Option<&TimingRow>) -> String {
+/// A ratio cell: `0.98 [0.95, 1.01]` with its bootstrap interval, marked `✓` when settled
+/// (the interval at most `settle_width` wide relative to the ratio) and `?` when not;
+/// `0.98` without an interval; or why there is none.
+pub(crate) fn ratio_cell(row: Option<&TimingRow>, settle_width: f64) -> String {
     let Some(row) = row else { return "–".into() };
     if let Some(r) = row.ratio() {
-        return format!("{r:.2}");
+        return match (row.interval, row.settled(settle_width)) {
+            (Some(i), Some(settled)) => {
+                format!("{r:.2} [{:.2}, {:.2}]{}", i.low, i.high, if settled { " ✓" } else { " ?" })
+            }
+            _ => format!("{r:.2}"),
+        };
     }
     match (&row.rust, &row.pytorch) {
         (Side::Pending, _) | (_, Side::Pending) => "pending".into(),
@@ -37,11 +44,9 @@ fn op_label(op: Op, k: Option<u64>) -> String {
 /// The (op, k) lines of the ratio tables, in run order.
 fn op_lines(report: &Report, device: DeviceKind) -> Vec<(Op, Option<u64>)> {
     let mut lines = Vec::new();
-    for row in report
-        .timing
-        .iter()
-        .filter(|r| r.case.device == device && r.case.dtype == DType::F32 && !r.case.op.is_seed_loop())
-    {
+    for row in report.timing.iter().filter(|r| {
+        r.case.device == device && r.case.dtype == DType::F32 && !r.case.op.is_seed_loop() && !r.case.op.is_model()
+    }) {
         let key = (row.case.op, row.case.n_power_iterations);
         if !lines.contains(&key) {
             lines.push(key);
@@ -70,6 +75,12 @@ pub(crate) fn ratio_tables(out: &mut String, report: &Report) {
         out.push_str("No timing case has finished yet.\n\n");
         return;
     }
+    let _ = writeln!(
+        out,
+        "Each ratio is Rust's median over PyTorch's with its 95 % bootstrap interval (docs/reports.md); \
+         ✓: settled (interval width ≤ {} of the ratio), ?: not settled.\n",
+        report.options.settle_width
+    );
     let sizes = square_sizes(report);
     for device in devices {
         square_table(out, report, device, &sizes);
@@ -96,7 +107,11 @@ fn square_table(out: &mut String, report: &Report, device: DeviceKind, sizes: &[
     for (op, k) in op_lines(report, device) {
         let mut line = format!("| {} |", op_label(op, k));
         for &n in sizes {
-            let _ = write!(line, " {} |", ratio_cell(report.find_row(op, Shape::square(n), DType::F32, device, k)));
+            let _ = write!(
+                line,
+                " {} |",
+                ratio_cell(report.find_row(op, Shape::square(n), DType::F32, device, k), report.options.settle_width)
+            );
         }
         let _ = writeln!(out, "{line}");
     }
@@ -123,7 +138,11 @@ fn rect_table(out: &mut String, report: &Report, device: DeviceKind) {
         }
         let mut line = format!("| {} |", op_label(op, k));
         for s in &rect {
-            let _ = write!(line, " {} |", ratio_cell(report.find_row(op, *s, DType::F32, device, k)));
+            let _ = write!(
+                line,
+                " {} |",
+                ratio_cell(report.find_row(op, *s, DType::F32, device, k), report.options.settle_width)
+            );
         }
         let _ = writeln!(out, "{line}");
     }
@@ -146,7 +165,7 @@ fn other_dtypes_table(out: &mut String, report: &Report, device: DeviceKind) {
                 row.case.dtype,
                 time(&row.rust),
                 time(&row.pytorch),
-                ratio_cell(Some(row))
+                ratio_cell(Some(row), report.options.settle_width)
             );
         }
         out.push('\n');

@@ -4,6 +4,7 @@
 
 use super::case::{Case, DType};
 use super::convergence::LossRun;
+use super::interval::Interval;
 use super::sampling::Timed;
 use super::stats::Summary;
 use anyhow::Result;
@@ -101,6 +102,13 @@ pub(crate) struct TimingRow {
     pub(crate) rust: Side,
     /// The PyTorch side.
     pub(crate) pytorch: Side,
+    /// The bootstrap interval of [`TimingRow::ratio`] ([`interval`](super::interval)), when both sides are timed.
+    pub(crate) interval: Option<Interval>,
+    /// Rounds run (the options' `rounds`, plus extra rounds for a wide interval).
+    pub(crate) rounds: u64,
+    /// A whole-model training row's loss check ([`model_rows`](super::model_rows)):
+    /// whether Rust's and PyTorch's losses are bit-equal, and the note saying so.
+    pub(crate) loss_check: Option<(bool, String)>,
 }
 
 impl TimingRow {
@@ -110,6 +118,12 @@ impl TimingRow {
             (Some(rust), Some(pytorch)) if pytorch.median_us > 0.0 => Some(rust.median_us / pytorch.median_us),
             _ => None,
         }
+    }
+
+    /// Whether the ratio's interval is at most `settle_width` wide relative to the ratio;
+    /// `None` without a ratio or an interval.
+    pub(crate) fn settled(&self, settle_width: f64) -> Option<bool> {
+        Some(self.interval?.settled(self.ratio()?, settle_width))
     }
 
     /// `bytes_moved / median` in GB/s (10⁹ bytes per second) of `side`, for the ops that move a known amount.
@@ -124,6 +138,7 @@ impl TimingRow {
         let parts: Vec<String> = [("rust", &self.rust), ("pytorch", &self.pytorch)]
             .iter()
             .filter_map(|(name, side)| side.message().map(|m| format!("{name}: {m}")))
+            .chain(self.loss_check.as_ref().map(|(_, note)| note.clone()))
             .collect();
         parts.join("; ")
     }

@@ -6,7 +6,10 @@
 use super::args::ReportArgs;
 use super::case::{Case, DeviceKind, Shape};
 use super::convergence::{self, LossRun, MatrixKind};
+use super::interval;
 use super::machine;
+use super::model_rows::{self, LOSS_CHECK_STEPS};
+use super::ops::Op;
 use super::options::ReportOptions;
 use super::plots;
 use super::progress::{case_cost, loss_cost, sigma_cost, Progress};
@@ -20,6 +23,7 @@ use super::summary;
 use anyhow::Result;
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 /// `norm-bench report`: resolves the options (exit 2 with a message when they are
 /// invalid), runs the report, prints `summary.md` on stdout.
@@ -66,8 +70,9 @@ pub(crate) fn run(options: &ReportOptions) -> Result<Report> {
     let mut progress = Progress::new(&costs);
 
     let mut pytorch = start_pytorch(options, &mut report);
+    let mut extra = ExtraRounds::new(options);
     for case in &cases {
-        time_case(&mut report, &mut pytorch, case, options, &mut progress)?;
+        time_case(&mut report, &mut pytorch, case, options, &mut progress, &mut extra)?;
     }
     for &(shape, kind) in &sigma_jobs {
         sigma_job(&mut report, &mut pytorch, shape, kind, options, &mut progress)?;
@@ -155,33 +160,78 @@ fn start_pytorch(options: &ReportOptions, report: &mut Report) -> Option<Pytorch
     }
 }
 
+/// The run's allowance of extra rounds for cases whose ratio is not settled: at most
+/// `extra_rounds` per case, and `extra_rounds_budget_s` seconds for all of them together.
+struct ExtraRounds {
+    per_case: u64,
+    left: Duration,
+}
+
+impl ExtraRounds {
+    fn new(options: &ReportOptions) -> Self {
+        ExtraRounds { per_case: options.extra_rounds, left: Duration::from_secs(options.extra_rounds_budget_s) }
+    }
+
+    /// Whether `row` gets another round after `extra_done` extra rounds: its ratio has an
+    /// interval that is not settled, and rounds and seconds are left.
+    fn wanted(&self, row: &TimingRow, extra_done: u64, settle_width: f64) -> bool {
+        row.settled(settle_width) == Some(false) && extra_done < self.per_case && !self.left.is_zero()
+    }
+}
+
 /// Times one case: rounds alternate the sides (PyTorch, Rust, PyTorch, Rust, ...); a side
-/// that fails is not asked again for this case. The samples of all rounds are pooled.
+/// that fails is not asked again for this case. The samples of all rounds are pooled; their
+/// ratio's bootstrap interval ([`interval`](super::interval)) is recomputed after every
+/// round, and while it is wider than `settle_width` the case gets extra rounds from
+/// `extra`.
 fn time_case(
     report: &mut Report,
     pytorch: &mut Option<PytorchRunner>,
     case: &Case,
     options: &ReportOptions,
     progress: &mut Progress,
+    extra: &mut ExtraRounds,
 ) -> Result<()> {
     report.timing.push(TimingRow {
         case: *case,
         threads: options.threads,
         rust: Side::Pending,
         pytorch: if pytorch.is_some() { Side::Pending } else { Side::Skipped },
+        interval: None,
+        rounds: 0,
+        loss_check: None,
     });
     let row = report.timing.len() - 1;
     let round_sampling = options.sampling.per_round();
     let (mut pytorch_timed, mut rust_timed) = (None::<Timed>, None::<Timed>);
-    for _ in 0..options.sampling.rounds.max(1) {
+    let base_rounds = options.sampling.rounds.max(1);
+    let mut extra_done = 0;
+    loop {
+        let is_extra = report.timing[row].rounds >= base_rounds;
+        if is_extra && !extra.wanted(&report.timing[row], extra_done, options.settle_width) {
+            break;
+        }
+        let started = Instant::now();
         if let (Some(_), Side::Pending | Side::Timed { .. }) = (pytorch.as_ref(), &report.timing[row].pytorch) {
             report.timing[row].pytorch = pytorch_round(report, pytorch, case, &round_sampling, &mut pytorch_timed)?;
             report.write_all()?;
         }
         if let Side::Pending | Side::Timed { .. } = report.timing[row].rust {
             report.timing[row].rust = rust_round(case, &round_sampling, &mut rust_timed)?;
-            report.write_all()?;
         }
+        report.timing[row].rounds += 1;
+        report.timing[row].interval = match (&rust_timed, &pytorch_timed, report.timing[row].ratio()) {
+            (Some(r), Some(p), Some(_)) => interval::ratio_interval(&r.nanos, &p.nanos),
+            _ => None,
+        };
+        report.write_all()?;
+        if is_extra {
+            extra_done += 1;
+            extra.left = extra.left.saturating_sub(started.elapsed());
+        }
+    }
+    if matches!(case.op, Op::HifiganTrainStep | Op::SnDiscriminatorTrainStep) {
+        loss_check(report, pytorch, case, row)?;
     }
     if let Side::Error(message) = &report.timing[row].rust {
         let message = format!("Rust failed on {}: {message}", case.label());
@@ -190,11 +240,39 @@ fn time_case(
     report.timing_done += 1;
     report.write_all()?;
     let r = &report.timing[row];
-    let ratio = r.ratio().map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into());
+    let ratio = match (r.ratio(), r.interval) {
+        (Some(x), Some(i)) => format!("{x:.2} [{:.2}, {:.2}], {} rounds", i.low, i.high, r.rounds),
+        (Some(x), None) => format!("{x:.2}"),
+        _ => "–".into(),
+    };
     progress.step(
         case_cost(case, &options.sampling),
         &format!("{}: rust {}, pytorch {}, ratio {ratio}", case.label(), median_text(&r.rust), median_text(&r.pytorch)),
     );
+    Ok(())
+}
+
+/// A whole-model training row's loss check: [`LOSS_CHECK_STEPS`] steps on both sides from
+/// the case's setup, their losses compared bit for bit; a difference (or a side that
+/// cannot run it) is a warning in the summary, and the row's note says so either way.
+fn loss_check(report: &mut Report, pytorch: &mut Option<PytorchRunner>, case: &Case, row: usize) -> Result<()> {
+    let Some(runner) = pytorch.as_mut() else { return Ok(()) };
+    let rust = match model_rows::rust_losses(case) {
+        Ok(losses) => losses,
+        Err(e) => {
+            report.warn(format!("{}: Rust's loss check failed: {e:#}", case.label()));
+            return Ok(());
+        }
+    };
+    let check = match runner.model_losses(case, LOSS_CHECK_STEPS)? {
+        Outcome::Done(theirs) => model_rows::loss_verdict(&rust, &theirs),
+        Outcome::Failed(message) => (false, format!("PyTorch's loss check failed: {message}")),
+    };
+    if !check.0 {
+        report.warn(format!("{}: {}", case.label(), check.1));
+    }
+    report.timing[row].loss_check = Some(check);
+    report.write_all()?;
     Ok(())
 }
 

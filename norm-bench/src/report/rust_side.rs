@@ -267,6 +267,10 @@ mod tests {
         let _generator = norm_tch::backend::lock_global_generator();
         for op in Op::all() {
             let shape = if op.is_seed_loop() { Shape { rows: 3, cols: 2 } } else { Shape { rows: 4, cols: 6 } };
+            let shape = match op.row().shapes {
+                crate::report::ops::OpShapes::Model(rows, cols) => Shape { rows, cols },
+                _ => shape,
+            };
             let case = Case { n_power_iterations: op.has_power_iterations().then_some(2), ..Case::cpu_f32(op, shape) };
             let timed = time_rust(&case, &Sampling::fixed(1, 3)).unwrap();
             assert_eq!((timed.warmup, timed.iterations_per_sample, timed.nanos.len()), (1, 1, 3), "{case:?}");

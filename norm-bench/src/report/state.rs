@@ -155,7 +155,10 @@ impl Report {
 
     /// Rewrites every file of the run (atomically).
     pub(crate) fn write_all(&self) -> Result<()> {
-        export::write_atomic(&self.dir.join("timing.csv"), export::timing_csv(&self.timing)?.as_bytes())?;
+        export::write_atomic(
+            &self.dir.join("timing.csv"),
+            export::timing_csv(&self.timing, self.options.settle_width)?.as_bytes(),
+        )?;
         export::write_atomic(&self.dir.join("convergence.csv"), export::convergence_csv(&self.sigma)?.as_bytes())?;
         export::write_atomic(&self.dir.join("loss.csv"), export::loss_csv(&self.losses)?.as_bytes())?;
         export::write_atomic(&self.dir.join("run.json"), format!("{:#}\n", run_json::render_json(self)).as_bytes())?;

@@ -46,6 +46,7 @@ fn seed_loop_section(out: &mut String, report: &Report) {
         Some(row) => match (row.rust.median_us(), row.pytorch.median_us(), row.ratio()) {
             (Some(r), Some(p), Some(ratio)) => {
                 let verdict = if ratio <= SEED_LOOP_GOAL { "met" } else { "not met" };
+                let interval = super::ratio_tables::ratio_cell(Some(row), report.options.settle_width);
                 let batch = |side: &Side| match side {
                     Side::Timed { iterations_per_sample, .. } => iterations_per_sample.to_string(),
                     _ => "–".into(),
@@ -53,7 +54,7 @@ fn seed_loop_section(out: &mut String, report: &Report) {
                 let _ = writeln!(
                     out,
                     "One step of the seed document's weight-norm loop (`weight_norm(nn.Linear(2, 3))`, Adam): Rust {}, PyTorch {} \
-                     (medians; {} and {} steps per sample): ratio **{ratio:.3}**; goal ≤ {SEED_LOOP_GOAL}: **{verdict}**.\n",
+                     (medians; {} and {} steps per sample): ratio **{ratio:.3}** ({interval}); goal ≤ {SEED_LOOP_GOAL}: **{verdict}**.\n",
                     duration_text(r),
                     duration_text(p),
                     batch(&row.rust),
@@ -89,6 +90,45 @@ fn seed_loop_section(out: &mut String, report: &Report) {
             );
         }
     }
+}
+
+/// The whole-model rows ([`model_rows`](super::model_rows)): per device, each model op's
+/// medians, ratio with its interval, and the training rows' loss check.
+fn models_section(out: &mut String, report: &Report) {
+    let rows: Vec<&super::results::TimingRow> = report.timing.iter().filter(|r| r.case.op.is_model()).collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str(
+        "## Whole models
+
+",
+    );
+    out.push_str(
+        "The examples' HiFi-GAN-style generator (weight norm) and SN-GAN discriminator (spectral norm): a full training \
+         step (forward, loss, backward, Adam) and eval inference (norm's cached weights vs PyTorch's hooks; norm folded vs \
+         PyTorch after `remove_*`). Shape: batch x length. The training rows' losses are compared bit for bit in this run.\n\n\
+         | model op | device | batch x length | Rust | PyTorch | Rust / PyTorch | losses |\n|---|---|---|---:|---:|---:|---|\n",
+    );
+    for row in rows {
+        let time = |side: &Side| side.median_us().map(duration_text).unwrap_or_else(|| side.status().to_string());
+        let losses = match &row.loss_check {
+            Some((true, note)) => note.clone(),
+            Some((false, note)) => format!("**{note}**"),
+            None => "–".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {losses} |",
+            row.case.op,
+            row.case.device,
+            row.case.shape(),
+            time(&row.rust),
+            time(&row.pytorch),
+            super::ratio_tables::ratio_cell(Some(row), report.options.settle_width)
+        );
+    }
+    out.push('\n');
 }
 
 fn sigma_section(out: &mut String, report: &Report) {
@@ -266,6 +306,7 @@ pub(crate) fn render_markdown(report: &Report) -> String {
         );
     }
     seed_loop_section(&mut out, report);
+    models_section(&mut out, report);
     bandwidth_section(&mut out, report);
     sigma_section(&mut out, report);
     loss_section(&mut out, report);

@@ -52,6 +52,7 @@ impl ReportOptions {
                 self.copy_sizes.as_ref().unwrap_or(&self.sizes).iter().map(|&n| Shape::square(n)).collect()
             }
             OpShapes::Sweep => self.sizes.iter().map(|&n| Shape::square(n)).collect(),
+            OpShapes::Model(rows, cols) => vec![Shape { rows, cols }],
         };
         if self.rect_ops.contains(&op) {
             shapes.extend(self.rect_shapes.iter().copied());
@@ -96,7 +97,7 @@ mod tests {
         let options = ReportOptions::default();
         options.validate().unwrap();
         let cases = options.timing_cases(&[DeviceKind::Cpu]);
-        for op in Op::all().filter(|&op| !op.is_seed_loop() && op != Op::Copy) {
+        for op in Op::all().filter(|&op| !op.is_seed_loop() && !op.is_model() && op != Op::Copy) {
             for n in [64, 512, 2048, 4096] {
                 assert!(
                     cases.iter().any(|c| c.op == op && c.rows == n && c.cols == n && c.dtype == DType::F32),

@@ -259,6 +259,18 @@ impl Generator {
 /// length)`. Holds `norm_tch::backend::lock_global_generator()` throughout.
 pub fn seeded(vs: &VarStore, config: &Config, seed: u64, batch: i64, length: i64) -> Result<(Generator, Tensor)> {
     let _generator = norm_tch::backend::lock_global_generator();
+    seeded_while_locked(vs, config, seed, batch, length)
+}
+
+/// [`seeded`] for a caller that already holds `norm_tch::backend::lock_global_generator()`
+/// (locking it again would deadlock): the same draws, without taking the lock.
+pub fn seeded_while_locked(
+    vs: &VarStore,
+    config: &Config,
+    seed: u64,
+    batch: i64,
+    length: i64,
+) -> Result<(Generator, Tensor)> {
     tch::manual_seed(seed as i64);
     let model = Generator::new(vs, config)?;
     tch::no_grad(|| -> Result<()> {
