@@ -176,26 +176,16 @@ impl ReportArgs {
         self.apply_settling(options)
     }
 
-    /// Overrides the settling options with the flags that were given, each checked against
-    /// its range (the error names the flag, its value and the range: exit 2).
+    /// Overrides the settling options with the flags that were given (their ranges are
+    /// checked with the others, `limits::check_ranges`).
     fn apply_settling(&self, options: &mut ReportOptions) -> Result<()> {
-        use super::options::{MAX_EXTRA_ROUNDS, MAX_EXTRA_ROUNDS_BUDGET_S, MAX_SETTLE_WIDTH};
         if let Some(width) = self.settle_width {
-            if !(width > 0.0 && width <= MAX_SETTLE_WIDTH) {
-                bail!("--settle-width {width}: expected a number in (0, {MAX_SETTLE_WIDTH}]");
-            }
             options.settle_width = width;
         }
         if let Some(rounds) = self.extra_rounds {
-            if rounds > MAX_EXTRA_ROUNDS {
-                bail!("--extra-rounds {rounds}: expected an integer in [0, {MAX_EXTRA_ROUNDS}]");
-            }
             options.extra_rounds = rounds;
         }
         if let Some(seconds) = self.extra_rounds_budget_s {
-            if seconds > MAX_EXTRA_ROUNDS_BUDGET_S {
-                bail!("--extra-rounds-budget-s {seconds}: expected an integer in [0, {MAX_EXTRA_ROUNDS_BUDGET_S}]");
-            }
             options.extra_rounds_budget_s = seconds;
         }
         Ok(())

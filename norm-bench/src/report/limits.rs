@@ -4,7 +4,7 @@
 //! (256 MiB of float32), so no case allocates more than a few of those.
 
 use super::case::Shape;
-use super::options::ReportOptions;
+use super::options::{ReportOptions, MAX_EXTRA_ROUNDS, MAX_EXTRA_ROUNDS_BUDGET_S, MAX_SETTLE_WIDTH};
 use crate::limits::{check_range, UsageError};
 use anyhow::Result;
 
@@ -94,6 +94,14 @@ pub(crate) fn check_ranges(o: &ReportOptions) -> Result<()> {
     check_range(&label("sampling.budget_ms", Some("--budget-ms")), s.budget_ms, 0, MAX_MS)?;
     check_range(&label("sampling.rounds", Some("--rounds")), s.rounds, 1, MAX_ROUNDS)?;
     check_range(&label("sampling.min_sample_us", Some("--min-sample-us")), s.min_sample_us, 0, MAX_SAMPLE_US)?;
+    // A relative width: 0 would never settle, NaN compares false with everything.
+    if !(o.settle_width > 0.0 && o.settle_width <= MAX_SETTLE_WIDTH) {
+        let name = label("settle_width", Some("--settle-width"));
+        return Err(UsageError(format!("{name} must be in (0, {MAX_SETTLE_WIDTH}], got {}", o.settle_width)).into());
+    }
+    check_range(&label("extra_rounds", Some("--extra-rounds")), o.extra_rounds, 0, MAX_EXTRA_ROUNDS)?;
+    let budget = label("extra_rounds_budget_s", Some("--extra-rounds-budget-s"));
+    check_range(&budget, o.extra_rounds_budget_s, 0, MAX_EXTRA_ROUNDS_BUDGET_S)?;
     Ok(())
 }
 
