@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// The C++ sources, one idea each; `guarded.h` is their shared error handling.
-const SOURCES: [&str; 3] = ["aten_ops.cpp", "adam.cpp", "weight_norm_out.cpp"];
+const SOURCES: [&str; 4] = ["aten_ops.cpp", "adam.cpp", "weight_norm_out.cpp", "mv_reused.cpp"];
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc");
