@@ -31,8 +31,9 @@ fn main() -> Result<()> {
         let mut sums = [0u128; PHASES.len()];
         for _ in 0..steps {
             let mut marks = [Instant::now(); PHASES.len() + 1];
-            let x =
-                Tensor::f_randn([10, 2], (Kind::Float, Device::Cpu))?.f_mul_scalar(random.random())?.f_mul_scalar(10.0)?;
+            let x = Tensor::f_randn([10, 2], (Kind::Float, Device::Cpu))?
+                .f_mul_scalar(random.random())?
+                .f_mul_scalar(10.0)?;
             marks[1] = Instant::now();
             model.weight_attr = model.layer.weight_t(false)?;
             marks[2] = Instant::now();

@@ -73,7 +73,13 @@ enum Variant {
 
 /// `compute_weight` with one mutation (the loop as norm runs it, then σ from the wrong
 /// product or from the right one without history).
-fn mutated_weight(weight_orig: &Tensor, u: &mut Tensor, v: &mut Tensor, case: &Case, variant: Variant) -> Result<Tensor> {
+fn mutated_weight(
+    weight_orig: &Tensor,
+    u: &mut Tensor,
+    v: &mut Tensor,
+    case: &Case,
+    variant: Variant,
+) -> Result<Tensor> {
     let w_mat = hooks::weight_to_matrix::<TchBackend>(weight_orig, case.dim)?;
     let (u_used, v_used, right, wrong) = tch::no_grad(|| -> Result<_> {
         let w_mat_t = TchBackend::t(&w_mat)?;
@@ -227,7 +233,10 @@ fn the_comparison_catches_a_wrong_reuse() -> Result<()> {
             if variant == Variant::ReuseWithoutHistory {
                 // Forward bits are right; the gradient is what breaks.
                 let diff = diff.unwrap_or_default();
-                ensure!(diff.contains("weight_orig.grad"), "{variant:?} on {case:?}: expected a gradient difference, got {diff}");
+                ensure!(
+                    diff.contains("weight_orig.grad"),
+                    "{variant:?} on {case:?}: expected a gradient difference, got {diff}"
+                );
             }
         }
     }
@@ -244,7 +253,11 @@ fn mv_reusing_has_mv_gradients_bit_for_bit() -> Result<()> {
             let seed = (base.wrapping_add(i as u64) % (1 << 62)) as i64;
             let (mat, vec, grad_out) = seeded(seed, || -> Result<_> {
                 let opts = (Kind::Float, Device::Cpu);
-                Ok((Tensor::f_randn([rows, cols], opts)?, Tensor::f_randn([cols], opts)?, Tensor::f_randn([rows], opts)?))
+                Ok((
+                    Tensor::f_randn([rows, cols], opts)?,
+                    Tensor::f_randn([cols], opts)?,
+                    Tensor::f_randn([rows], opts)?,
+                ))
             })?;
             let leaves = || -> Result<(Tensor, Tensor)> {
                 Ok((mat.f_detach()?.set_requires_grad(true), vec.f_detach()?.set_requires_grad(vec_requires_grad)))
