@@ -124,6 +124,19 @@ pub trait Backend: Sized + Clone + Debug + 'static {
 /// The optimizers need only what PyTorch's optimizers use: read a parameter's `.grad`,
 /// set it to `None`, and run updates outside the autograd graph.
 pub trait AutodiffBackend: Backend {
+    /// `torch.mv(mat, vec)` when its value is already known: `product` was computed from
+    /// the same `mat` and the same `vec` values (under no_grad, e.g. by the last power
+    /// iteration of spectral norm), so a deterministic kernel would give it again bit for
+    /// bit. The result must carry the history `mv` records, so every gradient is `mv`'s.
+    ///
+    /// The default composition ignores `product` and calls [`Backend::mv`]; a backend that
+    /// can attach `mv`'s backward to a tensor it already has (norm-tch: ATen's own
+    /// `MvBackward0`) overrides this and skips the second product.
+    fn mv_reusing(mat: &Self::Tensor, vec: &Self::Tensor, product: Self::Tensor) -> Result<Self::Tensor> {
+        drop(product);
+        Self::mv(mat, vec)
+    }
+
     /// The parameter's accumulated gradient (`p.grad`), `None` if it has none.
     fn grad(t: &Self::Tensor) -> Option<Self::Tensor>;
     /// `p.grad = grad`: replaces the accumulated gradient (shapes must match).

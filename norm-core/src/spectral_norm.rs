@@ -19,6 +19,19 @@
 //! simply `normalize(weight, dim=0, eps)`, with no u or v.
 //!
 //! `normalize` is [`crate::functional::normalize`] (eps clamps the norm from below).
+//!
+//! **The repeated product.** In the hook API's training forward the last iteration's
+//! `u = normalize(W_mat v)` has just computed `W_mat v` from the same `W_mat` and the same
+//! `v` values that σ's `dot(u, W_mat v)` multiplies again (σ reads clones of u, v). That
+//! product is reused through [`AutodiffBackend::mv_reusing`], which keeps `mv`'s autograd
+//! history (norm-tch attaches ATen's own `MvBackward0`), so σ, the weight, u, v and every
+//! gradient keep PyTorch's bits with one matrix-vector product fewer per forward.
+//!
+//! The parametrization API has no such saving: its last iteration computes `W_mat v_old`
+//! (before v is updated) and `W_matᴴ u`, while σ needs `W_mat v_new`, a product with the
+//! *new* v that no iteration has formed; the next forward's first product `W_mat' v_new`
+//! uses the weight after the optimizer step. Nothing is reusable bit-exactly, so
+//! [`parametrizations`] computes what PyTorch computes.
 
 use crate::backend::AutodiffBackend;
 use crate::error::{Error, Result};
@@ -133,19 +146,27 @@ pub mod hooks {
         do_power_iteration: bool,
     ) -> Result<B::Tensor> {
         let w_mat = weight_to_matrix::<B>(weight_orig, dim)?;
-        let (u_used, v_used) = if do_power_iteration {
-            B::no_grad(|| -> Result<_> {
-                let w_mat_t = B::t(&w_mat)?;
-                for _ in 0..n_power_iterations {
-                    normalize::<B>(&B::mv(&w_mat_t, u)?, 0, eps, Some(&mut *v))?;
-                    normalize::<B>(&B::mv(&w_mat, v)?, 0, eps, Some(&mut *u))?;
-                }
-                Ok((B::clone_contiguous(u)?, B::clone_contiguous(v)?))
-            })?
-        } else {
-            (B::shallow_clone(u), B::shallow_clone(v))
+        if !do_power_iteration {
+            return B::div(weight_orig, &sigma::<B>(&w_mat, u, v)?);
+        }
+        let (u_used, v_used, last_w_v) = B::no_grad(|| -> Result<_> {
+            let w_mat_t = B::t(&w_mat)?;
+            let mut last_w_v = None;
+            for _ in 0..n_power_iterations {
+                normalize::<B>(&B::mv(&w_mat_t, u)?, 0, eps, Some(&mut *v))?;
+                let w_v = B::mv(&w_mat, v)?;
+                normalize::<B>(&w_v, 0, eps, Some(&mut *u))?;
+                last_w_v = Some(w_v);
+            }
+            Ok((B::clone_contiguous(u)?, B::clone_contiguous(v)?, last_w_v))
+        })?;
+        // σ = dot(u, mv(W_mat, v)): the last iteration's `mv(W_mat, v)` is that product
+        // (same W_mat, v_used a clone of the v it read), so it is reused with mv's history.
+        let w_v = match last_w_v {
+            Some(product) => B::mv_reusing(&w_mat, &v_used, product)?,
+            None => B::mv(&w_mat, &v_used)?,
         };
-        B::div(weight_orig, &sigma::<B>(&w_mat, &u_used, &v_used)?)
+        B::div(weight_orig, &B::dot(&u_used, &w_v)?)
     }
 }
 

@@ -222,6 +222,11 @@ impl Backend for TchBackend {
 }
 
 impl AutodiffBackend for TchBackend {
+    /// The product itself, given `mv`'s history by ATen's `MvBackward0`
+    /// (`csrc/mv_reused.cpp`): one matrix-vector product fewer, the same graph and bits.
+    fn mv_reusing(mat: &Tensor, vec: &Tensor, product: Tensor) -> Result<Tensor> {
+        ffi::mv_reused(mat, vec, product)
+    }
     fn grad(t: &Tensor) -> Option<Tensor> {
         let grad = t.grad();
         grad.defined().then_some(grad)

@@ -548,3 +548,27 @@ impl Drop for CpuGenerator {
         unsafe { norm_cpu_generator_free(self.0) }
     }
 }
+
+// --- mv with a known product (csrc/mv_reused.cpp).
+
+extern "C" {
+    fn norm_mv_reused(
+        out: *mut *mut C_tensor,
+        mat: *const C_tensor,
+        vec: *const C_tensor,
+        product: *const C_tensor,
+    ) -> c_int;
+}
+
+/// `torch.mv(mat, vec)` given its value `product` (computed before from the same `mat` and
+/// `vec` values, under no_grad): `product`'s tensor with the history ATen's `mv` would give
+/// (an `MvBackward0` node). Errors when `product` has the wrong shape, dtype or device, or
+/// requires grad.
+pub fn mv_reused(mat: &Tensor, vec: &Tensor, product: Tensor) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: live handles; on success `out` is a new at::Tensor* (on product's tensor)
+    // owned by the returned Tensor.
+    check("mv_reused", unsafe { norm_mv_reused(&mut out, mat.as_ptr(), vec.as_ptr(), product.as_ptr()) })?;
+    // SAFETY: on success `out` is a new at::Tensor* that the returned Tensor owns.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
