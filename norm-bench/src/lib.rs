@@ -8,6 +8,7 @@
 
 pub mod format;
 pub mod golden;
+pub mod operator_norm;
 pub mod parity;
 pub mod report;
 pub mod seed_loop;

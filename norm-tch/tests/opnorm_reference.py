@@ -10,6 +10,8 @@ Reads one JSON object on stdin, prints one JSON object on stdout. Modes:
   n1 x n2 input, the singular values are those of the per-frequency matrices
   P[u, v] = FFT2(kernel, zero-padded to n1 x n2)[:, :, u, v] (out x in):
   {"sigma": [max over all frequencies of the largest singular value, per case]}.
+- "layers": parity-spec layers (norm-bench operator-norm's cases) built after
+  torch.manual_seed(seed): the reshaped weight's sigma and the dense operator's sigma.
 - "wn_init": Salimans & Kingma's data-dependent init in NumPy: t = (v/||v||) . x by explicit
   loops (linear, conv1d, conv_transpose1d at a stride/padding), biased mean/std over batch and
   positions: {"g": [...], "b": [...]} per case.
@@ -89,6 +91,32 @@ def wn_init(case):
     return {"g": g.tolist(), "b": (-mean * g).tolist()}
 
 
+def spec_layer(case):
+    """A parity-spec layer built right after torch.manual_seed(seed), as data/parity.py builds it:
+    {"sigma_reshaped", "sigma_operator"} (reshaped weight's matrix 2-norm; dense operator SVD)."""
+    torch.manual_seed(case["seed"])
+    layer = case["layer"]
+    kind = layer["kind"]
+    if kind == "linear":
+        m = torch.nn.Linear(layer["in_features"], layer["out_features"], bias=layer["bias"])
+        w = m.weight.detach().double()
+        return {"sigma_reshaped": float(torch.linalg.matrix_norm(w, 2)),
+                "sigma_operator": float(np.linalg.svd(w.numpy(), compute_uv=False)[0])}
+    n = int(kind[-2])
+    transposed = kind.startswith("conv_transpose")
+    cls = getattr(torch.nn, ("ConvTranspose%dd" if transposed else "Conv%dd") % n)
+    stride = layer.get("stride", [1] * n)
+    padding = layer.get("padding", [0] * n)
+    m = cls(layer["in_channels"], layer["out_channels"], layer["kernel_size"], stride=stride, padding=padding,
+            bias=layer["bias"])
+    w = m.weight.detach().double()
+    mat = (w.transpose(0, 1) if transposed else w).reshape(w.shape[1] if transposed else w.shape[0], -1)
+    dense = dense_sigma({"weight": w.flatten().tolist(), "shape": list(w.shape), "transposed": transposed,
+                         "stride": stride, "padding": padding, "dilation": [1] * n, "output_padding": [0] * n,
+                         "groups": 1, "circular": False, "input_size": case["input_size"]})
+    return {"sigma_reshaped": float(torch.linalg.matrix_norm(mat, 2)), "sigma_operator": dense}
+
+
 def main():
     request = json.load(sys.stdin)
     mode = request["mode"]
@@ -96,6 +124,8 @@ def main():
         out = {"sigma": [dense_sigma(c) for c in request["cases"]]}
     elif mode == "fft":
         out = {"sigma": [fft_sigma(c) for c in request["cases"]]}
+    elif mode == "layers":
+        out = {"cases": [spec_layer(c) for c in request["cases"]]}
     elif mode == "wn_init":
         out = {"cases": [wn_init(c) for c in request["cases"]]}
     else:

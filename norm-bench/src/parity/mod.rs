@@ -9,7 +9,7 @@ pub mod compare;
 pub mod layer;
 pub mod run;
 pub mod spec;
-mod unique_keys;
+pub(crate) mod unique_keys;
 
 use anyhow::{ensure, Context, Result};
 use std::path::Path;

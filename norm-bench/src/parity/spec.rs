@@ -256,7 +256,8 @@ fn parse_case(value: &Value) -> Result<Case> {
     Ok(Case { name, seed, layer, norm, train, input_shape, steps: steps as u64, optimizer })
 }
 
-fn parse_layer(value: &Value) -> Result<LayerSpec> {
+/// Parses one `layer` object of the spec (also `norm-bench operator-norm`'s `layer`), strictly.
+pub fn parse_layer(value: &Value) -> Result<LayerSpec> {
     let kind = value
         .get("kind")
         .and_then(Value::as_str)
