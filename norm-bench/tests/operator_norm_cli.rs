@@ -81,7 +81,13 @@ fn malformed_or_out_of_range_specs_exit_2() -> Result<()> {
         (with("seed", json!(-1)), "seed"),
         (with("extra", json!(1)), "extra"),
         (with("layer", json!({"kind": "embedding", "num_embeddings": 3, "embedding_dim": 2})), "layer.kind"),
-        (with("layer", json!({"kind": "conv2d", "in_channels": 2, "out_channels": 3, "kernel_size": [3], "bias": true})), "layer.kernel_size"),
+        (
+            with(
+                "layer",
+                json!({"kind": "conv2d", "in_channels": 2, "out_channels": 3, "kernel_size": [3], "bias": true}),
+            ),
+            "layer.kernel_size",
+        ),
     ];
     for (i, (spec, field)) in bad.iter().enumerate() {
         let path = write_spec(&format!("opnorm-bad-{i}"), spec)?;
