@@ -11,6 +11,7 @@ pub mod format;
 pub mod fuzz;
 pub mod golden;
 pub mod limits;
+pub mod operator_norm;
 pub mod parity;
 pub mod report;
 pub mod seed_loop;

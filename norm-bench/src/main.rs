@@ -68,6 +68,16 @@ enum Command {
     /// Compare two report folders: how every ratio and time moved (compare.md, compare.csv, compare.png);
     /// exit 1 on a regression beyond --threshold, 2 on bad input (docs/reports.md).
     Compare(norm_bench::compare::CompareArgs),
+    /// σ of PyTorch's spectral_norm (reshaped weight) beside the convolution's true operator
+    /// norm, per case of a spec (docs/operator_norm.md); exit 2 for a malformed spec.
+    OperatorNorm {
+        /// The spec file: {"cases": [{"name", "seed", "layer", "input_size", "tolerance", "max_iterations"}]}.
+        #[arg(long)]
+        spec: PathBuf,
+        /// Print one JSON object {"cases": [{"name", "sigma_reshaped", "sigma_operator", "iterations", "bound", "converged"}]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Rewrite a PyTorch checkpoint's normalized layers under one naming scheme (docs/checkpoints.md).
     Convert {
         /// The checkpoint to read: .pt/.pth written by torch.save, or .safetensors.
@@ -140,6 +150,30 @@ fn parity(
     write!(stdout, "{}", compare::render(&rows, differences_only))?;
     writeln!(stdout, "PyTorch side: {}", theirs.torch)?;
     Ok(if rows.iter().all(|r| r.equal) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `norm-bench operator-norm`: exit 0, or 2 for a malformed spec.
+fn operator_norm(spec_path: PathBuf, json: bool) -> Result<ExitCode> {
+    use norm_bench::operator_norm::{parse_spec, render, run_case};
+    let text = limits::read_text_bounded(&spec_path, limits::MAX_SPEC_BYTES, "the spec")?;
+    let cases = match parse_spec(&text) {
+        Ok(cases) => cases,
+        Err(e) => {
+            eprintln!("error: {}: {e:#}", spec_path.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let results = cases
+        .iter()
+        .map(|case| run_case(case).map_err(|e| e.context(format!("case \"{}\"", case.name))))
+        .collect::<Result<Vec<_>>>()?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        writeln!(stdout, "{}", serde_json::json!({ "cases": results }))?;
+    } else {
+        write!(stdout, "{}", render(&results))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A seed as `torch.manual_seed` and `random.seed` both take it here: an integer in [0, 2^64).
@@ -258,6 +292,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Fuzz(args) => match norm_bench::fuzz::run_cli(&args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::OperatorNorm { spec, json } => match operator_norm(spec, json) {
             Ok(code) => return code,
             Err(e) => Err(e),
         },

@@ -9,6 +9,9 @@
 //! - [`scheme`]: the state-dict names of every reparametrization, shared by layers and checkpoints.
 //! - [`var_store`]: the one door into a VarStore's variables (take, put, rename, find by identity).
 //! - [`checkpoint`]: PyTorch state dicts (`.pt`, `.safetensors`) in and out, every naming scheme.
+//! - [`operator_norm`]: the true operator norm of a convolution (power iteration on the
+//!   convolution and its exact adjoint), beside the reshaped kernel's σ (opt-in).
+//! - [`weight_norm_init`]: Salimans & Kingma's data-dependent init of weight norm's g and bias (opt-in).
 //! - [`mod@weight_norm_out`]: `torch._weight_norm` into a reused tensor (same bits, no allocation).
 //!
 //! Bit-exactness with PyTorch holds on the same machine with the same thread count
@@ -20,9 +23,11 @@ pub mod checkpoint;
 mod ffi;
 pub mod init;
 pub mod layers;
+pub mod operator_norm;
 pub mod optim;
 pub mod scheme;
 pub mod var_store;
+pub mod weight_norm_init;
 pub mod weight_norm_out;
 
 pub use backend::TchBackend;

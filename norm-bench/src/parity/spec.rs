@@ -318,7 +318,8 @@ fn parse_case(value: &Value) -> Result<Case> {
     Ok(case)
 }
 
-fn parse_layer(value: &Value) -> Result<LayerSpec> {
+/// Parses one `layer` object of the spec (also `norm-bench operator-norm`'s `layer`), strictly.
+pub fn parse_layer(value: &Value) -> Result<LayerSpec> {
     let kind = value
         .get("kind")
         .and_then(Value::as_str)
