@@ -91,7 +91,7 @@ impl Run {
             bail!("{}: not a report folder (no such directory)", dir.display());
         }
         let path = dir.join("timing.csv");
-        let text = std::fs::read_to_string(&path)
+        let text = crate::limits::read_text_bounded(&path, crate::limits::MAX_SPEC_BYTES, "the timing table")
             .with_context(|| format!("{}: not a report folder (cannot read timing.csv)", dir.display()))?;
         Self::parse(dir, &text).with_context(|| format!("{} is malformed", path.display()))
     }

@@ -1,4 +1,5 @@
-//! Command lines for every subcommand with extreme and garbage values: each starts from a
+//! Command lines for every subcommand (seed-loop, report, parity, compare, operator-norm,
+//! convert) with extreme and garbage values: each starts from a
 //! small valid command (one that finishes in about a second) and replaces, drops or repeats
 //! a few of its flags; `report --config` files get a hostile value in one field.
 
@@ -218,6 +219,9 @@ fn report(rng: &mut Rng, what: &mut Vec<String>) -> Case {
         ("--budget-ms", true, false),
         ("--min-samples", true, false),
         ("--max-samples", true, false),
+        ("--settle-width", true, false),
+        ("--extra-rounds", true, false),
+        ("--extra-rounds-budget-s", true, false),
         ("--run", true, false),
         ("--config", true, true),
         ("--python", true, true),
@@ -321,13 +325,78 @@ fn convert(rng: &mut Rng, pt: &[(String, Vec<u8>)], what: &mut Vec<String>) -> C
     case
 }
 
+/// `compare` on folders that are not report runs, or whose `timing.csv` is damaged.
+fn compare(rng: &mut Rng, what: &mut Vec<String>) -> Case {
+    let header = "op,shape,rows,cols,dtype,device,n_power_iterations,threads,rust_median_us,pytorch_median_us,\
+                  ratio_median_rust_over_pytorch,ratio_low,ratio_high";
+    let row = rng.pick(&[
+        "copy,8x8,8,8,f32,cpu,,1,1.0,2.0,0.5,0.4,0.6",
+        "copy,8x8,8,8,f32,cpu,,1,NaN,0,inf,,",
+        "copy,8x8,8,8,f32,cpu,,1,1e308,1e-308,1e616,-1,x",
+        "copy,8x8",
+        "\"unterminated,8x8",
+    ]);
+    let mut table = format!("{header}\n{row}\n{row}\n").into_bytes();
+    if rng.one_in(2) {
+        let at = rng.below(table.len());
+        table.truncate(at);
+        what.push(format!("timing.csv cut at {at}"));
+    }
+    let mut args = strings(&["compare", "{dir}", "{dir}", "--no-plot", "--out", "{dir}/cmp"]);
+    if rng.one_in(3) {
+        let i = 1 + rng.below(2);
+        args[i] = path(rng);
+        what.push(format!("run {}", args[i]));
+    }
+    // `--out` stays inside the case's folder: a fuzzed path could be `/`.
+    let flags = [("--threshold", true, false), ("--python", true, true)];
+    mutate_flags(&mut args, &flags, rng, what);
+    let mut case = Case::command(Family::Cli, args);
+    case.input = Some(("timing.csv".into(), table));
+    case.files.push(garbage_file());
+    case.check_leftovers = false;
+    case
+}
+
+/// `operator-norm` on a one-case spec with one field made hostile.
+fn operator_norm(rng: &mut Rng, what: &mut Vec<String>) -> Case {
+    let mut case_json = json!({
+        "name": "c", "seed": 0, "input_size": [8],
+        "layer": {"kind": "conv1d", "in_channels": 2, "out_channels": 3, "kernel_size": [3], "bias": true},
+        "tolerance": 1e-4, "max_iterations": 50
+    });
+    let field = *rng.pick(&["seed", "input_size", "tolerance", "max_iterations", "layer", "name"]);
+    let hostile: Value = match rng.below(9) {
+        0 => json!(-1),
+        1 => json!(0),
+        2 => json!(u64::MAX),
+        3 => json!(1e39),
+        4 => json!([1u64 << 40]),
+        5 => json!([65536, 65536, 65536]),
+        6 => json!("8"),
+        7 => Value::Null,
+        _ => json!({"kind": "conv3d", "in_channels": 4096, "out_channels": 4096, "kernel_size": [9, 9, 9]}),
+    };
+    what.push(format!("{field}={:.40}", hostile.to_string()));
+    case_json[field] = hostile;
+    let spec = json!({ "cases": [case_json] }).to_string().into_bytes();
+    let mut args = strings(&["operator-norm", "--spec", "{dir}/spec.json", "--json"]);
+    mutate_flags(&mut args, &[("--spec", true, true), ("--json", false, false)], rng, what);
+    let mut case = Case::command(Family::Cli, args);
+    case.input = Some(("spec.json".into(), spec));
+    case.files.push(garbage_file());
+    case
+}
+
 /// A command line for one of the subcommands.
 pub fn generate(rng: &mut Rng, pt: &[(String, Vec<u8>)], spec_cases: &[Value]) -> Case {
     let mut what = Vec::new();
-    let mut case = match rng.below(4) {
+    let mut case = match rng.below(6) {
         0 => seed_loop(rng, &mut what),
         1 => report(rng, &mut what),
         2 => parity(rng, spec_cases, &mut what),
+        3 => compare(rng, &mut what),
+        4 => operator_norm(rng, &mut what),
         _ => convert(rng, pt, &mut what),
     };
     case.what = format!("{}: {}", case.args[0], what.join(", "));
