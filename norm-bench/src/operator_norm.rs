@@ -12,7 +12,6 @@
 
 use crate::parity::layer::{build_layer, AnyLayer};
 use crate::parity::spec::{parse_layer, LayerSpec};
-use crate::parity::unique_keys::UniqueKeys;
 use anyhow::{anyhow, bail, Result};
 use norm_tch::layers::WeightedLayer;
 use norm_tch::operator_norm::{operator_norm, reshaped_sigma, AsOperator, ConvOperator, OperatorNormOptions};
@@ -169,27 +168,7 @@ fn parse_case(value: &Value) -> Result<Case> {
 /// Parses a spec (strictly: unknown or repeated keys, wrong types and out-of-range values
 /// are errors naming the case and the field).
 pub fn parse_spec(text: &str) -> Result<Vec<Case>> {
-    serde_json::from_str::<UniqueKeys>(text).map_err(|e| anyhow!("spec is not valid JSON: {e}"))?;
-    let root: Value = serde_json::from_str(text).map_err(|e| anyhow!("spec is not valid JSON: {e}"))?;
-    let root = root.as_object().ok_or_else(|| anyhow!("spec: expected an object {{\"cases\": [...]}}"))?;
-    if let Some(key) = root.keys().find(|k| *k != "cases") {
-        bail!("spec: unknown key `{key}` (expected only `cases`)");
-    }
-    let cases = root.get("cases").and_then(Value::as_array).ok_or_else(|| anyhow!("spec: `cases` must be an array"))?;
-    let mut names = std::collections::HashSet::new();
-    let mut parsed = Vec::with_capacity(cases.len());
-    for (index, case) in cases.iter().enumerate() {
-        let label = match case.get("name").and_then(Value::as_str) {
-            Some(name) => format!("case {index} (\"{name}\")"),
-            None => format!("case {index}"),
-        };
-        let case = parse_case(case).map_err(|e| anyhow!("{label}: {e}"))?;
-        if !names.insert(case.name.clone()) {
-            bail!("{label}: field `name`: duplicate case name");
-        }
-        parsed.push(case);
-    }
-    Ok(parsed)
+    crate::parity::spec::parse_case_list(text, parse_case, |case| &case.name)
 }
 
 fn operator_of(layer: &AnyLayer, input_size: &[i64]) -> norm_core::Result<ConvOperator> {

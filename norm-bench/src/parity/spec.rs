@@ -187,6 +187,18 @@ pub const MAX_STEPS: i64 = 100_000;
 
 /// Parses a spec from JSON text.
 pub fn parse_spec(text: &str) -> Result<Spec> {
+    Ok(Spec { cases: parse_case_list(text, parse_case, |case| &case.name)? })
+}
+
+/// The cases of a `{"cases": [...]}` spec (a parity spec, or another spec of named cases such
+/// as `norm-bench operator-norm`'s), each parsed by `parse_case`: strictly, as JSON without
+/// repeated keys, no key besides `cases`, case names unique; an error names the case (index
+/// and name) and the field.
+pub fn parse_case_list<T>(
+    text: &str,
+    parse_case: impl Fn(&Value) -> Result<T>,
+    name_of: impl Fn(&T) -> &str,
+) -> Result<Vec<T>> {
     serde_json::from_str::<UniqueKeys>(text).map_err(|e| anyhow!("spec is not valid JSON: {e}"))?;
     let root: Value = serde_json::from_str(text).map_err(|e| anyhow!("spec is not valid JSON: {e}"))?;
     let root = root.as_object().ok_or_else(|| anyhow!("spec: expected an object {{\"cases\": [...]}}"))?;
@@ -202,12 +214,12 @@ pub fn parse_spec(text: &str) -> Result<Spec> {
             None => format!("case {index}"),
         };
         let case = parse_case(case).map_err(|e| anyhow!("{label}: {e}"))?;
-        if !names.insert(case.name.clone()) {
+        if !names.insert(name_of(&case).to_string()) {
             bail!("{label}: field `name`: duplicate case name");
         }
         parsed.push(case);
     }
-    Ok(Spec { cases: parsed })
+    Ok(parsed)
 }
 
 struct Fields<'a> {
