@@ -288,7 +288,7 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
     /// let fc = linear(&(vs.root() / "fc"), 3, 2, LinearConfig::default())?;
     /// let mut fc = weight_norm(&vs, fc, Some(0))?;
     /// fc.set_guards(WeightNormGuards { eps: None, checked: true })?;
-    /// tch::no_grad(|| fc.weight_v().zero_()); // ‖v‖ = 0: PyTorch would return NaN
+    /// tch::no_grad(|| drop(fc.weight_v().shallow_clone().zero_())); // ‖v‖ = 0: PyTorch would return NaN
     /// let err = fc.f_forward(&tch::Tensor::ones([1, 3], (tch::Kind::Float, tch::Device::Cpu))).unwrap_err();
     /// assert!(matches!(err, norm_tch::Error::NonFinite { quantity: "‖v‖", .. }), "{err}");
     /// # Ok(()) }
