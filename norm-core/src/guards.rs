@@ -6,7 +6,7 @@
 //! - spectral norm, `sigma_floor`: `w = weight_orig / max(σ, sigma_floor)`
 //!   ([`crate::spectral_norm::SpectralNormGuards`]);
 //! - `checked`: before the division, the weight, `‖v‖` (or σ) and, for weight norm, `g` are
-//!   read (as float32, under no_grad); a value that is not finite, or a divisor that is zero,
+//!   read (as float64, exactly, under no_grad); a value that is not finite, or a divisor that is zero,
 //!   is an [`Error::NonFinite`] naming the layer and the value. The checks only read: when they
 //!   pass the result is the same tensor, bit for bit, as without them.
 //!
@@ -32,22 +32,19 @@ impl Requirement {
         }
     }
 
-    fn accepts(self, x: f32) -> bool {
+    fn accepts(self, x: f64) -> bool {
         x.is_finite() && (self == Requirement::Finite || x != 0.0)
     }
 }
 
 /// Checks every value of `t` against `requirement`; the first that fails is an
-/// [`Error::NonFinite`] naming `layer` and `quantity`. Reads `t` (as float32) and changes nothing.
+/// [`Error::NonFinite`] naming `layer` and `quantity`. Reads `t` (as float64, exactly) and changes nothing.
 pub fn check<B: Backend>(t: &B::Tensor, layer: &str, quantity: &'static str, requirement: Requirement) -> Result<()> {
-    let values = B::to_f32_vec(t)?;
+    let values = B::to_f64_vec(t)?;
     match values.iter().find(|&&x| !requirement.accepts(x)) {
-        Some(&x) => Err(Error::NonFinite {
-            layer: layer.to_string(),
-            quantity,
-            value: x as f64,
-            expected: requirement.expected(),
-        }),
+        Some(&x) => {
+            Err(Error::NonFinite { layer: layer.to_string(), quantity, value: x, expected: requirement.expected() })
+        }
         None => Ok(()),
     }
 }

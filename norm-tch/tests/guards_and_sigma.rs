@@ -389,3 +389,28 @@ fn sigma_is_within_its_bound_of_the_svd() -> Result<()> {
     );
     Ok(())
 }
+
+/// Checked mode reads values exactly in their own dtype: a float64 divisor far below float32's
+/// smallest subnormal is non-zero and one beyond float32's range is finite, so neither is refused;
+/// zero, infinity and NaN are, naming the value.
+#[test]
+fn checked_values_are_read_exactly_in_float64() {
+    use norm_core::guards::{check, Requirement};
+    use norm_tch::TchBackend;
+    for ok in [1e-300f64, 1e-50, 3.5e38, 1e300] {
+        let t = Tensor::from_slice(&[1.0f64, ok]);
+        check::<TchBackend>(&t, "enc.fc", "σ", Requirement::FiniteNonZero).unwrap();
+    }
+    for (bad, requirement) in
+        [(0.0f64, Requirement::FiniteNonZero), (f64::INFINITY, Requirement::Finite), (f64::NAN, Requirement::Finite)]
+    {
+        let t = Tensor::from_slice(&[1.0f64, bad]);
+        match check::<TchBackend>(&t, "enc.fc", "σ", requirement) {
+            Err(Error::NonFinite { layer, value, .. }) => {
+                assert_eq!(layer, "enc.fc");
+                assert!(value.to_bits() == bad.to_bits() || (value.is_nan() && bad.is_nan()), "{value} vs {bad}");
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+}
