@@ -41,6 +41,12 @@ pub trait Backend: Sized + Clone + Debug + 'static {
     fn from_f32(data: &[f32], shape: &[usize], device: &Self::Device) -> Result<Self::Tensor>;
     /// The tensor's values as float32, row-major (copied to the host if needed).
     fn to_f32_vec(t: &Self::Tensor) -> Result<Vec<f32>>;
+    /// The tensor's values as float64, row-major, exactly for every dtype up to float64
+    /// (a float64 value beyond float32's range or below its smallest subnormal stays what it
+    /// is). The default widens [`Backend::to_f32_vec`], exact for a float32-only backend.
+    fn to_f64_vec(t: &Self::Tensor) -> Result<Vec<f64>> {
+        Ok(Self::to_f32_vec(t)?.into_iter().map(f64::from).collect())
+    }
     /// A deep copy (`Tensor.clone()`).
     fn deep_clone(t: &Self::Tensor) -> Result<Self::Tensor>;
 

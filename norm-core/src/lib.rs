@@ -4,6 +4,7 @@
 //! - [`backend`]: the [`Backend`]/[`AutodiffBackend`] traits, one method per ATen op.
 //! - [`weight_norm`]: `w = g * v / ‖v‖` with PyTorch's `dim` contract.
 //! - [`spectral_norm`]: `w / σ` with power iteration, both PyTorch APIs.
+//! - [`guards`]: opt-in eps, σ floor and checked mode (no NaN weights).
 //! - [`functional`]: `F.normalize` and other compositions PyTorch writes in Python.
 //! - [`optim`]: [`optim::Adam`], op for op as `torch.optim.Adam` on CPU.
 //! - [`random`]: CPython's `random.seed`/`random.random`.
@@ -17,6 +18,7 @@ pub mod backend;
 pub mod conformance;
 pub mod error;
 pub mod functional;
+pub mod guards;
 pub mod optim;
 pub mod random;
 pub mod reference;

@@ -45,6 +45,55 @@ pub fn check_n_power_iterations(n_power_iterations: i64) -> Result<usize> {
     Ok(n_power_iterations as usize)
 }
 
+/// Opt-in guards for spectral norm ([`crate::guards`]); the default is PyTorch's behaviour.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SpectralNormGuards {
+    /// `Some(floor)`: `weight = weight_orig / max(σ, floor)` (one `clamp_min` on the 0-dim σ,
+    /// added to the graph only when set). `None` (default): `weight_orig / σ`, PyTorch's op.
+    pub sigma_floor: Option<f64>,
+    /// Checked mode: `weight_orig` must be finite and the divisor σ (after the floor) finite
+    /// and non-zero, else [`Error::NonFinite`]; the checks only read, so a passing forward
+    /// returns PyTorch's bits (with no floor).
+    pub checked: bool,
+}
+
+impl SpectralNormGuards {
+    /// Errors: a `sigma_floor` that is not positive and finite.
+    pub fn validate(&self) -> Result<()> {
+        crate::guards::check_floor("sigma_floor", self.sigma_floor)
+    }
+}
+
+/// The guarded checks on the weight, before any power iteration reads it.
+fn check_weight<B: AutodiffBackend>(weight: &B::Tensor, guards: &SpectralNormGuards, layer: &str) -> Result<()> {
+    guards.validate()?;
+    if guards.checked {
+        crate::guards::check::<B>(weight, layer, "weight", crate::guards::Requirement::Finite)?;
+    }
+    Ok(())
+}
+
+/// `weight / σ`, or `weight / max(σ, floor)`, after checking the divisor in checked mode.
+fn divide_by_sigma<B: AutodiffBackend>(
+    weight: &B::Tensor,
+    sigma: &B::Tensor,
+    guards: &SpectralNormGuards,
+    layer: &str,
+) -> Result<B::Tensor> {
+    let floored;
+    let divisor = match guards.sigma_floor {
+        Some(floor) => {
+            floored = B::clamp_min(sigma, floor)?;
+            &floored
+        }
+        None => sigma,
+    };
+    if guards.checked {
+        crate::guards::check::<B>(divisor, layer, "σ", crate::guards::Requirement::FiniteNonZero)?;
+    }
+    B::div(weight, divisor)
+}
+
 /// `W_mat`: `weight` with axis `dim` moved first (`permute(dim, *others)` when `dim != 0`).
 fn permuted<B: AutodiffBackend>(weight: &B::Tensor, dim: usize) -> Result<B::Tensor> {
     if dim == 0 {
@@ -145,9 +194,32 @@ pub mod hooks {
         eps: f64,
         do_power_iteration: bool,
     ) -> Result<B::Tensor> {
+        let guards = SpectralNormGuards::default();
+        compute_weight_and_sigma::<B>(weight_orig, u, v, dim, n_power_iterations, eps, do_power_iteration, &guards, "")
+            .map(|(weight, _)| weight)
+    }
+
+    /// [`compute_weight`] with [`SpectralNormGuards`] (`layer` names the layer in errors),
+    /// also returning the σ tensor the weight was divided by (before any floor): the 0-dim
+    /// `dot(u, W_mat v)` of the graph, not a recomputation. With the default guards the ops
+    /// and bits are [`compute_weight`]'s, which is this function.
+    #[allow(clippy::too_many_arguments)]
+    pub fn compute_weight_and_sigma<B: AutodiffBackend>(
+        weight_orig: &B::Tensor,
+        u: &mut B::Tensor,
+        v: &mut B::Tensor,
+        dim: usize,
+        n_power_iterations: usize,
+        eps: f64,
+        do_power_iteration: bool,
+        guards: &SpectralNormGuards,
+        layer: &str,
+    ) -> Result<(B::Tensor, B::Tensor)> {
+        check_weight::<B>(weight_orig, guards, layer)?;
         let w_mat = weight_to_matrix::<B>(weight_orig, dim)?;
         if !do_power_iteration {
-            return B::div(weight_orig, &sigma::<B>(&w_mat, u, v)?);
+            let sigma = sigma::<B>(&w_mat, u, v)?;
+            return Ok((divide_by_sigma::<B>(weight_orig, &sigma, guards, layer)?, sigma));
         }
         let (u_used, v_used, last_w_v) = B::no_grad(|| -> Result<_> {
             let w_mat_t = B::t(&w_mat)?;
@@ -166,7 +238,8 @@ pub mod hooks {
             Some(product) => B::mv_reusing(&w_mat, &v_used, product)?,
             None => B::mv(&w_mat, &v_used)?,
         };
-        B::div(weight_orig, &B::dot(&u_used, &w_v)?)
+        let sigma = B::dot(&u_used, &w_v)?;
+        Ok((divide_by_sigma::<B>(weight_orig, &sigma, guards, layer)?, sigma))
     }
 }
 
@@ -263,15 +336,31 @@ pub mod parametrizations {
         /// `_SpectralNorm.forward(weight)`: one evaluation of the parametrized weight
         /// (iterating first in training mode).
         pub fn forward(&mut self, weight: &B::Tensor, training: bool) -> Result<B::Tensor> {
+            self.forward_with_sigma(weight, training, &SpectralNormGuards::default(), "").map(|(w, _)| w)
+        }
+
+        /// [`SpectralNormState::forward`] with [`SpectralNormGuards`] (`layer` names the layer
+        /// in errors), also returning the σ tensor the weight was divided by (before any
+        /// floor; `None` for a 1-D weight, which is `normalize(weight)` with no σ and no
+        /// floor). With the default guards the ops and bits are [`SpectralNormState::forward`]'s.
+        pub fn forward_with_sigma(
+            &mut self,
+            weight: &B::Tensor,
+            training: bool,
+            guards: &SpectralNormGuards,
+            layer: &str,
+        ) -> Result<(B::Tensor, Option<B::Tensor>)> {
+            check_weight::<B>(weight, guards, layer)?;
             if self.u.is_none() {
-                return normalize::<B>(weight, 0, self.eps, None);
+                return Ok((normalize::<B>(weight, 0, self.eps, None)?, None));
             }
             let w_mat = weight_to_matrix::<B>(weight, self.dim)?;
             if training {
                 self.power_method(&w_mat, self.n_power_iterations)?;
             }
             let (Some(u), Some(v)) = (self.u.as_ref(), self.v.as_ref()) else { unreachable!("checked above") };
-            B::div(weight, &sigma::<B>(&w_mat, u, v)?)
+            let sigma = sigma::<B>(&w_mat, u, v)?;
+            Ok((divide_by_sigma::<B>(weight, &sigma, guards, layer)?, Some(sigma)))
         }
     }
 
@@ -289,4 +378,28 @@ pub mod parametrizations {
         let w_mat = weight_to_matrix::<B>(weight, dim)?;
         B::div(weight, &sigma::<B>(&w_mat, u, v)?)
     }
+}
+
+/// A spectral-norm layer's last σ estimate with a bound on its error.
+///
+/// `sigma` is the σ the last weight computation divided by (the 0-dim `dot(u, W_mat v)` /
+/// `vdot(u, W_mat v)` of PyTorch's graph, before any floor); `bound` is
+///
+/// `bound = sqrt((‖W_mat v − σ u‖² + ‖W_matᵀ u − σ v‖²) / (‖u‖² + ‖v‖²))`
+///
+/// from the current `W_mat` and the stored `u`, `v` (those σ was computed from). It bounds
+/// the distance from σ to the spectrum: the symmetric matrix `H = [[0, W_mat], [W_matᵀ, 0]]`
+/// has the eigenvalues `±σᵢ` (and `0` when `W_mat` is not square), and for the vector
+/// `x = [u; v]`, `‖H x − σ x‖ / ‖x‖` is exactly the ratio above; for a symmetric matrix some
+/// eigenvalue λ satisfies `|σ − λ| ≤ ‖H x − σ x‖ / ‖x‖`. So some singular value σᵢ of `W_mat`
+/// (or 0) lies within `bound` of σ. Both residuals are needed: after the hook API's last
+/// iteration `u = normalize(W_mat v)`, so `W_mat v − σ u` is ~0 by construction and only
+/// `W_matᵀ u − σ v` measures convergence (the reverse holds for the parametrization API).
+/// Once power iteration has converged to the top singular pair, that σᵢ is the largest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SigmaEstimate {
+    /// The last σ estimate.
+    pub sigma: f64,
+    /// `|σ − σᵢ| ≤ bound` for some singular value σᵢ of the current `W_mat` (or 0).
+    pub bound: f64,
 }

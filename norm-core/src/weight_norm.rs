@@ -115,3 +115,77 @@ pub fn compute_weight<B: Backend>(v: &B::Tensor, g: &B::Tensor, dim: WeightNormD
     }
     B::weight_norm(v, g, dim.value())
 }
+
+/// Opt-in guards for weight norm ([`crate::guards`]); the default is PyTorch's behaviour.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WeightNormGuards {
+    /// `Some(eps)`: `w = g · v / max(‖v‖, eps)` (the norm clamped from below, as
+    /// `F.normalize` clamps it), computed as `v * (g / norm_except_dim(v, 2, dim).clamp_min(eps))`
+    /// — ATen's composite formula with the clamp, so even where `‖v‖ > eps` its rounding may
+    /// differ from the fused `_weight_norm` kernel. `None` (default): `torch._weight_norm`.
+    pub eps: Option<f64>,
+    /// Checked mode: `v` and `g` must be finite and the divisor `‖v‖` (after the clamp)
+    /// finite and non-zero, else [`Error::NonFinite`]; the checks do not change the result.
+    pub checked: bool,
+}
+
+impl WeightNormGuards {
+    /// Errors: an `eps` that is not positive and finite.
+    pub fn validate(&self) -> Result<()> {
+        crate::guards::check_floor("eps", self.eps)
+    }
+}
+
+/// [`compute_weight`] with [`WeightNormGuards`]; `layer` names the layer in errors. With the
+/// default guards it is [`compute_weight`] (PyTorch's bits).
+///
+/// ```
+/// use norm_core::reference::RefBackend as B;
+/// use norm_core::{Backend, Error};
+/// use norm_core::weight_norm::{compute_weight_guarded, WeightNormDim, WeightNormGuards};
+/// let dev = Default::default();
+/// let v = B::from_f32(&[0.0, 0.0, 3.0, 4.0], &[2, 2], &dev).unwrap(); // row 0: ‖v‖ = 0
+/// let g = B::from_f32(&[1.0, 2.0], &[2, 1], &dev).unwrap();
+/// let checked = WeightNormGuards { eps: None, checked: true };
+/// let err = compute_weight_guarded::<B>(&v, &g, WeightNormDim::default(), &checked, "fc").unwrap_err();
+/// assert!(matches!(err, Error::NonFinite { quantity: "‖v‖", value, .. } if value == 0.0));
+/// let eps = WeightNormGuards { eps: Some(1e-6), checked: false };
+/// let w = compute_weight_guarded::<B>(&v, &g, WeightNormDim::default(), &eps, "fc").unwrap();
+/// assert_eq!(B::to_f32_vec(&w).unwrap(), [0.0, 0.0, 1.2, 1.6]); // g v / max(‖v‖, eps)
+/// ```
+pub fn compute_weight_guarded<B: Backend>(
+    v: &B::Tensor,
+    g: &B::Tensor,
+    dim: WeightNormDim,
+    guards: &WeightNormGuards,
+    layer: &str,
+) -> Result<B::Tensor> {
+    use crate::guards::{check, Requirement};
+    if guards.eps.is_none() && !guards.checked {
+        return compute_weight::<B>(v, g, dim);
+    }
+    guards.validate()?;
+    if guards.checked {
+        check::<B>(v, layer, "weight_v", Requirement::Finite)?;
+        check::<B>(g, layer, "weight_g", Requirement::Finite)?;
+    }
+    let Some(eps) = guards.eps else {
+        // Checked only: the divisor ‖v‖ (one norm per slice), then PyTorch's kernel.
+        check::<B>(&B::norm_except_dim(v, 2, dim.value())?, layer, "‖v‖", Requirement::FiniteNonZero)?;
+        return compute_weight::<B>(v, g, dim);
+    };
+    let v_shape = B::shape(v);
+    let expected = dim.g_shape(&v_shape)?;
+    if B::shape(g) != expected {
+        return Err(Error::ShapeMismatch {
+            what: format!("weight_g for weight_v of shape {v_shape:?} and dim {dim}"),
+            expected,
+            got: B::shape(g),
+        });
+    }
+    let norm = B::clamp_min(&B::norm_except_dim(v, 2, dim.value())?, eps)?;
+    if guards.checked {
+        check::<B>(&norm, layer, "‖v‖", Requirement::FiniteNonZero)?;
+    }
+    B::mul(v, &B::div(g, &norm)?)
+}

@@ -126,6 +126,15 @@ impl Backend for TchBackend {
             .map_err(tch_err("to_f32_vec"))?;
         Vec::<f32>::try_from(&flat).map_err(tch_err("to_f32_vec"))
     }
+    fn to_f64_vec(t: &Tensor) -> Result<Vec<f64>> {
+        let flat = t
+            .f_to_kind(Kind::Double)
+            .and_then(|t| t.f_to_device(Device::Cpu))
+            .and_then(|t| t.f_contiguous())
+            .and_then(|t| t.f_reshape([-1]))
+            .map_err(tch_err("to_f64_vec"))?;
+        Vec::<f64>::try_from(&flat).map_err(tch_err("to_f64_vec"))
+    }
     fn deep_clone(t: &Tensor) -> Result<Tensor> {
         crate::var_store::detached_copy(t)
     }

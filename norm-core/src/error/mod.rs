@@ -100,6 +100,21 @@ pub enum Error {
         message: String,
     },
 
+    /// A normalization in checked mode ([`crate::guards`]) met a quantity that is zero or not
+    /// finite (NaN, ±inf) where the forward would divide by it or carry it into the weight:
+    /// instead of a NaN weight, this error names the layer, the quantity and its value.
+    #[error("{layer}: {quantity} is {value}, expected {expected} (the normalized weight would not be finite)")]
+    NonFinite {
+        /// The layer, by its module path (`module `disc.0``).
+        layer: String,
+        /// What was checked: `weight`, `weight_g`, `‖v‖`, `σ`.
+        quantity: &'static str,
+        /// The first offending value (read as float32).
+        value: f64,
+        /// What it must be (`finite`, `finite and non-zero`).
+        expected: &'static str,
+    },
+
     /// A file could not be opened, read or written; `source` is the operating system's error.
     #[error("cannot {op} `{}`", .path.display())]
     Io {

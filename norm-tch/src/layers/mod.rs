@@ -25,6 +25,7 @@ mod linear;
 pub mod normalizations;
 mod normalized;
 pub mod reparam;
+pub mod sigma;
 
 pub use cache::CacheStats;
 pub use conv::{conv1d, conv2d, conv3d, Conv, Conv1d, Conv2d, Conv3d, ConvOptions};
@@ -35,6 +36,8 @@ pub use conv_transpose::{
 pub use embedding::{embedding, Embedding, EmbeddingOptions};
 pub use fold::{fold_all, unfold_all, Foldable};
 pub use linear::{linear, LinearConfig};
+pub use norm_core::spectral_norm::{SigmaEstimate, SpectralNormGuards};
+pub use norm_core::weight_norm::WeightNormGuards;
 pub use normalizations::{
     parametrizations, spectral_norm, weight_norm, ParametrizedSpectralNorm, ParametrizedWeightNorm, SpectralNorm,
     WeightNorm,

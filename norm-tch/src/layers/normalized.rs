@@ -63,6 +63,10 @@ pub struct Normalized<L: WeightedLayer, R: Reparametrization> {
     /// While folded: the optimizer group of each of the others (`None`: a buffer).
     pub(super) groups: Vec<Option<usize>>,
     pub(super) cache: WeightCache,
+    /// The opt-in guards ([`Normalized::set_guards`]); default: PyTorch's behaviour.
+    pub(super) guards: R::Guards,
+    /// The σ tensor of the last weight computation, detached (spectral norm; [`super::sigma`]).
+    pub(super) last_sigma: std::sync::Mutex<Option<Tensor>>,
 }
 
 /// The name `layer`'s weight is registered under in `store`, and its module
@@ -184,6 +188,8 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
             folded: false,
             groups: Vec::new(),
             cache: WeightCache::default(),
+            guards: R::Guards::default(),
+            last_sigma: Default::default(),
         })
     }
 
@@ -213,6 +219,8 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
             others: p.others,
             folded: true,
             cache: WeightCache::default(),
+            guards: R::Guards::default(),
+            last_sigma: Default::default(),
         })
     }
 
@@ -248,7 +256,54 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
         if self.folded {
             return Ok(self.entries.plain.shallow_clone());
         }
-        self.reparam.weight_t(&self.entries, train)
+        let layer = if self.guards == R::Guards::default() { String::new() } else { self.module.to_string() };
+        let (weight, sigma) = self.reparam.weight_and_sigma(&self.entries, train, &self.guards, &layer)?;
+        if let Some(sigma) = sigma {
+            // A detached alias of the graph's σ: no op is added, no bit changes.
+            let sigma = sigma.f_detach().map_err(crate::backend::tch_err("detach"))?;
+            *self.last_sigma.lock().unwrap_or_else(|e| e.into_inner()) = Some(sigma);
+        }
+        Ok(weight)
+    }
+
+    /// The opt-in guards in force ([`norm_core::guards`]).
+    pub fn guards(&self) -> &R::Guards {
+        &self.guards
+    }
+
+    /// Sets the opt-in guards ([`norm_core::guards`]): weight norm's
+    /// [`WeightNormGuards`](norm_core::weight_norm::WeightNormGuards) (`eps`: `g · v / max(‖v‖, eps)`),
+    /// spectral norm's [`SpectralNormGuards`](norm_core::spectral_norm::SpectralNormGuards)
+    /// (`sigma_floor`: `weight_orig / max(σ, sigma_floor)`), and for both `checked`: a weight
+    /// computation meeting a non-finite weight or a zero or non-finite divisor returns
+    /// [`Error::NonFinite`] naming this layer's module path and the value, instead of a NaN
+    /// weight. Drops the cached eval-mode weight.
+    ///
+    /// Errors: an eps or floor that is not positive and finite (the guards are unchanged).
+    ///
+    /// ```
+    /// use norm_tch::layers::{linear, weight_norm, LinearConfig, WeightNormGuards};
+    /// # fn main() -> norm_tch::Result<()> {
+    /// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    /// let fc = linear(&(vs.root() / "fc"), 3, 2, LinearConfig::default())?;
+    /// let mut fc = weight_norm(&vs, fc, Some(0))?;
+    /// fc.set_guards(WeightNormGuards { eps: None, checked: true })?;
+    /// tch::no_grad(|| drop(fc.weight_v().shallow_clone().zero_())); // ‖v‖ = 0: PyTorch would return NaN
+    /// let err = fc.f_forward(&tch::Tensor::ones([1, 3], (tch::Kind::Float, tch::Device::Cpu))).unwrap_err();
+    /// assert!(matches!(err, norm_tch::Error::NonFinite { quantity: "‖v‖", .. }), "{err}");
+    /// # Ok(()) }
+    /// ```
+    pub fn set_guards(&mut self, guards: R::Guards) -> Result<()> {
+        R::validate_guards(&guards)?;
+        self.guards = guards;
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// [`Normalized::set_guards`], by value: `spectral_norm(&vs, conv, options)?.with_guards(guards)?`.
+    pub fn with_guards(mut self, guards: R::Guards) -> Result<Self> {
+        self.set_guards(guards)?;
+        Ok(self)
     }
 
     /// The forward pass in training (`train = true`: spectral norm iterates, and the weight

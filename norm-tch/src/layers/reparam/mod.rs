@@ -117,9 +117,32 @@ pub trait Reparametrization: std::fmt::Debug + Send + Sync + Sized {
     /// does). Changes nothing in the store.
     fn register(weight: &Tensor, options: Self::Options, context: RegisterContext) -> Result<(Self, Vec<NewEntry>)>;
 
-    /// The effective weight from the entries; in training mode (`train`) spectral norm
-    /// iterates first, updating its vectors in place.
-    fn weight_t(&self, entries: &Entries, train: bool) -> Result<Tensor>;
+    /// The opt-in guards ([`norm_core::guards`]): weight norm's
+    /// [`WeightNormGuards`](norm_core::weight_norm::WeightNormGuards), spectral norm's
+    /// [`SpectralNormGuards`](norm_core::spectral_norm::SpectralNormGuards). The default is
+    /// PyTorch's behaviour.
+    type Guards: Clone + Copy + std::fmt::Debug + Default + PartialEq + Send + Sync;
+
+    /// Checks the guards' settings (a positive finite eps or floor).
+    fn validate_guards(guards: &Self::Guards) -> Result<()>;
+
+    /// The effective weight from the entries under `guards` (`layer` names the layer in
+    /// their errors), and the σ tensor spectral norm divided by (`None` for weight norm and
+    /// a 1-D parametrized spectral norm); in training mode (`train`) spectral norm iterates
+    /// first, updating its vectors in place. With the default guards: PyTorch's ops and bits.
+    fn weight_and_sigma(
+        &self,
+        entries: &Entries,
+        train: bool,
+        guards: &Self::Guards,
+        layer: &str,
+    ) -> Result<(Tensor, Option<Tensor>)>;
+
+    /// The effective weight from the entries, without guards (PyTorch's computation); in
+    /// training mode (`train`) spectral norm iterates first, updating its vectors in place.
+    fn weight_t(&self, entries: &Entries, train: bool) -> Result<Tensor> {
+        self.weight_and_sigma(entries, train, &Self::Guards::default(), "").map(|(weight, _)| weight)
+    }
 
     /// After unfold made the plain tensor the weight again: brings the others in line with
     /// it, in place (weight norm sets `g = ‖w‖`). Nothing by default.

@@ -16,7 +16,7 @@
 use super::{Entries, NewEntry, RegisterContext, RemoveRule, Reparametrization};
 use crate::backend::TchBackend;
 use crate::scheme::{Scheme, Suffix};
-use norm_core::spectral_norm::{check_n_power_iterations, hooks};
+use norm_core::spectral_norm::{check_n_power_iterations, hooks, SpectralNormGuards};
 use norm_core::Result;
 use tch::Tensor;
 
@@ -90,11 +90,34 @@ impl Reparametrization for SpectralNormHook {
         Ok((hook, vec![u, v]))
     }
 
+    type Guards = SpectralNormGuards;
+
+    fn validate_guards(guards: &SpectralNormGuards) -> Result<()> {
+        guards.validate()
+    }
+
     /// `compute_weight(module, do_power_iteration=train)`: with `train`, runs the power
     /// iterations (updating `weight_u`/`weight_v` in place) first, as the forward pre-hook does.
-    fn weight_t(&self, entries: &Entries, train: bool) -> Result<Tensor> {
+    fn weight_and_sigma(
+        &self,
+        entries: &Entries,
+        train: bool,
+        guards: &SpectralNormGuards,
+        layer: &str,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let (mut u, mut v) = (entries.other(0)?.shallow_clone(), entries.other(1)?.shallow_clone());
         let SpectralNormSettings { dim, n_power_iterations, eps } = self.settings;
-        hooks::compute_weight::<TchBackend>(&entries.plain, &mut u, &mut v, dim, n_power_iterations, eps, train)
+        let (weight, sigma) = hooks::compute_weight_and_sigma::<TchBackend>(
+            &entries.plain,
+            &mut u,
+            &mut v,
+            dim,
+            n_power_iterations,
+            eps,
+            train,
+            guards,
+            layer,
+        )?;
+        Ok((weight, Some(sigma)))
     }
 }

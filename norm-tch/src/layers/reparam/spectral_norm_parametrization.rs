@@ -15,6 +15,7 @@ use super::{Entries, NewEntry, RegisterContext, RemoveRule, Reparametrization};
 use crate::backend::TchBackend;
 use crate::scheme::{Scheme, Suffix};
 use norm_core::spectral_norm::parametrizations::SpectralNormState;
+use norm_core::spectral_norm::SpectralNormGuards;
 use norm_core::Result;
 use tch::Tensor;
 
@@ -73,7 +74,19 @@ impl Reparametrization for SpectralNormParametrization {
         Ok((parametrization, buffers))
     }
 
-    fn weight_t(&self, entries: &Entries, train: bool) -> Result<Tensor> {
-        self.state(entries)?.forward(&entries.plain, train)
+    type Guards = SpectralNormGuards;
+
+    fn validate_guards(guards: &SpectralNormGuards) -> Result<()> {
+        guards.validate()
+    }
+
+    fn weight_and_sigma(
+        &self,
+        entries: &Entries,
+        train: bool,
+        guards: &SpectralNormGuards,
+        layer: &str,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        self.state(entries)?.forward_with_sigma(&entries.plain, train, guards, layer)
     }
 }

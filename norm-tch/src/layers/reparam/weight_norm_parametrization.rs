@@ -10,7 +10,7 @@ use super::weight_norm_hook::{register_g, unfold_g};
 use super::{Entries, NewEntry, RegisterContext, RemoveRule, Reparametrization};
 use crate::backend::TchBackend;
 use crate::scheme::{Scheme, Suffix};
-use norm_core::weight_norm::{compute_weight, WeightNormDim};
+use norm_core::weight_norm::{compute_weight_guarded, WeightNormDim, WeightNormGuards};
 use norm_core::Result;
 use tch::Tensor;
 
@@ -41,8 +41,21 @@ impl Reparametrization for WeightNormParametrization {
         Ok((WeightNormParametrization { dim }, vec![g]))
     }
 
-    fn weight_t(&self, entries: &Entries, _train: bool) -> Result<Tensor> {
-        compute_weight::<TchBackend>(&entries.plain, entries.other(0)?, self.dim)
+    type Guards = WeightNormGuards;
+
+    fn validate_guards(guards: &WeightNormGuards) -> Result<()> {
+        guards.validate()
+    }
+
+    fn weight_and_sigma(
+        &self,
+        entries: &Entries,
+        _train: bool,
+        guards: &WeightNormGuards,
+        layer: &str,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let weight = compute_weight_guarded::<TchBackend>(&entries.plain, entries.other(0)?, self.dim, guards, layer)?;
+        Ok((weight, None))
     }
 
     fn unfold_others(&self, entries: &Entries) -> Result<()> {
