@@ -49,6 +49,13 @@ pub fn check<B: Backend>(t: &B::Tensor, layer: &str, quantity: &'static str, req
     }
 }
 
+/// A normalization's set of guards ([`crate::weight_norm::WeightNormGuards`],
+/// [`crate::spectral_norm::SpectralNormGuards`]): what a layer needs to accept one.
+pub trait Guards: Clone + Copy + std::fmt::Debug + Default + PartialEq + Send + Sync {
+    /// Checks the settings (a positive finite eps or floor).
+    fn validate(&self) -> Result<()>;
+}
+
 /// Checks an optional bound (`eps`, `sigma_floor`): positive and finite.
 pub fn check_floor(name: &'static str, floor: Option<f64>) -> Result<()> {
     match floor {

@@ -57,16 +57,16 @@ pub struct SpectralNormGuards {
     pub checked: bool,
 }
 
-impl SpectralNormGuards {
+impl crate::guards::Guards for SpectralNormGuards {
     /// Errors: a `sigma_floor` that is not positive and finite.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         crate::guards::check_floor("sigma_floor", self.sigma_floor)
     }
 }
 
 /// The guarded checks on the weight, before any power iteration reads it.
 fn check_weight<B: AutodiffBackend>(weight: &B::Tensor, guards: &SpectralNormGuards, layer: &str) -> Result<()> {
-    guards.validate()?;
+    crate::guards::Guards::validate(guards)?;
     if guards.checked {
         crate::guards::check::<B>(weight, layer, "weight", crate::guards::Requirement::Finite)?;
     }

@@ -129,9 +129,9 @@ pub struct WeightNormGuards {
     pub checked: bool,
 }
 
-impl WeightNormGuards {
+impl crate::guards::Guards for WeightNormGuards {
     /// Errors: an `eps` that is not positive and finite.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         crate::guards::check_floor("eps", self.eps)
     }
 }
@@ -164,7 +164,7 @@ pub fn compute_weight_guarded<B: Backend>(
     if guards.eps.is_none() && !guards.checked {
         return compute_weight::<B>(v, g, dim);
     }
-    guards.validate()?;
+    crate::guards::Guards::validate(guards)?;
     if guards.checked {
         check::<B>(v, layer, "weight_v", Requirement::Finite)?;
         check::<B>(g, layer, "weight_g", Requirement::Finite)?;

@@ -294,7 +294,7 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
     /// # Ok(()) }
     /// ```
     pub fn set_guards(&mut self, guards: R::Guards) -> Result<()> {
-        R::validate_guards(&guards)?;
+        norm_core::guards::Guards::validate(&guards)?;
         self.guards = guards;
         self.cache.clear();
         Ok(())

@@ -121,10 +121,7 @@ pub trait Reparametrization: std::fmt::Debug + Send + Sync + Sized {
     /// [`WeightNormGuards`](norm_core::weight_norm::WeightNormGuards), spectral norm's
     /// [`SpectralNormGuards`](norm_core::spectral_norm::SpectralNormGuards). The default is
     /// PyTorch's behaviour.
-    type Guards: Clone + Copy + std::fmt::Debug + Default + PartialEq + Send + Sync;
-
-    /// Checks the guards' settings (a positive finite eps or floor).
-    fn validate_guards(guards: &Self::Guards) -> Result<()>;
+    type Guards: norm_core::guards::Guards;
 
     /// The effective weight from the entries under `guards` (`layer` names the layer in
     /// their errors), and the σ tensor spectral norm divided by (`None` for weight norm and

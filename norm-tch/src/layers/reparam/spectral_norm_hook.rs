@@ -92,10 +92,6 @@ impl Reparametrization for SpectralNormHook {
 
     type Guards = SpectralNormGuards;
 
-    fn validate_guards(guards: &SpectralNormGuards) -> Result<()> {
-        guards.validate()
-    }
-
     /// `compute_weight(module, do_power_iteration=train)`: with `train`, runs the power
     /// iterations (updating `weight_u`/`weight_v` in place) first, as the forward pre-hook does.
     fn weight_and_sigma(

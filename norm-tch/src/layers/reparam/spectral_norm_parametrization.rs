@@ -76,10 +76,6 @@ impl Reparametrization for SpectralNormParametrization {
 
     type Guards = SpectralNormGuards;
 
-    fn validate_guards(guards: &SpectralNormGuards) -> Result<()> {
-        guards.validate()
-    }
-
     fn weight_and_sigma(
         &self,
         entries: &Entries,

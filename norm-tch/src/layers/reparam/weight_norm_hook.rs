@@ -58,10 +58,6 @@ impl Reparametrization for WeightNormHook {
 
     type Guards = WeightNormGuards;
 
-    fn validate_guards(guards: &WeightNormGuards) -> Result<()> {
-        guards.validate()
-    }
-
     fn weight_and_sigma(
         &self,
         entries: &Entries,

@@ -43,10 +43,6 @@ impl Reparametrization for WeightNormParametrization {
 
     type Guards = WeightNormGuards;
 
-    fn validate_guards(guards: &WeightNormGuards) -> Result<()> {
-        guards.validate()
-    }
-
     fn weight_and_sigma(
         &self,
         entries: &Entries,
