@@ -14,7 +14,7 @@
 //! cargo run --release -p norm-tch --example hifigan_generator -- [--seed 0]
 //! ```
 //!
-//! The model is `norm-tch/examples/common/hifigan.rs` (also run by `tests/examples.rs`):
+//! The model is `norm_tch::models::hifigan` (also run by `tests/examples.rs`):
 //! module prefixes are PyTorch's state-dict names (`conv_pre`, `ups.0`,
 //! `resblocks.0.convs1.1`, ...), so `norm_tch::checkpoint::load_checkpoint` loads
 //! `torch.save(model.state_dict())` with `strict=True` semantics and no conversion.
@@ -30,12 +30,10 @@
 //! Bits need one intra-op thread on both sides (the script pins it too) and the same
 //! machine (ATen CPU capability).
 
-mod common;
-
 use anyhow::{bail, Context, Result};
-use common::hifigan::{seeded, Config, Generator, TorchIo};
 use norm_tch::checkpoint::{load_checkpoint, save_state_dict, LoadOptions};
-use norm_test_support::{describe_difference as describe, Bits};
+use norm_tch::models::hifigan::{seeded, Config, Generator};
+use norm_test_support::{describe_difference as describe, Bits, HifiganIo as TorchIo};
 use std::path::PathBuf;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};

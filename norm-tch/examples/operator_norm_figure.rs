@@ -11,11 +11,9 @@
 //! cargo run --release -p norm-tch --example operator_norm_figure
 //! ```
 
-mod common;
-
 use anyhow::Result;
-use common::hifigan::{seeded, Config};
-use common::sn_discriminator::{Discriminator, SnConv};
+use norm_tch::models::hifigan::{seeded, Config};
+use norm_tch::models::sn_discriminator::{Discriminator, SnConv};
 use norm_tch::operator_norm::{operator_norm, reshaped_sigma, AsOperator, OperatorNormOptions};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};

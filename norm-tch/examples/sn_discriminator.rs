@@ -13,7 +13,7 @@
 //! .venv/bin/python data/sn_discriminator.py eval --checkpoint /tmp/d_rust.pt --input /tmp/d_input.json
 //! ```
 //!
-//! The model and the loop are `norm-tch/examples/common/sn_discriminator.rs` (also run by
+//! The model and the loop are `norm_tch::models::sn_discriminator` (also run by
 //! `tests/examples.rs`):
 //!
 //! ```python
@@ -31,14 +31,12 @@
 //! run), spectral norm's power iterations exactly when PyTorch runs them (one per training
 //! forward per layer, plus 15 + 1 at the parametrization's registration), PyTorch's Adam
 //! single-tensor arithmetic (`norm_tch::optim::Adam`), `leaky_relu(x, 0.2)` with PyTorch's
-//! bits (`common/ops.rs`), and one intra-op thread on both sides.
-
-mod common;
+//! bits (`norm_tch::backend::leaky_relu`), and one intra-op thread on both sides.
 
 use anyhow::{bail, Context, Result};
-use common::sn_discriminator::{compare, train, TorchRun};
 use norm_tch::checkpoint::save_state_dict;
-use norm_test_support::Bits;
+use norm_tch::models::sn_discriminator::train;
+use norm_test_support::{compare_sn_run as compare, Bits, SnDiscriminatorRun as TorchRun};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -90,13 +88,14 @@ fn main() -> Result<()> {
         let v = loss.double_value(&[]) as f32;
         println!("step {step}: loss {v:.9} (bits {:#010x})", v.to_bits());
     })?;
-    println!("eval output     {}", run.eval_output.summary());
+    let eval_output = Bits::of(&run.eval_output)?;
+    println!("eval output     {}", eval_output.summary());
     if let Some(path) = &args.save {
         save_state_dict(&run.vs, path)?;
         println!("saved the trained state dict to {}", path.display());
     }
     if let Some(path) = &args.write_input {
-        let request = json!({"input": Bits::of(&run.eval_input)?, "rust_output": run.eval_output});
+        let request = json!({"input": Bits::of(&run.eval_input)?, "rust_output": eval_output});
         std::fs::write(path, serde_json::to_vec(&request)?)?;
         println!("wrote the eval input (and Rust's output) to {}", path.display());
     }

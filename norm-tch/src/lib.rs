@@ -12,6 +12,8 @@
 //! - [`operator_norm`]: the true operator norm of a convolution (power iteration on the
 //!   convolution and its exact adjoint), beside the reshaped kernel's σ (opt-in).
 //! - [`weight_norm_init`]: Salimans & Kingma's data-dependent init of weight norm's g and bias (opt-in).
+//! - [`models`]: the examples' whole models (a HiFi-GAN-style generator under weight norm, an
+//!   SN-GAN discriminator under spectral norm), bit-equal to their PyTorch twins in `data/`.
 //! - [`mod@weight_norm_out`]: `torch._weight_norm` into a reused tensor (same bits, no allocation).
 //!
 //! Bit-exactness with PyTorch holds on the same machine with the same thread count
@@ -23,6 +25,7 @@ pub mod checkpoint;
 mod ffi;
 pub mod init;
 pub mod layers;
+pub mod models;
 pub mod operator_norm;
 pub mod optim;
 pub mod scheme;

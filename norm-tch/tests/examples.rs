@@ -1,7 +1,7 @@
 //! The two model examples (`examples/hifigan_generator.rs`, `examples/sn_discriminator.rs`)
 //! run at a small size against live PyTorch (`data/hifigan_block.py`,
 //! `data/sn_discriminator.py`, run by the repo venv's python). The models and the training
-//! loop are the examples' own code (`examples/common/`, included below), not a copy.
+//! loop are the examples' own code, the library's `norm_tch::models`, not a copy.
 //!
 //! - HiFi-GAN-style generator (weight norm, hook API, on all 20 convolutions): PyTorch
 //!   builds it from a seed, saves `state_dict()` and runs an input; Rust's seeded build
@@ -24,15 +24,13 @@
 //! Without `.venv/bin/python` the PyTorch tests print `SKIPPED` and pass, unless
 //! `NORM_REQUIRE_PYTORCH=1` makes that a failure.
 
-#[path = "../examples/common/mod.rs"]
-mod common;
 mod support;
 
 use anyhow::{bail, ensure, Context, Result};
-use common::hifigan::{seeded, Config, Generator, TorchIo};
-use common::sn_discriminator::{compare, train, Discriminator, TorchRun};
 use norm_tch::checkpoint::{load_checkpoint, save_state_dict, state_dict, LoadOptions, StateDict};
-use norm_test_support::Bits;
+use norm_tch::models::hifigan::{seeded, Config, Generator};
+use norm_tch::models::sn_discriminator::{train, Discriminator};
+use norm_test_support::{compare_sn_run as compare, Bits, HifiganIo as TorchIo, SnDiscriminatorRun as TorchRun};
 use serde_json::{json, Value};
 use std::path::Path;
 use support::{fresh_dir, python_or_skip, repo};
@@ -212,15 +210,16 @@ fn sn_discriminator_trains_like_pytorch_and_pytorch_loads_it() -> Result<()> {
         "rust.pt keys {keys:?}"
     );
     let output: Bits = serde_json::from_value(checked["output"].clone())?;
+    let eval_output = Bits::of(&run.eval_output)?;
     ensure!(
-        output == run.eval_output,
+        output == eval_output,
         "PyTorch's eval output of rust.pt differs from Rust's ({what}): max {:?} ULP",
-        output.max_ulp(&run.eval_output)
+        output.max_ulp(&eval_output)
     );
     eprintln!(
         "sn_discriminator example ({what}): {steps} Adam steps, {} comparisons bit-equal (losses {:?}); rust.pt loaded by PyTorch strict, eval output bit-equal",
         lines.len(),
-        run.losses.iter().map(|b| f32::from_bits(b.f32_bits[0])).collect::<Vec<_>>()
+        run.losses
     );
     std::fs::remove_dir_all(&dir).ok(); // kept on failure for inspection
     Ok(())
@@ -259,8 +258,13 @@ fn sn_discriminator_reruns_and_round_trips_without_pytorch() -> Result<()> {
     let dir = fresh_dir("examples-sn-rust")?;
     let first = train(5, 3, 2, |_, _| {})?;
     let second = train(5, 3, 2, |_, _| {})?;
-    ensure!(first.losses == second.losses && first.eval_output == second.eval_output, "two seeded runs differ");
-    ensure!(first.losses.iter().all(|l| f32::from_bits(l.f32_bits[0]).is_finite()), "non-finite loss");
+    let bits = |losses: &[f32]| losses.iter().map(|l| l.to_bits()).collect::<Vec<_>>();
+    let eval_output = Bits::of(&first.eval_output)?;
+    ensure!(
+        bits(&first.losses) == bits(&second.losses) && eval_output == Bits::of(&second.eval_output)?,
+        "two seeded runs differ"
+    );
+    ensure!(first.losses.iter().all(|l| l.is_finite()), "non-finite loss");
     let path = dir.join("d.pt");
     save_state_dict(&first.vs, &path)?;
     let mut vs = VarStore::new(Device::Cpu);
@@ -270,7 +274,7 @@ fn sn_discriminator_reruns_and_round_trips_without_pytorch() -> Result<()> {
     };
     load_checkpoint(&mut vs, &path, &LoadOptions::default())?;
     let out = Bits::of(&tch::no_grad(|| model.forward_t(&first.eval_input, false))?)?;
-    ensure!(out == first.eval_output, "Rust -> Rust checkpoint round trip changed the eval output");
+    ensure!(out == eval_output, "Rust -> Rust checkpoint round trip changed the eval output");
     std::fs::remove_dir_all(&dir).ok(); // kept on failure for inspection
     Ok(())
 }

@@ -39,7 +39,6 @@ mod interval;
 mod limits;
 mod machine;
 mod model_rows;
-mod models;
 mod ops;
 mod options;
 mod plots;

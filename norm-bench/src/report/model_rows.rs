@@ -1,5 +1,5 @@
 //! The whole-model rows: the HiFi-GAN-style generator (weight norm) and the SN-GAN
-//! discriminator (spectral norm) of the examples ([`models`](super::models)), timed as a
+//! discriminator (spectral norm) of the examples ([`norm_tch::models`]), timed as a
 //! full training step and as eval inference, Rust and PyTorch eager side by side, with the
 //! training losses checked bit for bit in the same run ([`rust_losses`] against the PyTorch
 //! script's `model_losses` answer).
@@ -21,13 +21,13 @@
 //! [`LOSS_CHECK_STEPS`] training steps from the same setup on both sides.
 
 use super::case::{Case, DType};
-use super::models::hifigan::{self, Config, Generator};
-use super::models::sn_discriminator::{self, Discriminator, SnConv};
 use super::ops::Op;
 use super::rust_side::CASE_SEED;
 use super::sampling::{time_body, Sampling, Timed};
 use anyhow::{bail, ensure, Context, Result};
 use norm_core::optim::AdamConfig;
+use norm_tch::models::hifigan::{self, Config, Generator};
+use norm_tch::models::sn_discriminator::{self, Discriminator, SnConv};
 use norm_tch::optim::Adam;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Reduction, Tensor};
@@ -134,7 +134,7 @@ fn train_step(setup: &Setup) -> Result<impl FnMut() -> Result<Tensor> + '_> {
 /// Folds every normalized layer of the model.
 fn fold(setup: &mut Setup) -> Result<()> {
     match setup {
-        Setup::Hifigan { model, .. } => model.fold(),
+        Setup::Hifigan { model, .. } => Ok(model.fold()?),
         Setup::SnDiscriminator { model, .. } => {
             for conv in &mut model.convs {
                 match conv {

@@ -1,5 +1,5 @@
-//! The spectrally normalized GAN discriminator of `data/sn_discriminator.py` and its
-//! training loop, built from norm-tch's layers under PyTorch's state-dict names:
+//! The spectrally normalized GAN discriminator of `data/sn_discriminator.py` (its PyTorch
+//! twin) and its training loop, built from norm-tch's layers under PyTorch's state-dict names:
 //!
 //! | PyTorch module | norm-tch | state-dict keys |
 //! | --- | --- | --- |
@@ -13,17 +13,14 @@
 //! PyTorch-exact Adam (`lr=2e-4, betas=(0.5, 0.999)`), each forward in training mode (one
 //! power iteration per layer per forward, as PyTorch).
 
-use super::ops::leaky_relu;
-use anyhow::Result;
-use norm_core::optim::AdamConfig;
-use norm_tch::layers::{
+use crate::backend::{leaky_relu, tch_err};
+use crate::layers::{
     conv2d, linear, parametrizations, spectral_norm, Conv2d, ConvOptions, LinearConfig, ParametrizedSpectralNorm,
     SpectralNorm, SpectralNormOptions,
 };
-use norm_tch::optim::Adam;
-use norm_test_support::Bits;
-use serde::Deserialize;
-use std::collections::BTreeMap;
+use crate::optim::Adam;
+use norm_core::optim::AdamConfig;
+use norm_core::Result;
 use tch::nn::{Linear, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -44,10 +41,10 @@ pub enum SnConv {
 impl SnConv {
     /// The forward in training mode (`train`: power iteration first) or eval mode.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        Ok(match self {
-            SnConv::Hooks(c) => c.f_forward_t(x, train)?,
-            SnConv::Param(c) => c.f_forward_t(x, train)?,
-        })
+        match self {
+            SnConv::Hooks(c) => c.f_forward_t(x, train),
+            SnConv::Param(c) => c.f_forward_t(x, train),
+        }
     }
 }
 
@@ -89,16 +86,19 @@ impl Discriminator {
         for conv in &self.convs {
             x = leaky_relu(&conv.forward_t(&x, train)?, LRELU_SLOPE)?;
         }
-        Ok(self.fc.f_forward_t(&x.f_flatten(1, -1)?, train)?)
+        self.fc.f_forward_t(&x.f_flatten(1, -1).map_err(tch_err("flatten"))?, train)
     }
 }
 
 /// `F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()`: `1.0 - t` is
 /// `aten::rsub(t, 1.0)` and `1.0 + t` is `aten::add(t, 1.0)` in PyTorch too.
 pub fn hinge_loss(d_real: &Tensor, d_fake: &Tensor) -> Result<Tensor> {
-    let real = d_real.f_rsub_scalar(1.0)?.f_relu()?.f_mean(None::<Kind>)?;
-    let fake = d_fake.f_add_scalar(1.0)?.f_relu()?.f_mean(None::<Kind>)?;
-    Ok(real.f_add(&fake)?)
+    let loss = || -> std::result::Result<Tensor, tch::TchError> {
+        let real = d_real.f_rsub_scalar(1.0)?.f_relu()?.f_mean(None::<Kind>)?;
+        let fake = d_fake.f_add_scalar(1.0)?.f_relu()?.f_mean(None::<Kind>)?;
+        real.f_add(&fake)
+    };
+    loss().map_err(tch_err("hinge loss"))
 }
 
 /// `torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.5, 0.999))`.
@@ -112,105 +112,49 @@ pub struct TrainRun {
     pub vs: VarStore,
     /// The model.
     pub model: Discriminator,
-    /// The loss of every step (before that step's update).
-    pub losses: Vec<Bits>,
+    /// The loss of every step (before that step's update; `loss.item()` of the float32 loss).
+    pub losses: Vec<f32>,
     /// `torch.randn(batch, 1, 16, 16)` drawn after the last step.
     pub eval_input: Tensor,
-    /// The eval-mode output on it (no power iteration).
-    pub eval_output: Bits,
+    /// The eval-mode output on it (no power iteration; computed under `no_grad`).
+    pub eval_output: Tensor,
 }
 
 /// `data/sn_discriminator.py train`, in Rust: `manual_seed(seed)`, build, Adam, `steps`
 /// hinge-loss steps on `randn` real and fake batches, then one eval forward on a fresh
 /// `randn` batch. Holds `norm_tch::backend::lock_global_generator()` throughout; set one
 /// intra-op thread first (`norm_tch::backend::set_num_threads(1)`) to match the script.
+///
+/// ```
+/// use norm_tch::models::sn_discriminator::train;
+/// # fn main() -> norm_tch::Result<()> {
+/// let run = train(0, 2, 2, |_, _| {})?;
+/// assert_eq!(run.losses.len(), 2);
+/// assert_eq!(run.eval_output.size(), [2, 1]);
+/// # Ok(()) }
+/// ```
 pub fn train(seed: u64, steps: usize, batch: i64, mut on_step: impl FnMut(usize, &Tensor)) -> Result<TrainRun> {
-    let _generator = norm_tch::backend::lock_global_generator();
+    let _generator = crate::backend::lock_global_generator();
     tch::manual_seed(seed as i64);
     let vs = VarStore::new(Device::Cpu);
     let model = Discriminator::new(&vs)?;
     let mut opt = Adam::new(&vs, adam_config())?;
     let shape = [batch, IMAGE[0], IMAGE[1], IMAGE[2]];
     let mut losses = Vec::with_capacity(steps);
+    let randn = || Tensor::f_randn(shape, (Kind::Float, Device::Cpu)).map_err(tch_err("randn"));
     for step in 1..=steps {
-        let real = Tensor::f_randn(shape, (Kind::Float, Device::Cpu))?;
-        let fake = Tensor::f_randn(shape, (Kind::Float, Device::Cpu))?;
+        let real = randn()?;
+        let fake = randn()?;
         let d_real = model.forward_t(&real, true)?;
         let d_fake = model.forward_t(&fake, true)?;
         let loss = hinge_loss(&d_real, &d_fake)?;
         opt.zero_grad()?;
-        loss.f_backward()?;
+        loss.f_backward().map_err(tch_err("backward"))?;
         opt.step()?;
         on_step(step, &loss);
-        losses.push(Bits::of(&loss)?);
+        losses.push(f32::try_from(&loss).map_err(tch_err("loss.item()"))?);
     }
-    let eval_input = Tensor::f_randn(shape, (Kind::Float, Device::Cpu))?;
-    let eval_output = Bits::of(&tch::no_grad(|| model.forward_t(&eval_input, false))?)?;
+    let eval_input = randn()?;
+    let eval_output = tch::no_grad(|| model.forward_t(&eval_input, false))?;
     Ok(TrainRun { vs, model, losses, eval_input, eval_output })
-}
-
-/// The JSON `data/sn_discriminator.py train --out` writes.
-#[derive(Clone, Debug, Deserialize)]
-pub struct TorchRun {
-    /// `torch.__version__`.
-    pub torch: String,
-    /// `torch.backends.cpu.get_cpu_capability()`.
-    pub cpu_capability: String,
-    /// The seed.
-    pub seed: u64,
-    /// The number of steps.
-    pub steps: usize,
-    /// The batch size.
-    pub batch: i64,
-    /// Every step's loss.
-    pub losses: Vec<Bits>,
-    /// `model.state_dict().keys()` after training, in order.
-    pub state_dict_keys: Vec<String>,
-    /// The state dict after training.
-    pub state_dict: BTreeMap<String, Bits>,
-    /// The input of the eval forward.
-    pub eval_input: Bits,
-    /// The eval output.
-    pub eval_output: Bits,
-}
-
-/// Compares a Rust run with PyTorch's, bit for bit: every step's loss, the state dict's
-/// keys and every entry, the eval input (the generator state after training) and the eval
-/// output. Returns one line per comparison, `ok ...` or `DIFFERS ...`, and the number that
-/// differ.
-pub fn compare(run: &TrainRun, torch: &TorchRun) -> Result<(Vec<String>, usize)> {
-    let mut lines = Vec::new();
-    let mut differing = 0;
-    let mut check = |what: String, ours: &Bits, theirs: &Bits| {
-        if ours == theirs {
-            lines.push(format!("ok       {what}: bit-equal ({} values)", ours.f32_bits.len()));
-        } else {
-            differing += 1;
-            let ulp = ours.max_ulp(theirs).map_or("shapes differ".to_string(), |u| format!("max {u} ULP"));
-            lines.push(format!(
-                "DIFFERS  {what}: {ulp}, {} of {} values differ",
-                ours.count_differing(theirs),
-                ours.f32_bits.len()
-            ));
-        }
-    };
-    if run.losses.len() != torch.losses.len() {
-        anyhow::bail!("{} Rust steps vs {} PyTorch steps", run.losses.len(), torch.losses.len());
-    }
-    for (i, (ours, theirs)) in run.losses.iter().zip(&torch.losses).enumerate() {
-        check(format!("loss of step {}", i + 1), ours, theirs);
-    }
-    let ours = norm_tch::checkpoint::state_dict(&run.vs)?;
-    let mut our_keys: Vec<&str> = ours.keys().collect();
-    let mut their_keys: Vec<&str> = torch.state_dict_keys.iter().map(String::as_str).collect();
-    our_keys.sort_unstable();
-    their_keys.sort_unstable();
-    anyhow::ensure!(our_keys == their_keys, "state-dict keys differ: Rust {our_keys:?} vs PyTorch {their_keys:?}");
-    for key in &torch.state_dict_keys {
-        let t = ours.get(key).expect("keys compared above");
-        check(format!("state_dict[{key}]"), &Bits::of(t)?, &torch.state_dict[key]);
-    }
-    check("eval input (generator state after training)".into(), &Bits::of(&run.eval_input)?, &torch.eval_input);
-    check("eval output".into(), &run.eval_output, &torch.eval_output);
-    Ok((lines, differing))
 }

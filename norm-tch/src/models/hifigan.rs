@@ -1,5 +1,5 @@
 //! The HiFi-GAN-style generator of `data/hifigan_block.py` (HiFi-GAN's `Generator` with
-//! `ResBlock1`, at toy sizes) built from norm-tch's layers, every convolution under weight
+//! `ResBlock1`, at toy sizes; that script is its PyTorch twin) built from norm-tch's layers, every convolution under weight
 //! normalization (hook API, dim 0), registered under PyTorch's state-dict names:
 //!
 //! | PyTorch module | norm-tch | state-dict keys |
@@ -10,19 +10,17 @@
 //! | `conv_post = weight_norm(Conv1d(c, 1, 7, 1, padding=3))` | `WeightNorm<Conv1d>` | `conv_post.weight_g`, ... |
 //!
 //! The forward runs PyTorch's ops in PyTorch's order (`leaky_relu` with slope 0.1 through
-//! [`super::ops::leaky_relu`], `xt + x` with the operands in that order, `xs / K`, the final
+//! [`crate::backend::leaky_relu`], `xt + x` with the operands in that order, `xs / K`, the final
 //! `leaky_relu` with the default slope 0.01, `tanh`), so a checkpoint saved by the Python
 //! model gives the same output bits here.
 
-use super::ops::leaky_relu;
-use anyhow::{ensure, Result};
-use norm_tch::layers::{
+use crate::backend::{leaky_relu, tch_err};
+use crate::layers::{
     conv1d, conv_transpose1d, fold_all, unfold_all, weight_norm, Conv1d, ConvOptions, ConvTranspose1d,
     ConvTransposeOptions, Foldable, WeightNorm,
 };
-use norm_tch::var_store::path_at;
-use norm_test_support::Bits;
-use serde::{Deserialize, Serialize};
+use crate::var_store::path_at;
+use norm_core::{Error, Result};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -30,7 +28,7 @@ use tch::{Device, Kind, Tensor};
 pub const LRELU_SLOPE: f64 = 0.1;
 
 /// The generator's sizes (the `config` object of `data/hifigan_block.py`'s JSON).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Input channels (HiFi-GAN: 80 mel bins).
     pub in_channels: i64,
@@ -75,7 +73,7 @@ fn wn_conv1d(
 ) -> Result<WeightNorm<Conv1d>> {
     let options = ConvOptions { padding: [padding], dilation: [dilation], ..Default::default() };
     let conv = conv1d(&path_at(vs, prefix), c_in, c_out, [k], options)?;
-    Ok(weight_norm(vs, conv, Some(0))?)
+    weight_norm(vs, conv, Some(0))
 }
 
 /// HiFi-GAN's `ResBlock1`: pairs of dilated and undilated convolutions with residual adds.
@@ -130,7 +128,7 @@ impl ResBlock1 {
             let xt = c1.f_forward(&xt)?;
             let xt = leaky_relu(&xt, LRELU_SLOPE)?;
             let xt = c2.f_forward(&xt)?;
-            x = xt.f_add(&x)?;
+            x = xt.f_add(&x).map_err(tch_err("add"))?;
         }
         Ok(x)
     }
@@ -156,14 +154,22 @@ impl Generator {
     /// after `tch::manual_seed(s)` the weights are those of `Generator(config)` after
     /// `torch.manual_seed(s)` (hold `norm_tch::backend::lock_global_generator()` when other
     /// threads may draw). Loading a checkpoint overwrites them anyway.
+    ///
+    /// Errors: `config.channels` not divisible by `2^stages` (one halving per upsampling
+    /// stage) or no resblock kernel size ([`Error::InvalidArgument`]), and the layers' own.
     pub fn new(vs: &VarStore, config: &Config) -> Result<Self> {
-        let stages = config.upsample_rates.len() as u32;
-        ensure!(
-            config.channels % 2i64.pow(stages) == 0,
-            "channels {} must be divisible by 2^{stages}",
-            config.channels
-        );
-        ensure!(!config.resblock_kernel_sizes.is_empty(), "at least one resblock kernel size is needed");
+        let stages = config.upsample_rates.len();
+        let divisor = u32::try_from(stages).ok().and_then(|s| 2i64.checked_pow(s));
+        if divisor.is_none_or(|d| config.channels % d != 0) {
+            return Err(Error::invalid(
+                "config.channels",
+                config.channels,
+                format!("a multiple of 2^{stages} (halved by each of the {stages} upsampling stages)"),
+            ));
+        }
+        if config.resblock_kernel_sizes.is_empty() {
+            return Err(Error::invalid("config.resblock_kernel_sizes", "[]", "at least one kernel size"));
+        }
         let ch = config.channels;
         let conv_pre = wn_conv1d(vs, "conv_pre", config.in_channels, ch, 7, 1, 3)?;
         let mut ups = Vec::new();
@@ -198,15 +204,17 @@ impl Generator {
                 // PyTorch: `xs += resblock(x)` (in place; the same add, the same bits).
                 xs = Some(match xs {
                     None => y,
-                    Some(xs) => xs.f_add(&y)?,
+                    Some(xs) => xs.f_add(&y).map_err(tch_err("add"))?,
                 });
             }
+            // `Generator::new` refuses an empty kernel list, so every stage has a resblock.
+            let xs = xs.ok_or_else(|| Error::invalid("resblock_kernel_sizes", "[]", "at least one kernel size"))?;
             // `xs / self.num_kernels`: a Python int, hence an integer Scalar here too.
-            x = xs.expect("num_kernels >= 1").f_div_scalar(self.num_kernels as i64)?;
+            x = xs.f_div_scalar(self.num_kernels as i64).map_err(tch_err("div"))?;
         }
-        let x = x.f_leaky_relu()?; // F.leaky_relu(x): the default slope 0.01, tch's own op
+        let x = x.f_leaky_relu().map_err(tch_err("leaky_relu"))?; // F.leaky_relu(x): the default slope 0.01
         let x = self.conv_post.f_forward(&x)?;
-        Ok(x.f_tanh()?)
+        x.f_tanh().map_err(tch_err("tanh"))
     }
 
     /// Every weight-normed layer, in module order.
@@ -243,13 +251,13 @@ impl Generator {
     /// Folds every weight norm into a plain `weight` (`norm_tch::layers::fold_all`): the
     /// store then holds what PyTorch's `remove_weight_norm` on every layer leaves.
     pub fn fold(&mut self) -> Result<()> {
-        Ok(fold_all(self.layers_mut())?)
+        fold_all(self.layers_mut())
     }
 
     /// Unfolds every layer again (`norm_tch::layers::unfold_all`): `v = w`, `g = ‖w‖` per
     /// output slice, so the effective weight `g * w / ‖w‖` equals `w` up to rounding only.
     pub fn unfold(&mut self) -> Result<()> {
-        Ok(unfold_all(self.layers_mut())?)
+        unfold_all(self.layers_mut())
     }
 }
 
@@ -257,8 +265,19 @@ impl Generator {
 /// `manual_seed(seed)`, the generator with PyTorch's init, every `weight_g` multiplied in
 /// place by `rand_like(g) + 0.5` (in module order), then `randn(batch, in_channels,
 /// length)`. Holds `norm_tch::backend::lock_global_generator()` throughout.
+///
+/// ```
+/// use norm_tch::models::hifigan::{seeded, Config};
+/// # fn main() -> norm_tch::Result<()> {
+/// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+/// let (model, x) = seeded(&vs, &Config::default(), 0, 1, 16)?;
+/// let y = tch::no_grad(|| model.forward(&x))?;
+/// assert_eq!(y.size(), [1, 1, 16 * 8]); // upsampling rates 4 and 2
+/// assert_eq!(model.num_layers(), 20);
+/// # Ok(()) }
+/// ```
 pub fn seeded(vs: &VarStore, config: &Config, seed: u64, batch: i64, length: i64) -> Result<(Generator, Tensor)> {
-    let _generator = norm_tch::backend::lock_global_generator();
+    let _generator = crate::backend::lock_global_generator();
     seeded_while_locked(vs, config, seed, batch, length)
 }
 
@@ -273,36 +292,15 @@ pub fn seeded_while_locked(
 ) -> Result<(Generator, Tensor)> {
     tch::manual_seed(seed as i64);
     let model = Generator::new(vs, config)?;
-    tch::no_grad(|| -> Result<()> {
+    tch::no_grad(|| -> std::result::Result<(), tch::TchError> {
         for g in model.weight_gs() {
             let factor = g.f_rand_like()?.f_add_scalar(0.5)?;
             let _ = g.shallow_clone().f_mul_(&factor)?;
         }
         Ok(())
-    })?;
-    let x = Tensor::f_randn([batch, config.in_channels, length], (Kind::Float, Device::Cpu))?;
+    })
+    .map_err(tch_err("g *= rand_like(g) + 0.5"))?;
+    let x =
+        Tensor::f_randn([batch, config.in_channels, length], (Kind::Float, Device::Cpu)).map_err(tch_err("randn"))?;
     Ok((model, x))
-}
-
-/// The JSON `data/hifigan_block.py --io` writes.
-#[derive(Clone, Debug, Deserialize)]
-pub struct TorchIo {
-    /// `torch.__version__`.
-    pub torch: String,
-    /// `torch.backends.cpu.get_cpu_capability()`.
-    pub cpu_capability: String,
-    /// The seed of the model and input.
-    pub seed: u64,
-    /// The sizes.
-    pub config: Config,
-    /// `model.state_dict().keys()`, in order.
-    pub state_dict_keys: Vec<String>,
-    /// The input.
-    pub input: Bits,
-    /// The eval output of the weight-normed model.
-    pub output: Bits,
-    /// With `--fold`: the output after `remove_weight_norm` on every layer.
-    pub removed_output: Option<Bits>,
-    /// With `--fold`: the state-dict keys after `remove_weight_norm`.
-    pub removed_state_dict_keys: Option<Vec<String>>,
 }
