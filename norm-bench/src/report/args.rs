@@ -80,6 +80,9 @@ pub struct ReportArgs {
     /// Skip the loss curves (loss.csv keeps only its header).
     #[arg(long)]
     pub(crate) no_loss: bool,
+    /// Skip operator_norm.csv (σ_operator / σ_reshaped of the example models' layers).
+    #[arg(long)]
+    pub(crate) no_operator_norm: bool,
     /// Skip the PNG plots.
     #[arg(long)]
     pub(crate) no_plots: bool,
@@ -163,6 +166,9 @@ impl ReportArgs {
         }
         if self.no_loss {
             options.loss_curves = false;
+        }
+        if self.no_operator_norm {
+            options.operator_norm = false;
         }
         if self.no_plots {
             options.plots = false;

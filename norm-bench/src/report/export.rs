@@ -7,6 +7,7 @@
 //! `docs/reports.md` describes them.
 
 use super::convergence::SigmaRow;
+use super::operator_norm_rows::OperatorNormRow;
 use super::results::{LossCurve, Side, TimingRow};
 use super::stats::Summary;
 use anyhow::{Context, Result};
@@ -67,6 +68,20 @@ pub(crate) const CONVERGENCE_HEADER: [&str; 12] = [
     "rel_error",
     "rel_error_pytorch",
     "estimates_bit_equal",
+];
+
+/// `operator_norm.csv`'s header, in column order.
+pub(crate) const OPERATOR_NORM_HEADER: [&str; 10] = [
+    "model",
+    "layer",
+    "kind",
+    "input_size",
+    "sigma_reshaped",
+    "sigma_operator",
+    "ratio",
+    "iterations",
+    "bound",
+    "converged",
 ];
 
 /// `loss.csv`'s header, in column order.
@@ -182,6 +197,28 @@ pub(crate) fn convergence_csv(rows: &[SigmaRow]) -> Result<String> {
                     format!("{:.3e}", super::convergence::relative_error(p, r.sigma_exact))
                 }),
                 r.sigma_estimate_pytorch.map(|p| (p == r.sigma_estimate).to_string()).unwrap_or_default(),
+            ]
+        }),
+    )
+}
+
+/// `operator_norm.csv`'s content; `input_size` is written `16x16` (`1024`; empty for a Linear).
+pub(crate) fn operator_norm_csv(rows: &[OperatorNormRow]) -> Result<String> {
+    csv_text(
+        OPERATOR_NORM_HEADER,
+        rows.iter().map(|r| {
+            let size: Vec<String> = r.input_size.iter().map(i64::to_string).collect();
+            vec![
+                r.model.name().to_string(),
+                r.layer.clone(),
+                r.kind.to_string(),
+                size.join("x"),
+                format!("{}", r.sigma_reshaped),
+                format!("{}", r.sigma_operator),
+                format!("{:.6}", r.ratio()),
+                r.iterations.to_string(),
+                format!("{:.3e}", r.bound),
+                r.converged.to_string(),
             ]
         }),
     )
@@ -319,6 +356,36 @@ mod tests {
             [LossCurve { run: LossRun::SeedWeightNorm, rust: Some(vec![1.5, 0.25]), pytorch: Some(vec![1.5]) }];
         let text = loss_csv(&curves).unwrap();
         assert_eq!(text, "run,step,loss_rust,loss_pytorch\nseed_weight_norm,1,1.5,1.5\nseed_weight_norm,2,0.25,\n");
+    }
+
+    #[test]
+    fn operator_norm_csv_schema() {
+        use crate::report::operator_norm_rows::{OperatorNormModel, OperatorNormRow};
+        let row = |model, layer: &str, kind, input_size: Vec<i64>| OperatorNormRow {
+            model,
+            layer: layer.into(),
+            kind,
+            input_size,
+            sigma_reshaped: 0.5,
+            sigma_operator: 0.75,
+            iterations: 12,
+            bound: 2.5e-5,
+            converged: true,
+        };
+        let rows = [
+            row(OperatorNormModel::SnDiscriminator, "convs.0", "Conv2d", vec![16, 16]),
+            row(OperatorNormModel::SnDiscriminator, "fc", "Linear", vec![]),
+            row(OperatorNormModel::Hifigan, "ups.0", "ConvTranspose1d", vec![64]),
+        ];
+        let text = operator_norm_csv(&rows).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "model,layer,kind,input_size,sigma_reshaped,sigma_operator,ratio,iterations,bound,converged"
+        );
+        assert_eq!(lines[1], "sn_discriminator,convs.0,Conv2d,16x16,0.5,0.75,1.500000,12,2.500e-5,true");
+        assert_eq!(lines[2], "sn_discriminator,fc,Linear,,0.5,0.75,1.500000,12,2.500e-5,true");
+        assert_eq!(lines[3], "hifigan,ups.0,ConvTranspose1d,64,0.5,0.75,1.500000,12,2.500e-5,true");
     }
 
     #[test]

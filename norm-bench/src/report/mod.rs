@@ -9,6 +9,7 @@
 //!   bandwidths for `copy`, `weight_norm_forward` and `weight_norm_forward_out`;
 //! - `convergence.csv` — σ estimates after k power iterations vs the SVD ([`convergence`]);
 //! - `loss.csv` — per-step losses, Rust and PyTorch;
+//! - `operator_norm.csv` — σ_operator / σ_reshaped of the example models' layers ([`operator_norm_rows`]);
 //! - `run.json` ([`run_json`]), `summary.md` ([`summary`]); `plots/*.png` ([`plots`]).
 //!
 //! For each case the PyTorch script ([`pytorch`]) times its side first, then Rust times
@@ -39,6 +40,7 @@ mod interval;
 mod limits;
 mod machine;
 mod model_rows;
+mod operator_norm_rows;
 mod ops;
 mod options;
 mod plots;

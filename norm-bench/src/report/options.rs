@@ -66,6 +66,9 @@ pub(crate) struct ReportOptions {
     pub(crate) seed_loop_steps: u64,
     /// Steps of the spectral-norm training run. Default 200.
     pub(crate) spectral_train_steps: u64,
+    /// Whether to compute `operator_norm.csv` (σ_operator / σ_reshaped of the example models'
+    /// layers, Rust only, a few seconds). Default true.
+    pub(crate) operator_norm: bool,
     /// Whether to draw the PNG plots (needs matplotlib in the Python). Default true.
     pub(crate) plots: bool,
     /// The Python interpreter for the PyTorch side and the plots; `None`: the repository's `.venv/bin/python`, else `python3`.
@@ -119,6 +122,7 @@ impl Default for ReportOptions {
             convergence_iterations: vec![1, 2, 5, 10, 20, 50],
             matrix_kinds: MatrixKind::ALL.to_vec(),
             loss_curves: true,
+            operator_norm: true,
             seed_loop_steps: 100,
             spectral_train_steps: 200,
             plots: true,

@@ -77,6 +77,11 @@ pub(crate) fn sigma_cost(shape: Shape) -> f64 {
     0.1 + 6e-10 * (shape.elements() as f64).powf(1.5)
 }
 
+/// The rough cost in seconds of one model's `operator_norm.csv` rows.
+pub(crate) fn operator_norm_cost() -> f64 {
+    5.0
+}
+
 /// The rough cost in seconds of a loss run of `steps` steps, both sides.
 pub(crate) fn loss_cost(steps: u64) -> f64 {
     0.1 + 0.002 * steps as f64

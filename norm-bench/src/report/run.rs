@@ -9,10 +9,11 @@ use super::convergence::{self, LossRun, MatrixKind};
 use super::interval;
 use super::machine;
 use super::model_rows::{self, LOSS_CHECK_STEPS};
+use super::operator_norm_rows::{self, OperatorNormModel};
 use super::ops::Op;
 use super::options::ReportOptions;
 use super::plots;
-use super::progress::{case_cost, loss_cost, sigma_cost, Progress};
+use super::progress::{case_cost, loss_cost, operator_norm_cost, sigma_cost, Progress};
 use super::pytorch::{self, Outcome, PytorchRunner};
 use super::results::{LossCurve, Side, TimingRow};
 use super::run_folder::{create_run_dir, update_latest};
@@ -64,9 +65,11 @@ pub(crate) fn run(options: &ReportOptions) -> Result<Report> {
     let (mut report, cases) = start(options)?;
     let sigma_jobs = sigma_jobs(options);
     let loss_jobs = loss_jobs(options);
+    let operator_norm_jobs: &[OperatorNormModel] = if options.operator_norm { &OperatorNormModel::ALL } else { &[] };
     let mut costs: Vec<f64> = cases.iter().map(|c| case_cost(c, &options.sampling)).collect();
     costs.extend(sigma_jobs.iter().map(|&(shape, _)| sigma_cost(shape)));
     costs.extend(loss_jobs.iter().map(|&(_, steps)| loss_cost(steps)));
+    costs.extend(operator_norm_jobs.iter().map(|_| operator_norm_cost()));
     let mut progress = Progress::new(&costs);
 
     let mut pytorch = start_pytorch(options, &mut report);
@@ -79,6 +82,9 @@ pub(crate) fn run(options: &ReportOptions) -> Result<Report> {
     }
     for &(run, steps) in &loss_jobs {
         loss_job(&mut report, &mut pytorch, run, steps, &mut progress)?;
+    }
+    for &model in operator_norm_jobs {
+        operator_norm_job(&mut report, model, &mut progress)?;
     }
     finish(report, pytorch, options)
 }
@@ -418,6 +424,26 @@ fn loss_job(
     Ok(())
 }
 
+/// `operator_norm.csv`'s rows of one model (Rust only); a failure is a warning.
+fn operator_norm_job(report: &mut Report, model: OperatorNormModel, progress: &mut Progress) -> Result<()> {
+    let name = model.name();
+    match operator_norm_rows::operator_norm_rows(model) {
+        Ok(rows) => {
+            let range = operator_norm_rows::ratio_range(&rows, model)
+                .map(|(lo, hi, n)| format!("{n} layers, σ_operator / σ_reshaped {lo:.3} to {hi:.3}"))
+                .unwrap_or_else(|| "no layers".into());
+            report.operator_norms.extend(rows);
+            report.write_all()?;
+            progress.step(operator_norm_cost(), &format!("operator norm {name}: {range}"));
+        }
+        Err(e) => {
+            report.warn(format!("operator norms of {name} failed: {e:#}"));
+            progress.step(operator_norm_cost(), &format!("operator norm {name}: failed"));
+        }
+    }
+    Ok(())
+}
+
 /// Ends the PyTorch side, draws the plots, marks the run complete and writes its files.
 fn finish(mut report: Report, pytorch: Option<PytorchRunner>, options: &ReportOptions) -> Result<Report> {
     if let Some(runner) = pytorch {
@@ -467,6 +493,7 @@ mod tests {
             convergence_iterations: vec![1, 5],
             seed_loop_steps: 2,
             spectral_train_steps: 3,
+            operator_norm: false, // operator_norm_rows' own test covers it (the generator's rows take seconds)
             plots: false,
             pytorch: false,
             ..ReportOptions::default()
@@ -487,6 +514,8 @@ mod tests {
         );
         let convergence = fs::read_to_string(dir.join("convergence.csv")).unwrap();
         assert_eq!(convergence.lines().count(), 1 + 2 * 2);
+        let operator_norm = fs::read_to_string(dir.join("operator_norm.csv")).unwrap();
+        assert_eq!(operator_norm.trim_end(), export::OPERATOR_NORM_HEADER.join(","));
         let loss = fs::read_to_string(dir.join("loss.csv")).unwrap();
         assert_eq!(loss.lines().count(), 1 + 6 + 3);
         let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();

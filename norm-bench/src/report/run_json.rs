@@ -26,6 +26,7 @@ pub(crate) fn render_json(report: &Report) -> Value {
             "timing_cases_planned": report.timing_total,
             "sigma_rows": report.sigma.len(),
             "loss_curves": report.losses.len(),
+            "operator_norm_rows": report.operator_norms.len(),
         },
         "machine": report.machine,
         "rust": report.rust_env,
@@ -34,7 +35,7 @@ pub(crate) fn render_json(report: &Report) -> Value {
         "devices": devices_timed(report),
         "copy_bandwidth": bandwidth,
         "options": report.options,
-        "files": ["summary.md", "timing.csv", "convergence.csv", "loss.csv", "run.json"],
+        "files": ["summary.md", "timing.csv", "convergence.csv", "loss.csv", "operator_norm.csv", "run.json"],
         "plots": report.plots,
         "warnings": report.warnings,
     })

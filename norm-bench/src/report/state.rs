@@ -6,6 +6,7 @@ use super::case::{DType, DeviceKind, Shape};
 use super::convergence::SigmaRow;
 use super::export;
 use super::machine::Machine;
+use super::operator_norm_rows::OperatorNormRow;
 use super::ops::Op;
 use super::options::ReportOptions;
 use super::results::{LossCurve, TimingRow};
@@ -82,6 +83,8 @@ pub(crate) struct Report {
     pub(crate) sigma: Vec<SigmaRow>,
     /// The loss curves so far.
     pub(crate) losses: Vec<LossCurve>,
+    /// The `operator_norm.csv` rows so far.
+    pub(crate) operator_norms: Vec<OperatorNormRow>,
     /// The plots written (relative to the run folder).
     pub(crate) plots: Vec<String>,
     /// Warnings worth keeping in the summary.
@@ -116,6 +119,7 @@ impl Report {
             timing_done: 0,
             sigma: Vec::new(),
             losses: Vec::new(),
+            operator_norms: Vec::new(),
             plots: Vec::new(),
             warnings: Vec::new(),
         }
@@ -161,6 +165,10 @@ impl Report {
         )?;
         export::write_atomic(&self.dir.join("convergence.csv"), export::convergence_csv(&self.sigma)?.as_bytes())?;
         export::write_atomic(&self.dir.join("loss.csv"), export::loss_csv(&self.losses)?.as_bytes())?;
+        export::write_atomic(
+            &self.dir.join("operator_norm.csv"),
+            export::operator_norm_csv(&self.operator_norms)?.as_bytes(),
+        )?;
         export::write_atomic(&self.dir.join("run.json"), format!("{:#}\n", run_json::render_json(self)).as_bytes())?;
         export::write_atomic(&self.dir.join("summary.md"), summary::render_markdown(self).as_bytes())
     }

@@ -185,6 +185,32 @@ fn sigma_section(out: &mut String, report: &Report) {
     out.push('\n');
 }
 
+/// `operator_norm.csv` in brief: per model, the range of σ_operator / σ_reshaped over its layers.
+fn operator_norm_section(out: &mut String, report: &Report) {
+    if report.operator_norms.is_empty() {
+        return;
+    }
+    out.push_str("## σ_operator / σ_reshaped of the example models' layers\n\n");
+    let _ = writeln!(
+        out,
+        "PyTorch's `spectral_norm` divides by σ_reshaped, the largest singular value of the reshaped kernel; σ_operator is \
+         the norm of the layer's convolution itself on the input size it sees in the model (power iteration on the \
+         convolution and its exact adjoint to a relative bound of {:.0e}, at most {} iterations; generator on {} input \
+         frames, discriminator on 16×16 images). A ratio above 1: the \"1-Lipschitz\" layer stretches some input by that \
+         factor. Every layer is in `operator_norm.csv`.\n",
+        super::operator_norm_rows::TOLERANCE,
+        super::operator_norm_rows::MAX_ITERATIONS,
+        super::operator_norm_rows::HIFIGAN_FRAMES
+    );
+    out.push_str("| model | layers | min ratio | max ratio | not converged |\n|---|---:|---:|---:|---:|\n");
+    for model in super::operator_norm_rows::OperatorNormModel::ALL {
+        let Some((lo, hi, n)) = super::operator_norm_rows::ratio_range(&report.operator_norms, model) else { continue };
+        let open = report.operator_norms.iter().filter(|r| r.model == model && !r.converged).count();
+        let _ = writeln!(out, "| {} | {n} | {lo:.4} | {hi:.4} | {open} |", model.name());
+    }
+    out.push('\n');
+}
+
 fn loss_section(out: &mut String, report: &Report) {
     out.push_str("## Loss curves\n\n");
     if report.losses.is_empty() {
@@ -310,6 +336,7 @@ pub(crate) fn render_markdown(report: &Report) -> String {
     bandwidth_section(&mut out, report);
     sigma_section(&mut out, report);
     loss_section(&mut out, report);
+    operator_norm_section(&mut out, report);
 
     out.push_str("## Plots\n\n");
     if report.plots.is_empty() {
@@ -321,7 +348,8 @@ pub(crate) fn render_markdown(report: &Report) -> String {
         out.push('\n');
     }
     out.push_str("## Files\n\n- [timing.csv](timing.csv): every timing case, both sides\n- [convergence.csv](convergence.csv): σ estimates vs the SVD\n");
-    out.push_str("- [loss.csv](loss.csv): loss curves, Rust and PyTorch\n- [run.json](run.json): versions, machine, options\n\nSchemas: `docs/reports.md` in the repository.\n");
+    out.push_str("- [loss.csv](loss.csv): loss curves, Rust and PyTorch\n");
+    out.push_str("- [operator_norm.csv](operator_norm.csv): σ_operator / σ_reshaped per layer of the example models\n- [run.json](run.json): versions, machine, options\n\nSchemas: `docs/reports.md` in the repository.\n");
     if !report.warnings.is_empty() {
         out.push_str("\n## Warnings\n\n");
         for w in &report.warnings {

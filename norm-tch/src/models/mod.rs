@@ -1,7 +1,8 @@
 //! The two whole models of norm's examples and report, as library code: a HiFi-GAN-style
 //! generator under weight norm ([`hifigan`], PyTorch twin `data/hifigan_block.py`) and an
 //! SN-GAN discriminator under spectral norm ([`sn_discriminator`], PyTorch twin
-//! `data/sn_discriminator.py`).
+//! `data/sn_discriminator.py`); [`layer_operators`] gives every normalized layer of either as a
+//! convolution operator, for `σ_operator / σ_reshaped` ([`crate::operator_norm`]).
 //!
 //! Each mirrors its PyTorch twin module by module, under PyTorch's state-dict names, with
 //! PyTorch's init drawn in PyTorch's construction order and PyTorch's ops in PyTorch's order,
@@ -12,4 +13,5 @@
 //! `operator_norm.csv`) all use these models.
 
 pub mod hifigan;
+pub mod layer_operators;
 pub mod sn_discriminator;
