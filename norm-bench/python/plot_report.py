@@ -10,7 +10,8 @@ and writes into <run>/plots/:
   separate markers; a dotted line for the fastest sample); weight_norm_forward_out's
   PyTorch line is torch._weight_norm (PyTorch has no out= variant);
 - time_ratio.png: Rust / PyTorch median ratio vs size, every op on one chart;
-- sigma_error.png: σ relative error vs power iterations, per matrix kind and shape;
+- sigma_error.png: σ relative error vs power iterations, per matrix kind and shape, and
+  dashed the residual bound a spectral-norm layer reports (relative to σ);
 - loss.png: loss vs step of each training run, Rust and PyTorch.
 
 Prints each written file's path, relative to the run folder, one per line on stdout.
@@ -168,11 +169,15 @@ def sigma_plot(run_dir, rows, written):
         for shape in shapes:
             points = sorted((int(r["n_power_iterations"]), number(r["rel_error"]), r["sigma2_over_sigma1"]) for r in rows if r["matrix"] == kind and r["shape"] == shape)
             floor = 1e-9  # an exact hit would vanish on a log axis
-            ax.plot([p[0] for p in points], [max(p[1] or 0.0, floor) for p in points], marker="o", markersize=4, label=f"{shape} (σ₂/σ₁ = {float(points[0][2]):.3f})")
+            line, = ax.plot([p[0] for p in points], [max(p[1] or 0.0, floor) for p in points], marker="o", markersize=4, label=f"{shape} (σ₂/σ₁ = {float(points[0][2]):.3f})")
+            # The bound a spectral-norm layer reports (relative to σ), dashed in the same colour.
+            bounds = sorted((int(r["n_power_iterations"]), number(r.get("rel_bound", ""))) for r in rows if r["matrix"] == kind and r["shape"] == shape)
+            if bounds and all(b[1] is not None for b in bounds):
+                ax.plot([b[0] for b in bounds], [max(b[1], floor) for b in bounds], linestyle="--", marker="x", markersize=3, color=line.get_color(), alpha=0.7)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("power iterations k (fresh u, v)")
-        ax.set_ylabel("|σ_k − σ₁| / σ₁")
+        ax.set_ylabel("|σ_k − σ₁| / σ₁ (solid); bound / σ_k (dashed)")
         ax.set_title(f"σ relative error, {kind.replace('_', '-')} matrices")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)

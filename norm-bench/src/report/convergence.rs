@@ -10,6 +10,13 @@
 //! `σ = dot(u, W v)` — exactly `hooks::initial_u_v` then `hooks::compute_weight` with
 //! `do_power_iteration = true`. The exact σ₁ (and σ₂, for the gap) come from
 //! an SVD of `W.double()` (`torch.linalg.svdvals`' values); the relative error is `|σ − σ₁| / σ₁`.
+//! Beside it, the error bound a spectral-norm layer reports for the same σ
+//! (`SpectralNorm::sigma()`, `norm_core::spectral_norm::SigmaEstimate`):
+//! `bound = sqrt((‖W v − σ u‖² + ‖Wᵀ u − σ v‖²) / (‖u‖² + ‖v‖²))` from the same `W`, `u`, `v`
+//! after `k` iterations (`norm_tch::layers::sigma::residual_bound`, float64). It guarantees
+//! that *some* singular value of `W` (or 0) lies within `bound` of σ — not necessarily σ₁:
+//! power iteration approaches σ₁ from below, and while σ is still near a smaller singular value
+//! the bound can be smaller than `|σ − σ₁|` (`bound_covers_exact` says which rows it covers).
 //!
 //! **Loss curves.** `seed_weight_norm`: the seed document's weight-norm program
 //! (`norm-bench seed-loop --example weight-norm --steps K`: K steps of loop 1, then K
@@ -24,7 +31,8 @@ use crate::seed_loop::{Example, SeedModel};
 use anyhow::{ensure, Result};
 use norm_core::optim::AdamConfig;
 use norm_core::random::PyRandom;
-use norm_core::spectral_norm::hooks;
+use norm_core::spectral_norm::{hooks, SigmaEstimate};
+use norm_tch::layers::sigma::residual_bound;
 use norm_tch::layers::{linear, spectral_norm, LinearConfig, SpectralNormOptions, WeightedLayer};
 use norm_tch::optim::Adam;
 use norm_tch::TchBackend;
@@ -117,15 +125,19 @@ pub(crate) fn make_matrix(kind: MatrixKind, rows: i64, cols: i64) -> Result<Tens
 }
 
 /// The hook API's σ estimate of `w` after `k` power iterations from fresh `u`, `v`
-/// (drawn after `torch.manual_seed(SIGMA_SEED + 1)`), as an f64 of the float32 value.
-pub(crate) fn sigma_estimate(w: &Tensor, k: usize) -> Result<f64> {
+/// (drawn after `torch.manual_seed(SIGMA_SEED + 1)`), as an f64 of the float32 value, with
+/// the residual bound a spectral-norm layer reports for it
+/// (`norm_tch::layers::sigma::residual_bound` of the same `W`, `u`, `v`, σ).
+pub(crate) fn sigma_estimate(w: &Tensor, k: usize) -> Result<SigmaEstimate> {
     tch::manual_seed(SIGMA_SEED as i64 + 1);
     let (mut u, mut v) = hooks::initial_u_v::<TchBackend>(w, 0, EPS)?;
-    tch::no_grad(|| -> Result<f64> {
+    tch::no_grad(|| -> Result<SigmaEstimate> {
         drop(hooks::compute_weight::<TchBackend>(w, &mut u, &mut v, 0, k, EPS, true)?);
         // The buffers now hold the iterated u, v: σ = dot(u, W v), as compute_weight computed it.
         let w_mat = hooks::weight_to_matrix::<TchBackend>(w, 0)?;
-        Ok(u.f_dot(&w_mat.f_mv(&v)?)?.f_double_value(&[])?)
+        let sigma = u.f_dot(&w_mat.f_mv(&v)?)?.f_double_value(&[])?;
+        let bound = residual_bound(&w_mat, &u, &v, sigma)?;
+        Ok(SigmaEstimate { sigma, bound })
     })
 }
 
@@ -161,6 +173,9 @@ pub(crate) struct SigmaRow {
     pub(crate) n_power_iterations: u64,
     /// norm's σ estimate.
     pub(crate) sigma_estimate: f64,
+    /// The residual bound of norm's σ estimate (`SigmaEstimate::bound`): some singular value
+    /// of `W` (or 0) lies within it.
+    pub(crate) bound: f64,
     /// PyTorch's σ estimate for the same matrix and draws, when its side ran.
     pub(crate) sigma_estimate_pytorch: Option<f64>,
     /// σ₁ from the SVD.
@@ -174,6 +189,17 @@ impl SigmaRow {
     pub(crate) fn rel_error(&self) -> f64 {
         relative_error(self.sigma_estimate, self.sigma_exact)
     }
+
+    /// `bound / σ`: the bound relative to the estimate (at least `bound / σ₁` while σ ≤ σ₁).
+    pub(crate) fn rel_bound(&self) -> f64 {
+        self.bound / self.sigma_estimate
+    }
+
+    /// Whether `|σ − σ₁| ≤ bound`: the bound covers the distance to the largest singular value
+    /// (it always covers the distance to the nearest one).
+    pub(crate) fn bound_covers_exact(&self) -> bool {
+        (self.sigma_estimate - self.sigma_exact).abs() <= self.bound
+    }
 }
 
 /// The Rust side of the σ study for one matrix: one row per iteration count.
@@ -183,12 +209,14 @@ pub(crate) fn sigma_study(kind: MatrixKind, rows: u64, cols: u64, iterations: &[
     iterations
         .iter()
         .map(|&k| {
+            let estimate = sigma_estimate(&w, usize::try_from(k)?)?;
             Ok(SigmaRow {
                 matrix: kind,
                 rows,
                 cols,
                 n_power_iterations: k,
-                sigma_estimate: sigma_estimate(&w, usize::try_from(k)?)?,
+                sigma_estimate: estimate.sigma,
+                bound: estimate.bound,
                 sigma_estimate_pytorch: None,
                 sigma_exact,
                 gap: sigma_2 / sigma_exact,
@@ -290,15 +318,61 @@ mod tests {
         let (s1, s2) = top_singular_values(&w).unwrap();
         assert!((s1 - 3.0).abs() < 1e-12 && (s2 - 2.0).abs() < 1e-12, "{s1} {s2}");
         let errors: Vec<f64> =
-            [1, 2, 5, 10, 20, 50].iter().map(|&k| relative_error(sigma_estimate(&w, k).unwrap(), s1)).collect();
+            [1, 2, 5, 10, 20, 50].iter().map(|&k| relative_error(sigma_estimate(&w, k).unwrap().sigma, s1)).collect();
         for pair in errors.windows(2) {
             assert!(pair[1] <= pair[0] + 1e-7, "{errors:?}");
         }
         assert!(errors[0] < 0.5, "{errors:?}");
         assert!(errors[4] < 1e-6 && errors[5] < 1e-6, "{errors:?}");
         // The estimate never exceeds σ₁ by more than float32 rounding (u, v are unit vectors).
-        assert!(sigma_estimate(&w, 3).unwrap() <= 3.0 * (1.0 + 1e-6));
+        assert!(sigma_estimate(&w, 3).unwrap().sigma <= 3.0 * (1.0 + 1e-6));
         assert_eq!(relative_error(2.7, 3.0), (3.0f64 - 2.7).abs() / 3.0);
+    }
+
+    /// The smallest distance from `sigma` to the singular values `spectrum` of a `rows x cols`
+    /// matrix (0 counts too when it is not square: `[[0, W], [Wᵀ, 0]]` has that eigenvalue).
+    fn distance_to_spectrum(sigma: f64, spectrum: &[f64], square: bool) -> f64 {
+        let zero = if square { f64::INFINITY } else { sigma.abs() };
+        spectrum.iter().map(|s| (sigma - s).abs()).fold(zero, f64::min)
+    }
+
+    #[test]
+    fn the_bound_covers_the_distance_to_the_nearest_singular_value() {
+        let _generator = norm_tch::backend::lock_global_generator();
+        // Exactly representable, with singular values known in closed form: the blocks
+        // [[2, 1], [1, 2]] (3 and 1) and [[1, -1], [1, 1]] (√2 twice), and a zero column.
+        #[rustfmt::skip]
+        let w = Tensor::from_slice(&[
+            2.0f32, 1.0, 0.0, 0.0, 0.0,
+            1.0, 2.0, 0.0, 0.0, 0.0,
+            0.0, 0.0, 1.0, -1.0, 0.0,
+            0.0, 0.0, 1.0, 1.0, 0.0,
+        ])
+        .reshape([4, 5]);
+        let exact = [3.0, 1.0, 2f64.sqrt(), 2f64.sqrt()];
+        let mut last = f64::INFINITY;
+        for k in [1, 2, 3, 5, 10, 20, 50] {
+            let est = sigma_estimate(&w, k).unwrap();
+            let nearest = distance_to_spectrum(est.sigma, &exact, false);
+            assert!(est.bound + 1e-12 >= nearest, "k={k}: bound {} < distance {nearest} (σ {})", est.bound, est.sigma);
+            assert!(est.bound.is_finite() && est.bound >= 0.0);
+            last = est.bound;
+        }
+        // Converged: the bound shrinks with the error (σ₂/σ₁ = √2/3, so (√2/3)^50 ≈ 5e-17).
+        assert!(last < 1e-5, "bound after 50 iterations {last}");
+
+        // A random matrix against its whole spectrum from an SVD in float64 (LAPACK through ATen,
+        // not the power iteration): bound ≥ the distance to the nearest singular value, per row.
+        let w = make_matrix(MatrixKind::Random, 12, 7).unwrap();
+        let (_, s, _) = w.to_kind(Kind::Double).svd(true, false);
+        let spectrum = Vec::<f64>::try_from(&s).unwrap();
+        let rows = sigma_study(MatrixKind::Random, 12, 7, &[1, 2, 5, 10, 20, 50]).unwrap();
+        for r in &rows {
+            let nearest = distance_to_spectrum(r.sigma_estimate, &spectrum, false);
+            assert!(r.bound + 1e-12 >= nearest, "{r:?}: nearest {nearest}");
+            assert_eq!(r.rel_bound(), r.bound / r.sigma_estimate);
+        }
+        assert!(rows.last().unwrap().bound_covers_exact(), "{:?}", rows.last());
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub(crate) const TIMING_HEADER: [&str; 35] = [
 ];
 
 /// `convergence.csv`'s header, in column order.
-pub(crate) const CONVERGENCE_HEADER: [&str; 12] = [
+pub(crate) const CONVERGENCE_HEADER: [&str; 15] = [
     "matrix",
     "shape",
     "rows",
@@ -68,6 +68,9 @@ pub(crate) const CONVERGENCE_HEADER: [&str; 12] = [
     "rel_error",
     "rel_error_pytorch",
     "estimates_bit_equal",
+    "bound",
+    "rel_bound",
+    "bound_covers_exact",
 ];
 
 /// `operator_norm.csv`'s header, in column order.
@@ -197,6 +200,9 @@ pub(crate) fn convergence_csv(rows: &[SigmaRow]) -> Result<String> {
                     format!("{:.3e}", super::convergence::relative_error(p, r.sigma_exact))
                 }),
                 r.sigma_estimate_pytorch.map(|p| (p == r.sigma_estimate).to_string()).unwrap_or_default(),
+                format!("{:.3e}", r.bound),
+                format!("{:.3e}", r.rel_bound()),
+                r.bound_covers_exact().to_string(),
             ]
         }),
     )
@@ -343,14 +349,16 @@ mod tests {
             cols: 8,
             n_power_iterations: 5,
             sigma_estimate: 2.5f32 as f64,
+            bound: 0.625,
             sigma_estimate_pytorch: Some(2.5f32 as f64),
             sigma_exact: 3.0,
             gap: 0.5,
         };
         let text = convergence_csv(&[sigma]).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "matrix,shape,rows,cols,n_power_iterations,sigma_estimate,sigma_estimate_pytorch,sigma_exact,sigma2_over_sigma1,rel_error,rel_error_pytorch,estimates_bit_equal");
-        assert_eq!(lines[1], "random,4x8,4,8,5,2.5,2.5,3,0.500000,1.667e-1,1.667e-1,true");
+        assert_eq!(lines[0], "matrix,shape,rows,cols,n_power_iterations,sigma_estimate,sigma_estimate_pytorch,sigma_exact,sigma2_over_sigma1,rel_error,rel_error_pytorch,estimates_bit_equal,bound,rel_bound,bound_covers_exact");
+        // |σ − σ₁| = 0.5 ≤ bound 0.625: covered; bound / σ = 0.25.
+        assert_eq!(lines[1], "random,4x8,4,8,5,2.5,2.5,3,0.500000,1.667e-1,1.667e-1,true,6.250e-1,2.500e-1,true");
 
         let curves =
             [LossCurve { run: LossRun::SeedWeightNorm, rust: Some(vec![1.5, 0.25]), pytorch: Some(vec![1.5]) }];
