@@ -34,7 +34,7 @@ use crate::backend::{AutodiffBackend, Backend};
 use crate::error::{Error, Result};
 use crate::functional::normalize;
 use crate::spectral_norm::parametrizations::{self, SpectralNormState, REGISTRATION_ITERATIONS};
-use crate::spectral_norm::{divide_by_sigma, check_weight, hooks, SpectralNormGuards};
+use crate::spectral_norm::{check_weight, divide_by_sigma, hooks, SpectralNormGuards};
 
 /// Stop the power iteration once `bound ≤ tolerance · |σ|`, after at most `max_iterations`
 /// iterations (see the [module docs](self) for the bound).
@@ -176,8 +176,17 @@ pub fn hooks_compute_weight_and_sigma<B: AutodiffBackend>(
     layer: &str,
 ) -> Result<(B::Tensor, B::Tensor, usize)> {
     if !do_power_iteration {
-        let (weight, sigma) =
-            hooks::compute_weight_and_sigma::<B>(weight_orig, u, v, dim, n_power_iterations, eps, false, guards, layer)?;
+        let (weight, sigma) = hooks::compute_weight_and_sigma::<B>(
+            weight_orig,
+            u,
+            v,
+            dim,
+            n_power_iterations,
+            eps,
+            false,
+            guards,
+            layer,
+        )?;
         return Ok((weight, sigma, 0));
     }
     tolerance.validate(n_power_iterations)?;

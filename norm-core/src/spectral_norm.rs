@@ -65,7 +65,11 @@ impl crate::guards::Guards for SpectralNormGuards {
 }
 
 /// The guarded checks on the weight, before any power iteration reads it.
-pub(crate) fn check_weight<B: AutodiffBackend>(weight: &B::Tensor, guards: &SpectralNormGuards, layer: &str) -> Result<()> {
+pub(crate) fn check_weight<B: AutodiffBackend>(
+    weight: &B::Tensor,
+    guards: &SpectralNormGuards,
+    layer: &str,
+) -> Result<()> {
     crate::guards::Guards::validate(guards)?;
     if guards.checked {
         crate::guards::check::<B>(weight, layer, "weight", crate::guards::Requirement::Finite)?;

@@ -13,11 +13,11 @@
 //! without iterating). `remove_spectral_norm` computes the weight from the stored `u`, `v`
 //! without iterating into a new `weight` parameter.
 
+use super::iteration_count::IterationCount;
+use super::seeded_draw::draw_from;
 use super::{Entries, NewEntry, RegisterContext, RemoveRule, Reparametrization};
 use crate::backend::TchBackend;
 use crate::scheme::{Scheme, Suffix};
-use super::iteration_count::IterationCount;
-use super::seeded_draw::draw_from;
 use norm_core::power_iteration::{self, PowerIterationTolerance};
 use norm_core::seeded_start::SeededNormal;
 use norm_core::spectral_norm::{check_n_power_iterations, hooks, SpectralNormGuards};

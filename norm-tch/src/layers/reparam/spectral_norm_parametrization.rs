@@ -10,11 +10,11 @@
 //! once more (iterating in training mode) and `set_`s it into `original`, which becomes
 //! `weight` again: an optimizer holding it keeps working.
 
+use super::iteration_count::IterationCount;
 use super::spectral_norm_hook::{SpectralNormOptions, SpectralNormSettings};
 use super::{Entries, NewEntry, RegisterContext, RemoveRule, Reparametrization};
 use crate::backend::TchBackend;
 use crate::scheme::{Scheme, Suffix};
-use super::iteration_count::IterationCount;
 use norm_core::power_iteration::{self, PowerIterationTolerance};
 use norm_core::spectral_norm::parametrizations::{self, SpectralNormState, REGISTRATION_ITERATIONS};
 use norm_core::spectral_norm::{check_n_power_iterations, SpectralNormGuards};
@@ -109,13 +109,13 @@ impl Reparametrization for SpectralNormParametrization {
         }
         let (mut state, registration_iterations) = match (options.converge_at_registration, &options.tolerance) {
             (true, Some(tolerance)) => power_iteration::parametrizations_register_to_tolerance::<TchBackend>(
-                    weight,
-                    options.n_power_iterations,
-                    dim,
-                    options.eps,
-                    tolerance,
-                    options.draw(),
-                )?,
+                weight,
+                options.n_power_iterations,
+                dim,
+                options.eps,
+                tolerance,
+                options.draw(),
+            )?,
             _ => {
                 let state = SpectralNormState::<TchBackend>::new_with(
                     weight,
@@ -137,7 +137,8 @@ impl Reparametrization for SpectralNormParametrization {
         };
         // register_parametrization(unsafe=False) evaluates the parametrization once.
         let no_guards = SpectralNormGuards::default();
-        let forward_iterations = tch::no_grad(|| parametrization.forward(&mut state, weight, context.training, &no_guards, ""))?.2;
+        let forward_iterations =
+            tch::no_grad(|| parametrization.forward(&mut state, weight, context.training, &no_guards, ""))?.2;
         parametrization.last_iterations.set(registration_iterations + forward_iterations);
         let buffers = match (state.u, state.v) {
             (Some(u), Some(v)) => vec![
