@@ -9,6 +9,7 @@
 //!   bandwidths for `copy`, `weight_norm_forward` and `weight_norm_forward_out`;
 //! - `convergence.csv` — σ estimates after k power iterations vs the SVD ([`convergence`]);
 //! - `loss.csv` — per-step losses, Rust and PyTorch;
+//! - `tolerance.csv` — power iteration to a tolerance vs fixed counts ([`tolerance_study`]);
 //! - `run.json` ([`run_json`]), `summary.md` ([`summary`]); `plots/*.png` ([`plots`]).
 //!
 //! For each case the PyTorch script ([`pytorch`]) times its side first, then Rust times
@@ -56,6 +57,7 @@ mod state;
 mod stats;
 mod summary;
 mod sweep;
+mod tolerance_study;
 
 pub use args::ReportArgs;
 pub use run::run_cli;

@@ -82,6 +82,8 @@ pub(crate) struct Report {
     pub(crate) sigma: Vec<SigmaRow>,
     /// The loss curves so far.
     pub(crate) losses: Vec<LossCurve>,
+    /// The tolerance study's rows so far ([`super::tolerance_study`]).
+    pub(crate) tolerance: Vec<super::tolerance_study::ToleranceRow>,
     /// The plots written (relative to the run folder).
     pub(crate) plots: Vec<String>,
     /// Warnings worth keeping in the summary.
@@ -116,6 +118,7 @@ impl Report {
             timing_done: 0,
             sigma: Vec::new(),
             losses: Vec::new(),
+            tolerance: Vec::new(),
             plots: Vec::new(),
             warnings: Vec::new(),
         }
@@ -161,6 +164,10 @@ impl Report {
         )?;
         export::write_atomic(&self.dir.join("convergence.csv"), export::convergence_csv(&self.sigma)?.as_bytes())?;
         export::write_atomic(&self.dir.join("loss.csv"), export::loss_csv(&self.losses)?.as_bytes())?;
+        export::write_atomic(
+            &self.dir.join("tolerance.csv"),
+            super::tolerance_study::tolerance_csv(&self.tolerance)?.as_bytes(),
+        )?;
         export::write_atomic(&self.dir.join("run.json"), format!("{:#}\n", run_json::render_json(self)).as_bytes())?;
         export::write_atomic(&self.dir.join("summary.md"), summary::render_markdown(self).as_bytes())
     }

@@ -12,6 +12,10 @@
 //! refreshed by a forward (norm-tch has no stale attribute: `weight_t(false)` recomputes,
 //! without iterating). `remove_spectral_norm` computes the weight from the stored `u`, `v`
 //! without iterating into a new `weight` parameter.
+//!
+//! Opt-in (see [`SpectralNormOptions`]): tolerance mode ([`norm_core::power_iteration`]),
+//! a per-layer seed for `u`, `v` ([`norm_core::seeded_start`]) and `converge_at_registration`,
+//! which removes the eval-before-training trap.
 
 use super::iteration_count::IterationCount;
 use super::seeded_draw::draw_from;

@@ -9,6 +9,10 @@
 //! just `normalize(weight)`). `remove_parametrizations(module, "weight")` evaluates the weight
 //! once more (iterating in training mode) and `set_`s it into `original`, which becomes
 //! `weight` again: an optimizer holding it keeps working.
+//!
+//! Opt-in (see [`SpectralNormOptions`]): tolerance mode ([`norm_core::power_iteration`]; on
+//! convergence its last `W v` is σ's product, reused), a per-layer seed for `u`, `v` and
+//! `converge_at_registration` (the 15 registration iterations continued to the tolerance).
 
 use super::iteration_count::IterationCount;
 use super::spectral_norm_hook::{SpectralNormOptions, SpectralNormSettings};
