@@ -5,6 +5,8 @@
 //! - [`weight_norm`]: `w = g * v / ‖v‖` with PyTorch's `dim` contract.
 //! - [`spectral_norm`]: `w / σ` with power iteration, both PyTorch APIs.
 //! - [`guards`]: opt-in eps, σ floor and checked mode (no NaN weights).
+//! - [`power_iteration`]: opt-in power iteration to a tolerance, both spectral-norm APIs.
+//! - [`seeded_start`]: opt-in per-layer seeded draws of `u`, `v` (splitmix64, Box–Muller).
 //! - [`functional`]: `F.normalize` and other compositions PyTorch writes in Python.
 //! - [`optim`]: [`optim::Adam`], op for op as `torch.optim.Adam` on CPU.
 //! - [`random`]: CPython's `random.seed`/`random.random`.
@@ -20,8 +22,10 @@ pub mod error;
 pub mod functional;
 pub mod guards;
 pub mod optim;
+pub mod power_iteration;
 pub mod random;
 pub mod reference;
+pub mod seeded_start;
 pub mod spectral_norm;
 pub mod weight_norm;
 

@@ -65,7 +65,11 @@ impl crate::guards::Guards for SpectralNormGuards {
 }
 
 /// The guarded checks on the weight, before any power iteration reads it.
-fn check_weight<B: AutodiffBackend>(weight: &B::Tensor, guards: &SpectralNormGuards, layer: &str) -> Result<()> {
+pub(crate) fn check_weight<B: AutodiffBackend>(
+    weight: &B::Tensor,
+    guards: &SpectralNormGuards,
+    layer: &str,
+) -> Result<()> {
     crate::guards::Guards::validate(guards)?;
     if guards.checked {
         crate::guards::check::<B>(weight, layer, "weight", crate::guards::Requirement::Finite)?;
@@ -74,7 +78,7 @@ fn check_weight<B: AutodiffBackend>(weight: &B::Tensor, guards: &SpectralNormGua
 }
 
 /// `weight / σ`, or `weight / max(σ, floor)`, after checking the divisor in checked mode.
-fn divide_by_sigma<B: AutodiffBackend>(
+pub(crate) fn divide_by_sigma<B: AutodiffBackend>(
     weight: &B::Tensor,
     sigma: &B::Tensor,
     guards: &SpectralNormGuards,

@@ -153,6 +153,7 @@ impl Normalized {
                 DimArg::Value(d) => Some(d),
                 DimArg::Omitted | DimArg::Null => None,
             },
+            ..Default::default()
         };
         // weight_norm: an omitted dim is PyTorch's default 0; null is dim=None (whole tensor).
         let wn_dim = match norm.dim {

@@ -10,6 +10,7 @@
 //! - `convergence.csv` — σ estimates after k power iterations vs the SVD ([`convergence`]);
 //! - `loss.csv` — per-step losses, Rust and PyTorch;
 //! - `operator_norm.csv` — σ_operator / σ_reshaped of the example models' layers ([`operator_norm_rows`]);
+//! - `tolerance.csv` — power iteration to a tolerance vs fixed counts ([`tolerance_study`]);
 //! - `run.json` ([`run_json`]), `summary.md` ([`summary`]); `plots/*.png` ([`plots`]).
 //!
 //! For each case the PyTorch script ([`pytorch`]) times its side first, then Rust times
@@ -57,6 +58,7 @@ mod state;
 mod stats;
 mod summary;
 mod sweep;
+mod tolerance_study;
 
 pub use args::ReportArgs;
 pub use run::run_cli;

@@ -86,6 +86,7 @@ pub(crate) fn run(options: &ReportOptions) -> Result<Report> {
     for &model in operator_norm_jobs {
         operator_norm_job(&mut report, model, &mut progress)?;
     }
+    tolerance_jobs(&mut report, options)?;
     finish(report, pytorch, options)
 }
 
@@ -108,6 +109,22 @@ fn start(options: &ReportOptions) -> Result<(Report, Vec<Case>)> {
     }
     report.write_all()?;
     Ok((report, cases))
+}
+
+/// The tolerance study ([`super::tolerance_study`]), with the σ study, on the report's
+/// matrix kinds (a few seconds; a failure is a warning).
+fn tolerance_jobs(report: &mut Report, options: &ReportOptions) -> Result<()> {
+    if !options.convergence {
+        return Ok(());
+    }
+    for &kind in &options.matrix_kinds {
+        match super::tolerance_study::tolerance_study(kind) {
+            Ok(rows) => report.tolerance.extend(rows),
+            Err(e) => report.warn(format!("tolerance study of {kind} failed: {e:#}")),
+        }
+        report.write_all()?;
+    }
+    Ok(())
 }
 
 /// The σ study's matrices: every shape of every kind (none without the study).

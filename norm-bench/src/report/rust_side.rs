@@ -92,7 +92,8 @@ fn spectral_linear(case: &Case, k: usize) -> Result<(VarStore, SpectralNorm<Line
     if case.dtype != DType::F32 {
         vs.set_kind(case.dtype.kind());
     }
-    let options = SpectralNormOptions { n_power_iterations: k as i64, eps: SPECTRAL_EPS, dim: None };
+    let options =
+        SpectralNormOptions { n_power_iterations: k as i64, eps: SPECTRAL_EPS, dim: None, ..Default::default() };
     let layer = spectral_norm(&vs, layer, options)?;
     Ok((vs, layer))
 }

@@ -85,6 +85,8 @@ pub(crate) struct Report {
     pub(crate) losses: Vec<LossCurve>,
     /// The `operator_norm.csv` rows so far.
     pub(crate) operator_norms: Vec<OperatorNormRow>,
+    /// The tolerance study's rows so far ([`super::tolerance_study`]).
+    pub(crate) tolerance: Vec<super::tolerance_study::ToleranceRow>,
     /// The plots written (relative to the run folder).
     pub(crate) plots: Vec<String>,
     /// Warnings worth keeping in the summary.
@@ -120,6 +122,7 @@ impl Report {
             sigma: Vec::new(),
             losses: Vec::new(),
             operator_norms: Vec::new(),
+            tolerance: Vec::new(),
             plots: Vec::new(),
             warnings: Vec::new(),
         }
@@ -168,6 +171,10 @@ impl Report {
         export::write_atomic(
             &self.dir.join("operator_norm.csv"),
             export::operator_norm_csv(&self.operator_norms)?.as_bytes(),
+        )?;
+        export::write_atomic(
+            &self.dir.join("tolerance.csv"),
+            super::tolerance_study::tolerance_csv(&self.tolerance)?.as_bytes(),
         )?;
         export::write_atomic(&self.dir.join("run.json"), format!("{:#}\n", run_json::render_json(self)).as_bytes())?;
         export::write_atomic(&self.dir.join("summary.md"), summary::render_markdown(self).as_bytes())

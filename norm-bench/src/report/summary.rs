@@ -346,6 +346,7 @@ pub(crate) fn render_markdown(report: &Report) -> String {
     models_section(&mut out, report);
     bandwidth_section(&mut out, report);
     sigma_section(&mut out, report);
+    super::tolerance_study::summary_section(&mut out, &report.tolerance);
     loss_section(&mut out, report);
     operator_norm_section(&mut out, report);
 
@@ -359,6 +360,7 @@ pub(crate) fn render_markdown(report: &Report) -> String {
         out.push('\n');
     }
     out.push_str("## Files\n\n- [timing.csv](timing.csv): every timing case, both sides\n- [convergence.csv](convergence.csv): σ estimates vs the SVD\n");
+    out.push_str("- [tolerance.csv](tolerance.csv): power iteration to a tolerance vs fixed counts\n");
     out.push_str("- [loss.csv](loss.csv): loss curves, Rust and PyTorch\n");
     out.push_str("- [operator_norm.csv](operator_norm.csv): σ_operator / σ_reshaped per layer of the example models\n- [run.json](run.json): versions, machine, options\n\nSchemas: `docs/reports.md` in the repository.\n");
     if !report.warnings.is_empty() {

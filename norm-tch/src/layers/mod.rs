@@ -36,6 +36,7 @@ pub use conv_transpose::{
 pub use embedding::{embedding, Embedding, EmbeddingOptions};
 pub use fold::{fold_all, unfold_all, Foldable};
 pub use linear::{linear, LinearConfig};
+pub use norm_core::power_iteration::PowerIterationTolerance;
 pub use norm_core::spectral_norm::{SigmaEstimate, SpectralNormGuards};
 pub use norm_core::weight_norm::WeightNormGuards;
 pub use normalizations::{

@@ -76,3 +76,20 @@ impl<L: WeightedLayer> ParametrizedSpectralNorm<L> {
         Ok(Some(SigmaEstimate { sigma, bound }))
     }
 }
+
+impl<L: WeightedLayer> SpectralNorm<L> {
+    /// Power iterations the last weight computation ran (tolerance mode: the count the
+    /// tolerance needed; see [`SpectralNormHook::last_iterations`](super::reparam::SpectralNormHook::last_iterations)).
+    pub fn last_iterations(&self) -> usize {
+        self.reparametrization().last_iterations()
+    }
+}
+
+impl<L: WeightedLayer> ParametrizedSpectralNorm<L> {
+    /// Power iterations the last weight computation ran (tolerance mode: the count the
+    /// tolerance needed; see
+    /// [`SpectralNormParametrization::last_iterations`](super::reparam::SpectralNormParametrization::last_iterations)).
+    pub fn last_iterations(&self) -> usize {
+        self.reparametrization().last_iterations()
+    }
+}

@@ -21,11 +21,14 @@
 //! norm's `weight_orig`; [`Scheme::plain`]) or one of the *others* (g, the power-iteration
 //! vectors u and v), in the order [`Reparametrization::register`] returns them.
 
+mod iteration_count;
+mod seeded_draw;
 mod spectral_norm_hook;
 mod spectral_norm_parametrization;
 mod weight_norm_hook;
 mod weight_norm_parametrization;
 
+pub use iteration_count::IterationCount;
 pub use spectral_norm_hook::{SpectralNormHook, SpectralNormOptions, SpectralNormSettings};
 pub use spectral_norm_parametrization::SpectralNormParametrization;
 pub use weight_norm_hook::WeightNormHook;
