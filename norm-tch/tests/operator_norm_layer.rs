@@ -30,7 +30,7 @@ use norm_tch::layers::{
 };
 use norm_tch::operator_norm::{operator_norm as float64_operator_norm, AsOperator, OperatorNormOptions};
 use norm_tch::scheme::{detect, Scheme};
-use norm_test_support::{run_python_json, seeded};
+use norm_test_support::{one_thread, run_python_json, seeded};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use support::{fresh_dir, python_or_skip};
@@ -182,6 +182,7 @@ struct Sigmas {
 
 #[test]
 fn layer_sigma_matches_the_dense_svd() -> Result<()> {
+    one_thread(); // power iteration is many small ops: one intra-op thread is faster
     let Some(python) = python_or_skip("check the operator-norm layer's sigma against the dense SVD")? else {
         return Ok(());
     };
@@ -209,6 +210,7 @@ fn layer_sigma_matches_the_dense_svd() -> Result<()> {
 
 #[test]
 fn warm_start_is_the_float64_operator_norm_from_the_same_seed() -> Result<()> {
+    one_thread(); // power iteration is many small ops: one intra-op thread is faster
     let mut vs = VarStore::new(Device::Cpu);
     let conv =
         seeded(3, || conv2d(&(vs.root() / "c"), 3, 5, [3, 3], ConvOptions { padding: [1, 1], ..Default::default() }))?;
@@ -235,9 +237,10 @@ struct PytorchSn {
 
 #[test]
 fn normalized_operator_norm_is_one_where_pytorchs_spectral_norm_is_above_one() -> Result<()> {
+    one_thread(); // power iteration is many small ops: one intra-op thread is faster
     let Some(python) = python_or_skip("compare with PyTorch's spectral_norm")? else { return Ok(()) };
     let vs = VarStore::new(Device::Cpu);
-    let input_size = [8i64, 8];
+    let input_size = [6i64, 6];
     let mut layers = Vec::new();
     for (i, (c_in, c_out)) in [(3, 8), (8, 8), (16, 4)].into_iter().enumerate() {
         let conv = seeded(30 + i as i64, || {
@@ -249,7 +252,12 @@ fn normalized_operator_norm_is_one_where_pytorchs_spectral_norm_is_above_one() -
                 ConvOptions { padding: [1, 1], ..Default::default() },
             )
         })?;
-        layers.push(operator_norm(&vs, conv, OperatorNormLayerOptions::new(input_size).with_seed(i as u64))?);
+        let registration = OperatorNormOptions { tolerance: 1e-6, max_iterations: 3000, seed: i as u64 };
+        layers.push(operator_norm(
+            &vs,
+            conv,
+            OperatorNormLayerOptions { registration, ..OperatorNormLayerOptions::new(input_size) },
+        )?);
     }
     let mut ours = Vec::new();
     let mut sn_cases = Vec::new();
@@ -275,7 +283,8 @@ fn normalized_operator_norm_is_one_where_pytorchs_spectral_norm_is_above_one() -
             "conv {i}: operator norm after norm's operator_norm {ours:.9} (bound/σ {rel_bound:.1e}); \
              after PyTorch's spectral_norm {theirs:.4} (its reshaped σ {reshaped:.6})"
         );
-        ensure!(*ours <= 1.0 + rel_bound + 2e-6 && *ours >= 1.0 - 2e-6, "conv {i}: {ours}");
+        // σ ≤ σ_op, so ours ≥ 1 (up to float32 rounding); above 1 by σ's relative error.
+        ensure!(*ours <= 1.0 + rel_bound + 2e-6 && *ours <= 1.0 + 1e-4 && *ours >= 1.0 - 2e-6, "conv {i}: {ours}");
         ensure!((reshaped - 1.0).abs() < 1e-6, "PyTorch's spectral norm converged: {reshaped}");
         ensure!(theirs > 1.1, "conv {i}: PyTorch's spectral_norm gives operator norm {theirs}");
     }
@@ -296,6 +305,7 @@ struct Grad {
 
 #[test]
 fn gradient_matches_pytorch_autograd_of_the_same_formula() -> Result<()> {
+    one_thread(); // power iteration is many small ops: one intra-op thread is faster
     let Some(python) = python_or_skip("check the gradient against PyTorch autograd")? else { return Ok(()) };
     let mut vs = VarStore::new(Device::Cpu);
     let opts = ConvOptions { stride: [2, 2], padding: [1, 1], dilation: [1, 2], groups: 2, ..Default::default() };
@@ -364,6 +374,7 @@ fn finite_difference_check<L: AsOperator>(label: &str, layer: &OperatorNormalize
 
 #[test]
 fn gradient_matches_finite_differences() -> Result<()> {
+    one_thread(); // power iteration is many small ops: one intra-op thread is faster
     let mut vs = VarStore::new(Device::Cpu);
     let (t, c) = seeded(43, || -> Result<_> {
         let t = conv_transpose1d(
@@ -387,6 +398,7 @@ fn gradient_matches_finite_differences() -> Result<()> {
 
 #[test]
 fn training_steps_update_the_buffers_and_eval_does_not() -> Result<()> {
+    one_thread(); // power iteration is many small ops: one intra-op thread is faster
     let vs = VarStore::new(Device::Cpu);
     let conv = seeded(50, || conv1d(&(vs.root() / "c"), 2, 3, [3], ConvOptions { stride: [2], ..Default::default() }))?;
     let cold = OperatorNormLayerOptions {
@@ -415,6 +427,7 @@ fn training_steps_update_the_buffers_and_eval_does_not() -> Result<()> {
 
 #[test]
 fn the_seed_reproduces_registration_and_leaves_the_global_generator_alone() -> Result<()> {
+    one_thread(); // power iteration is many small ops: one intra-op thread is faster
     let register = |seed: u64| -> Result<(Tensor, Tensor, Tensor)> {
         seeded(60, || -> Result<_> {
             let vs = VarStore::new(Device::Cpu);
@@ -450,6 +463,7 @@ fn invalid_name(e: &Error) -> Option<&'static str> {
 
 #[test]
 fn errors_are_typed_and_name_the_argument() -> Result<()> {
+    one_thread(); // power iteration is many small ops: one intra-op thread is faster
     let vs = VarStore::new(Device::Cpu);
     let attempts: Vec<(&str, OperatorNormLayerOptions)> = vec![
         ("input_size", OperatorNormLayerOptions::new([6])),
@@ -494,6 +508,7 @@ fn errors_are_typed_and_name_the_argument() -> Result<()> {
 
 #[test]
 fn fold_and_remove_give_the_plain_layer_with_weight_orig_over_sigma() -> Result<()> {
+    one_thread(); // power iteration is many small ops: one intra-op thread is faster
     let vs = VarStore::new(Device::Cpu);
     let o = ConvTransposeOptions { stride: [2, 2], padding: [1, 1], output_padding: [1, 0], ..Default::default() };
     let t = seeded(70, || conv_transpose2d(&(vs.root() / "t"), 3, 2, [3, 3], o))?;
@@ -531,6 +546,7 @@ fn fold_and_remove_give_the_plain_layer_with_weight_orig_over_sigma() -> Result<
 
 #[test]
 fn checkpoints_round_trip_and_folding_one_is_refused() -> Result<()> {
+    one_thread(); // power iteration is many small ops: one intra-op thread is faster
     let dir = fresh_dir("operator-norm-layer")?;
     let build = |vs: &VarStore, init: i64, seed: u64| -> Result<OperatorNormalized<norm_tch::layers::Conv2d>> {
         let conv = seeded(init, || {
@@ -577,6 +593,7 @@ fn checkpoints_round_trip_and_folding_one_is_refused() -> Result<()> {
 
 #[test]
 fn guards_apply_to_the_operator_sigma() -> Result<()> {
+    one_thread(); // power iteration is many small ops: one intra-op thread is faster
     let vs = VarStore::new(Device::Cpu);
     let conv = seeded(90, || conv1d(&(vs.root() / "c"), 2, 2, [3], ConvOptions::default()))?;
     let conv = operator_norm(&vs, conv, OperatorNormLayerOptions::new([8]))?

@@ -106,7 +106,9 @@ fn check_options(options: &OperatorNormLayerOptions) -> Result<()> {
     Ok(())
 }
 
-/// The operator-norm normalization (see the [module docs](self)): the layer's operator, the
+/// The operator-norm normalization, `weight = weight_orig / σ` with `σ = ⟨u, A(weight_orig) v⟩`
+/// for the layer's convolution `A` on one input of the given size (see
+/// [`crate::layers::operator_norm`] and `docs/operator_norm.md`): the operator's geometry, the
 /// settings, and what the registration's power iteration found.
 #[derive(Debug)]
 pub struct OperatorNormReparam {
