@@ -77,7 +77,17 @@ pub struct ConvGeometry {
 #[derive(Debug)]
 pub struct ConvOperator {
     weight: Tensor,
+    map: ConvMap,
+}
+
+/// The weight-free part of a [`ConvOperator`]: the geometry and shapes, with `A` and `Aᵀ`
+/// for a weight given at each call, in the dtype given and differentiable (the operator-norm
+/// layer, [`crate::layers::operator_norm`], computes its σ with it on its own weight).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvMap {
     geometry: ConvGeometry,
+    /// The convolution weight's shape (a Linear's `[out, in]` as `[out, in, 1]`).
+    weight_shape: Vec<i64>,
     /// `[1, C_in, *S_in]`.
     input_shape: Vec<i64>,
     /// `[1, C_out, *S_out]`.
@@ -191,15 +201,53 @@ impl ConvOperator {
         input_shape.extend_from_slice(input_size);
         let mut output_shape = vec![1, c_out];
         output_shape.extend_from_slice(&out_spatial);
-        Ok(ConvOperator { weight, geometry, input_shape, output_shape, adjoint_output_padding: adjoint_op })
+        let map =
+            ConvMap { geometry, weight_shape: shape, input_shape, output_shape, adjoint_output_padding: adjoint_op };
+        Ok(ConvOperator { weight, map })
     }
 
     /// `[1, C_in, *S_in]`: the shape [`ConvOperator::apply`] takes.
     pub fn input_shape(&self) -> &[i64] {
-        &self.input_shape
+        &self.map.input_shape
     }
 
     /// `[1, C_out, *S_out]`: the shape [`ConvOperator::apply`] returns.
+    pub fn output_shape(&self) -> &[i64] {
+        &self.map.output_shape
+    }
+
+    /// The geometry.
+    pub fn geometry(&self) -> &ConvGeometry {
+        &self.map.geometry
+    }
+
+    /// The geometry and shapes, without the weight.
+    pub fn map(&self) -> &ConvMap {
+        &self.map
+    }
+
+    /// `A x` for `x` of [`ConvOperator::input_shape`] (converted to float64).
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.f_to_kind(Kind::Double).map_err(tch_err("to_kind"))?;
+        self.map.apply(&self.weight, &x)
+    }
+
+    /// `Aᵀ y` for `y` of [`ConvOperator::output_shape`] (converted to float64): the
+    /// transposed convolution with the adjoint's output padding (Conv), or the convolution
+    /// cut to the input size (ConvTranspose); `⟨A x, y⟩ = ⟨x, Aᵀ y⟩`.
+    pub fn adjoint(&self, y: &Tensor) -> Result<Tensor> {
+        let y = y.f_to_kind(Kind::Double).map_err(tch_err("to_kind"))?;
+        self.map.adjoint(&self.weight, &y)
+    }
+}
+
+impl ConvMap {
+    /// `[1, C_in, *S_in]`: the shape [`ConvMap::apply`] takes.
+    pub fn input_shape(&self) -> &[i64] {
+        &self.input_shape
+    }
+
+    /// `[1, C_out, *S_out]`: the shape [`ConvMap::apply`] returns.
     pub fn output_shape(&self) -> &[i64] {
         &self.output_shape
     }
@@ -207,6 +255,12 @@ impl ConvOperator {
     /// The geometry.
     pub fn geometry(&self) -> &ConvGeometry {
         &self.geometry
+    }
+
+    /// The shape of the convolution weight [`ConvMap::apply`] takes (a Linear's `[out, in]`
+    /// as `[out, in, 1]`).
+    pub fn weight_shape(&self) -> &[i64] {
+        &self.weight_shape
     }
 
     fn spatial(&self) -> usize {
@@ -224,10 +278,17 @@ impl ConvOperator {
         Ok(())
     }
 
-    fn convolution(&self, x: &Tensor, transposed: bool, padding: &[i64], output_padding: &[i64]) -> Result<Tensor> {
+    fn convolution(
+        &self,
+        weight: &Tensor,
+        x: &Tensor,
+        transposed: bool,
+        padding: &[i64],
+        output_padding: &[i64],
+    ) -> Result<Tensor> {
         let g = &self.geometry;
         x.f_convolution(
-            &self.weight,
+            weight,
             None::<&Tensor>,
             &g.stride[..],
             padding,
@@ -239,49 +300,51 @@ impl ConvOperator {
         .map_err(tch_err("convolution"))
     }
 
-    /// `A x` for `x` of [`ConvOperator::input_shape`] (converted to float64).
-    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+    /// `A x` with `weight` (of [`ConvMap::weight_shape`]) for `x` of [`ConvMap::input_shape`],
+    /// in the dtype of `weight` and `x` as given (no conversion), differentiable when they
+    /// require grad.
+    pub fn apply(&self, weight: &Tensor, x: &Tensor) -> Result<Tensor> {
         Self::check_shape("the operator's input", x, &self.input_shape)?;
-        let x = x.f_to_kind(Kind::Double).map_err(tch_err("to_kind"))?;
+        Self::check_shape("the operator's weight", weight, &self.weight_shape)?;
         let g = &self.geometry;
         if g.transposed {
-            return self.convolution(&x, true, &g.padding, &g.output_padding);
+            return self.convolution(weight, x, true, &g.padding, &g.output_padding);
         }
         if g.circular {
             let pad: Vec<i64> = g.padding.iter().rev().flat_map(|&p| [p, p]).collect();
-            let padded = PaddingMode::Circular.f_pad(&x, &pad).map_err(tch_err("pad"))?;
-            return self.convolution(&padded, false, &vec![0; self.spatial()], &vec![0; self.spatial()]);
+            let padded = PaddingMode::Circular.f_pad(x, &pad).map_err(tch_err("pad"))?;
+            return self.convolution(weight, &padded, false, &vec![0; self.spatial()], &vec![0; self.spatial()]);
         }
-        self.convolution(&x, false, &g.padding, &vec![0; self.spatial()])
+        self.convolution(weight, x, false, &g.padding, &vec![0; self.spatial()])
     }
 
-    /// `Aᵀ y` for `y` of [`ConvOperator::output_shape`] (converted to float64): the
-    /// transposed convolution with the adjoint's output padding (Conv), or the convolution
-    /// cut to the input size (ConvTranspose); `⟨A x, y⟩ = ⟨x, Aᵀ y⟩`.
-    pub fn adjoint(&self, y: &Tensor) -> Result<Tensor> {
+    /// `Aᵀ y` with `weight` for `y` of [`ConvMap::output_shape`], in the dtype given (as
+    /// [`ConvMap::apply`]): the transposed convolution with the adjoint's output padding
+    /// (Conv), or the convolution cut to the input size (ConvTranspose); `⟨A x, y⟩ = ⟨x, Aᵀ y⟩`.
+    pub fn adjoint(&self, weight: &Tensor, y: &Tensor) -> Result<Tensor> {
         Self::check_shape("the adjoint's input", y, &self.output_shape)?;
-        let y = y.f_to_kind(Kind::Double).map_err(tch_err("to_kind"))?;
+        Self::check_shape("the operator's weight", weight, &self.weight_shape)?;
         let g = &self.geometry;
         let n = self.spatial();
         if g.transposed {
-            let mut x = self.convolution(&y, false, &g.padding, &vec![0; n])?;
+            let mut x = self.convolution(weight, y, false, &g.padding, &vec![0; n])?;
             for i in 0..n {
                 x = x.f_narrow(2 + i as i64, 0, self.input_shape[2 + i]).map_err(tch_err("narrow"))?;
             }
             return Ok(x);
         }
         if !g.circular {
-            return self.convolution(&y, true, &g.padding, &self.adjoint_output_padding);
+            return self.convolution(weight, y, true, &g.padding, &self.adjoint_output_padding);
         }
         // circular: conv_transpose onto the padded size, then fold the wrapped borders back.
-        let mut z = self.convolution(&y, true, &vec![0; n], &self.adjoint_output_padding)?;
+        let mut z = self.convolution(weight, y, true, &vec![0; n], &self.adjoint_output_padding)?;
         for i in 0..n {
             let (size, p) = (self.input_shape[2 + i], g.padding[i]);
             let index: Vec<i64> = (0..size + 2 * p).map(|j| (j - p).rem_euclid(size)).collect();
             let index = Tensor::from_slice(&index).to_device(z.device());
             let mut shape = z.size();
             shape[2 + i] = size;
-            let zeros = Tensor::f_zeros(&shape, (Kind::Double, z.device())).map_err(tch_err("zeros"))?;
+            let zeros = Tensor::f_zeros(&shape, (z.kind(), z.device())).map_err(tch_err("zeros"))?;
             z = zeros.f_index_add(2 + i as i64, &index, &z).map_err(tch_err("index_add"))?;
         }
         Ok(z)
@@ -431,6 +494,20 @@ fn norm2(t: &Tensor) -> Result<f64> {
 /// the start vector in the null space of a nonzero operator ([`Error::Unsupported`]; pass another seed).
 /// A zero weight gives `sigma = 0`, `bound = 0`.
 pub fn operator_norm(op: &ConvOperator, options: OperatorNormOptions) -> Result<OperatorNorm> {
+    power_iteration(op, options).map(|(norm, _)| norm)
+}
+
+/// The last iterates of [`operator_norm`]'s power iteration, in float64.
+#[derive(Debug)]
+pub(crate) struct SingularPair {
+    /// `u = A v / σ`, of [`ConvOperator::output_shape`] (zeros for a zero weight).
+    pub u: Tensor,
+    /// The unit `v` of the last iteration, of [`ConvOperator::input_shape`].
+    pub v: Tensor,
+}
+
+/// [`operator_norm`], also returning the last `u`, `v` (`A v = σ u`).
+pub(crate) fn power_iteration(op: &ConvOperator, options: OperatorNormOptions) -> Result<(OperatorNorm, SingularPair)> {
     if !(options.tolerance.is_finite() && options.tolerance >= 0.0) {
         return Err(Error::invalid("tolerance", options.tolerance, "a finite number >= 0"));
     }
@@ -439,18 +516,20 @@ pub fn operator_norm(op: &ConvOperator, options: OperatorNormOptions) -> Result<
     }
     tch::no_grad(|| {
         let device = op.weight.device();
-        let numel: i64 = op.input_shape.iter().product();
+        let numel: i64 = op.input_shape().iter().product();
         let start = start_vector(options.seed, numel as usize);
         let mut v =
-            Tensor::from_slice(&start).to_device(device).f_reshape(&op.input_shape).map_err(tch_err("reshape"))?;
+            Tensor::from_slice(&start).to_device(device).f_reshape(op.input_shape()).map_err(tch_err("reshape"))?;
         v = v.f_div_scalar(norm2(&v)?).map_err(tch_err("div"))?;
         let mut result = OperatorNorm { sigma: 0.0, iterations: 0, bound: f64::INFINITY, converged: false };
+        let mut pair = None;
         for iteration in 1..=options.max_iterations {
             let av = op.apply(&v)?;
             let sigma = norm2(&av)?;
             if sigma == 0.0 {
                 if norm2(&op.weight)? == 0.0 {
-                    return Ok(OperatorNorm { sigma: 0.0, iterations: iteration, bound: 0.0, converged: true });
+                    let norm = OperatorNorm { sigma: 0.0, iterations: iteration, bound: 0.0, converged: true };
+                    return Ok((norm, SingularPair { u: av, v }));
                 }
                 return Err(Error::Unsupported {
                     what: format!("operator norm from seed {}", options.seed),
@@ -463,12 +542,14 @@ pub fn operator_norm(op: &ConvOperator, options: OperatorNormOptions) -> Result<
             let bound = norm2(&residual)? / std::f64::consts::SQRT_2;
             let converged = bound <= options.tolerance * sigma;
             result = OperatorNorm { sigma, iterations: iteration, bound, converged };
+            let next = w.f_div_scalar(norm2(&w)?).map_err(tch_err("div"))?;
+            pair = Some(SingularPair { u, v: std::mem::replace(&mut v, next) });
             if converged {
                 break;
             }
-            v = w.f_div_scalar(norm2(&w)?).map_err(tch_err("div"))?;
         }
-        Ok(result)
+        let pair = pair.ok_or_else(|| Error::invalid("max_iterations", 0, "at least 1"))?;
+        Ok((result, pair))
     })
 }
 

@@ -12,6 +12,7 @@
 //! | [`Scheme::SpectralNormHooks`] | `weight_orig`, `weight_u`, `weight_v` |
 //! | [`Scheme::SpectralNormLegacy`] | `weight_orig`, `weight`, `weight_u` (spectral_norm "version None") |
 //! | [`Scheme::SpectralNormParametrizations`] | `parametrizations.weight.original`, `parametrizations.weight.0._u`, `._v` |
+//! | [`Scheme::OperatorNorm`] | `weight_orig`, `weight_op_u`, `weight_op_v` (norm's operator norm; no PyTorch equivalent) |
 //!
 //! `weight_v` belongs to weight norm when `weight_g` is present and to spectral norm when
 //! `weight_orig` is. A layer with `weight_orig` and `weight` is legacy unless the
@@ -36,6 +37,9 @@ pub enum Scheme {
     /// `torch.nn.utils.parametrizations.spectral_norm`: `parametrizations.weight.original`,
     /// buffers `parametrizations.weight.0._u`, `._v`.
     SpectralNormParametrizations,
+    /// norm's operator-norm normalization ([`crate::layers::operator_norm`], not in PyTorch):
+    /// `weight_orig`, buffers `weight_op_u` (`[1, C_out, *S_out]`), `weight_op_v` (`[1, C_in, *S_in]`).
+    OperatorNorm,
 }
 
 /// The normalization a scheme carries.
@@ -45,6 +49,8 @@ pub enum Norm {
     Weight,
     /// Spectral normalization.
     Spectral,
+    /// Operator-norm normalization of a convolution ([`Scheme::OperatorNorm`]).
+    Operator,
 }
 
 impl Scheme {
@@ -57,6 +63,7 @@ impl Scheme {
             Scheme::SpectralNormHooks => "spectral_norm hooks",
             Scheme::SpectralNormLegacy => "spectral_norm legacy (version None)",
             Scheme::SpectralNormParametrizations => "spectral_norm parametrizations",
+            Scheme::OperatorNorm => "operator_norm",
         }
     }
 
@@ -68,6 +75,7 @@ impl Scheme {
             Scheme::SpectralNormHooks | Scheme::SpectralNormLegacy | Scheme::SpectralNormParametrizations => {
                 Some(Norm::Spectral)
             }
+            Scheme::OperatorNorm => Some(Norm::Operator),
         }
     }
 
@@ -79,7 +87,7 @@ impl Scheme {
             Scheme::Folded => Suffix::Weight,
             Scheme::WeightNormHooks => Suffix::WeightV,
             Scheme::WeightNormParametrizations => Suffix::Original1,
-            Scheme::SpectralNormHooks | Scheme::SpectralNormLegacy => Suffix::WeightOrig,
+            Scheme::SpectralNormHooks | Scheme::SpectralNormLegacy | Scheme::OperatorNorm => Suffix::WeightOrig,
             Scheme::SpectralNormParametrizations => Suffix::Original,
         }
     }
@@ -93,6 +101,7 @@ impl Scheme {
             Scheme::SpectralNormHooks => &[Suffix::WeightOrig, Suffix::WeightU, Suffix::WeightV],
             Scheme::SpectralNormLegacy => &[Suffix::WeightOrig, Suffix::Weight, Suffix::WeightU],
             Scheme::SpectralNormParametrizations => &[Suffix::Original, Suffix::ParamU, Suffix::ParamV],
+            Scheme::OperatorNorm => &[Suffix::WeightOrig, Suffix::WeightOpU, Suffix::WeightOpV],
         }
     }
 }
@@ -126,6 +135,10 @@ pub enum Suffix {
     ParamU,
     /// `parametrizations.weight.0._v`
     ParamV,
+    /// `weight_op_u` (operator norm's `u`)
+    WeightOpU,
+    /// `weight_op_v` (operator norm's `v`)
+    WeightOpV,
 }
 
 const SUFFIXES: &[(Suffix, &str)] = &[
@@ -134,6 +147,8 @@ const SUFFIXES: &[(Suffix, &str)] = &[
     (Suffix::Original, "parametrizations.weight.original"),
     (Suffix::ParamU, "parametrizations.weight.0._u"),
     (Suffix::ParamV, "parametrizations.weight.0._v"),
+    (Suffix::WeightOpU, "weight_op_u"),
+    (Suffix::WeightOpV, "weight_op_v"),
     (Suffix::WeightG, "weight_g"),
     (Suffix::WeightV, "weight_v"),
     (Suffix::WeightOrig, "weight_orig"),
@@ -215,6 +230,8 @@ pub fn detect<'a>(
             Scheme::SpectralNormParametrizations
         } else if has(Suffix::WeightG) {
             Scheme::WeightNormHooks
+        } else if has(Suffix::WeightOpU) || has(Suffix::WeightOpV) {
+            Scheme::OperatorNorm
         } else if has(Suffix::WeightOrig) {
             let version = spectral_norm_version(prefix);
             if has(Suffix::Weight) && !matches!(version, Some(v) if v >= 1) {
@@ -258,6 +275,9 @@ mod tests {
             "weight_g",
             "weight_v",
             "g.weight_u",
+            "h.weight_orig",
+            "h.weight_op_u",
+            "h.weight_op_v",
         ];
         let layers = detect(keys, |_| None);
         let got: Vec<(&str, Scheme)> = layers.iter().map(|l| (l.prefix.as_str(), l.scheme)).collect();
@@ -271,6 +291,7 @@ mod tests {
                 ("e", Scheme::SpectralNormLegacy),
                 ("f", Scheme::SpectralNormParametrizations),
                 ("", Scheme::WeightNormHooks),
+                ("h", Scheme::OperatorNorm),
             ]
         );
         // With version 1 recorded, `weight` next to `weight_orig` is just an extra key.

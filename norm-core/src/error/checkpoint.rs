@@ -443,6 +443,10 @@ pub enum ConversionRefusal {
         /// The shapes.
         evidence: DimEvidence,
     },
+    /// Operator norm → another scheme: its σ is the operator norm of the layer's
+    /// convolution, whose geometry and input size a state dict does not record.
+    #[error("operator norm's σ is the norm of the layer's convolution on its input size, which a state dict does not record: fold the layer in the model (Normalized::fold or remove) and save that instead")]
+    NeedsGeometry,
     /// A pair of schemes with no conversion.
     #[error("no such conversion")]
     NoSuchConversion,

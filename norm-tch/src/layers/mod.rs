@@ -12,7 +12,8 @@
 //!   with [`weight_norm`], [`spectral_norm`] and [`parametrizations`]`::{weight_norm,
 //!   spectral_norm}` as PyTorch's functions, and the aliases [`WeightNorm`], [`SpectralNorm`],
 //!   [`ParametrizedWeightNorm`], [`ParametrizedSpectralNorm`] ([`normalizations`]); the
-//!   reparametrizations themselves are in [`reparam`].
+//!   reparametrizations themselves are in [`reparam`]; [`operator_norm`] ([`OperatorNormalized`])
+//!   normalizes by the operator norm of the layer's convolution (norm's own, opt-in).
 //! - [`fold`]: [`Foldable`], [`fold_all`], [`unfold_all`] (plain weight and back, keeping
 //!   optimizer identity) and `remove`; [`cache`]: the eval-mode weight cache ([`CacheStats`]).
 
@@ -24,6 +25,7 @@ pub mod fold;
 mod linear;
 pub mod normalizations;
 mod normalized;
+mod operator_normalized;
 pub mod reparam;
 pub mod sigma;
 
@@ -40,11 +42,11 @@ pub use norm_core::power_iteration::PowerIterationTolerance;
 pub use norm_core::spectral_norm::{SigmaEstimate, SpectralNormGuards};
 pub use norm_core::weight_norm::WeightNormGuards;
 pub use normalizations::{
-    parametrizations, spectral_norm, weight_norm, ParametrizedSpectralNorm, ParametrizedWeightNorm, SpectralNorm,
-    WeightNorm,
+    operator_norm, parametrizations, spectral_norm, weight_norm, OperatorNormalized, ParametrizedSpectralNorm,
+    ParametrizedWeightNorm, SpectralNorm, WeightNorm,
 };
 pub use normalized::Normalized;
-pub use reparam::{Reparametrization, SpectralNormOptions};
+pub use reparam::{OperatorNormLayerOptions, Reparametrization, SpectralNormOptions};
 
 use norm_core::Result;
 use tch::Tensor;

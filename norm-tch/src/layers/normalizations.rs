@@ -7,6 +7,7 @@
 //! | `nn.utils.spectral_norm(m, ...)` | [`spectral_norm`]`(&vs, m, options)` | [`SpectralNorm<L>`] (`ModuleT`) |
 //! | `nn.utils.parametrizations.weight_norm(m, dim=0)` | [`parametrizations::weight_norm`] | [`ParametrizedWeightNorm<L>`] (`Module`) |
 //! | `nn.utils.parametrizations.spectral_norm(m, ...)` | [`parametrizations::spectral_norm`] | [`ParametrizedSpectralNorm<L>`] (`ModuleT`) |
+//! | none (norm's operator norm, opt-in) | [`operator_norm`]`(&vs, m, options)` | [`OperatorNormalized<L>`] (`ModuleT`) |
 //!
 //! Weight norm computes the same weight in both modes, so its layers are `tch::nn::Module`s
 //! (and so `ModuleT`s, through tch's blanket impl); spectral norm iterates in training mode
@@ -15,9 +16,11 @@
 
 use super::normalized::Normalized;
 use super::reparam::{
-    SpectralNormHook, SpectralNormOptions, SpectralNormParametrization, WeightNormHook, WeightNormParametrization,
+    OperatorNormLayerOptions, OperatorNormReparam, OperatorNormSetup, SpectralNormHook, SpectralNormOptions,
+    SpectralNormParametrization, WeightNormHook, WeightNormParametrization,
 };
 use super::WeightedLayer;
+use crate::operator_norm::AsOperator;
 use crate::scheme::Suffix;
 use norm_core::weight_norm::WeightNormDim;
 use norm_core::Result;
@@ -33,6 +36,9 @@ pub type ParametrizedWeightNorm<L> = Normalized<L, WeightNormParametrization>;
 /// `torch.nn.utils.parametrizations.spectral_norm` on a layer: `parametrizations.weight.original`,
 /// buffers `parametrizations.weight.0._u`, `._v`.
 pub type ParametrizedSpectralNorm<L> = Normalized<L, SpectralNormParametrization>;
+/// norm's operator-norm normalization of a convolution ([`operator_norm`]): `weight_orig`,
+/// buffers `weight_op_u`, `weight_op_v`.
+pub type OperatorNormalized<L> = Normalized<L, OperatorNormReparam>;
 
 /// `torch.nn.utils.weight_norm(layer, name="weight", dim=dim)` for a layer built in `vs`:
 /// `weight = g * v / ‖v‖` with `g = norm_except_dim(weight, 2, dim)` and `v = weight` (new
@@ -84,6 +90,51 @@ pub fn spectral_norm<L: WeightedLayer>(
     options: SpectralNormOptions,
 ) -> Result<SpectralNorm<L>> {
     Normalized::new(vs, layer, options)
+}
+
+/// norm's operator-norm normalization (opt-in; no PyTorch function) for a layer built in `vs`:
+/// `weight = weight_orig / σ`, where σ estimates the operator norm `σ_op = max_{‖x‖=1} ‖A x‖₂`
+/// of the layer's convolution `A` (its stride, padding, dilation, groups, circular padding) on
+/// inputs of spatial size `options.input_size`, by power iteration on `A` and its exact
+/// adjoint: `σ = ⟨u, A(weight_orig) v⟩` (differentiable), after `n_power_iterations` steps
+/// `v = normalize(Aᵀ u)`, `u = normalize(A v)` per training forward. `weight` becomes
+/// `weight_orig` (the same tensor); the buffers `weight_op_u` (`[1, C_out, *S_out]`) and
+/// `weight_op_v` (`[1, C_in, *S_in]`) come from a float64 power iteration from
+/// `options.registration.seed` to its tolerance, so eval is meaningful at once. See
+/// [`super::reparam::OperatorNormReparam`] and `docs/operator_norm.md`.
+///
+/// Unlike [`spectral_norm`], whose σ is the reshaped kernel's (a lower bound of `σ_op`), the
+/// normalized layer's operator norm on that input size is 1 up to σ's error
+/// ([`OperatorNormalized::sigma`]'s bound). On inputs of another size the operator norm may
+/// differ (for zero padding, it grows toward the infinite-input norm with the size).
+///
+/// Errors ([`norm_core::Error`], nothing registered): those of
+/// [`OperatorNormSetup::for_layer`] (`input_size`, `n_power_iterations`, `eps`, `tolerance`,
+/// `max_iterations`, reflect/replicate padding), then [`Normalized::new`]'s.
+///
+/// ```
+/// use norm_tch::layers::{conv2d, operator_norm, ConvOptions, OperatorNormLayerOptions};
+/// use tch::nn::{ModuleT, VarStore};
+/// # fn main() -> norm_tch::Result<()> {
+/// let vs = VarStore::new(tch::Device::Cpu);
+/// let conv = conv2d(&(vs.root() / "disc" / "0"), 3, 8, [3, 3], ConvOptions { padding: [1, 1], ..Default::default() })?;
+/// let conv = operator_norm(&vs, conv, OperatorNormLayerOptions::new([16, 16]).with_seed(7))?;
+/// assert_eq!(conv.weight_op_v().size(), [1, 3, 16, 16]); // v: one input
+/// assert_eq!(conv.weight_op_u().size(), [1, 8, 16, 16]); // u: one output
+/// let xs = tch::Tensor::ones([2, 3, 16, 16], (tch::Kind::Float, tch::Device::Cpu));
+/// let ys = conv.forward_t(&xs, true); // one A/Aᵀ step, then the convolution with weight_orig / σ
+/// assert_eq!(ys.size(), [2, 8, 16, 16]);
+/// let est = conv.sigma()?.expect("a forward ran");
+/// assert!(est.bound <= 1e-4 * est.sigma);
+/// # Ok(()) }
+/// ```
+pub fn operator_norm<L: AsOperator>(
+    vs: &VarStore,
+    layer: L,
+    options: OperatorNormLayerOptions,
+) -> Result<OperatorNormalized<L>> {
+    let setup = OperatorNormSetup::for_layer(&layer, options)?;
+    Normalized::new(vs, layer, setup)
 }
 
 /// `torch.nn.utils.parametrizations`: the parametrization API's weight norm and spectral
@@ -233,4 +284,4 @@ macro_rules! module_impls {
     };
 }
 
-module_impls!(Module: WeightNorm, ParametrizedWeightNorm; ModuleT: SpectralNorm, ParametrizedSpectralNorm);
+module_impls!(Module: WeightNorm, ParametrizedWeightNorm; ModuleT: SpectralNorm, ParametrizedSpectralNorm, OperatorNormalized);

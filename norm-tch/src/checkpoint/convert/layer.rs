@@ -107,6 +107,7 @@ fn canonical(sd: &StateDict, layer: &Layer, to: Scheme, options: &ConvertOptions
                 Canon::Spectral { orig, u: Some(get(Suffix::ParamU)?), v: Some(get(Suffix::ParamV)?) }
             }
         }
+        Scheme::OperatorNorm => return Err(refuse(layer, to, ConversionRefusal::NeedsGeometry)),
         Scheme::SpectralNormLegacy => {
             let (orig, weight, u) = (get(Suffix::WeightOrig)?, get(Suffix::Weight)?, get(Suffix::WeightU)?);
             check_vector(&layer.prefix, Suffix::WeightU, &u)?;

@@ -16,6 +16,10 @@
 //!   `torch.manual_seed(seed)` then `spectral_norm(module)` draws them (parametrizations
 //!   then run 15 + `n_power_iterations` power iterations, as registration does).
 //!
+//! Operator norm ([`Scheme::OperatorNorm`], norm's own) stays as it is under hooks and
+//! parametrizations; folding it needs the layer's convolution geometry and input size, which a
+//! state dict does not record, so it is refused (fold the layer in the model instead).
+//!
 //! Refused: weight norm ↔ spectral norm (different reparametrizations; no stored tensor
 //! can become the other's), folded → spectral norm without a seed (there are no `u`, `v`),
 //! a setting the stored shapes cannot decide (a dim) without an explicit choice.
@@ -57,6 +61,8 @@ impl Target {
             (Target::Hooks, Some(Norm::Spectral)) => Scheme::SpectralNormHooks,
             (Target::Parametrizations, Some(Norm::Weight)) => Scheme::WeightNormParametrizations,
             (Target::Parametrizations, Some(Norm::Spectral)) => Scheme::SpectralNormParametrizations,
+            // norm's own scheme, with no hook/parametrization twin in PyTorch: kept as it is.
+            (Target::Hooks | Target::Parametrizations, Some(Norm::Operator)) => Scheme::OperatorNorm,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | [`SpectralNormHook`] | `torch.nn.utils.spectral_norm` | `weight_orig`; buffers `weight_u`, `weight_v` |
 //! | [`WeightNormParametrization`] | `torch.nn.utils.parametrizations.weight_norm` | `parametrizations.weight.original0`, `.original1` |
 //! | [`SpectralNormParametrization`] | `torch.nn.utils.parametrizations.spectral_norm` | `parametrizations.weight.original`; buffers `.0._u`, `.0._v` |
+//! | [`OperatorNormReparam`] | none (norm's operator norm of a convolution, opt-in) | `weight_orig`; buffers `weight_op_u`, `weight_op_v` |
 //!
 //! A reparametrization says how registration computes its entries from the layer's weight
 //! ([`Reparametrization::register`]), how the effective weight is computed from them
@@ -23,12 +24,15 @@
 
 mod iteration_count;
 mod seeded_draw;
+mod operator_norm;
 mod spectral_norm_hook;
 mod spectral_norm_parametrization;
 mod weight_norm_hook;
 mod weight_norm_parametrization;
 
 pub use iteration_count::IterationCount;
+pub(crate) use operator_norm::residual_bound as operator_residual_bound;
+pub use operator_norm::{OperatorNormLayerOptions, OperatorNormReparam, OperatorNormSetup};
 pub use spectral_norm_hook::{SpectralNormHook, SpectralNormOptions, SpectralNormSettings};
 pub use spectral_norm_parametrization::SpectralNormParametrization;
 pub use weight_norm_hook::WeightNormHook;
