@@ -23,8 +23,8 @@
 //! vectors u and v), in the order [`Reparametrization::register`] returns them.
 
 mod iteration_count;
-mod seeded_draw;
 mod operator_norm;
+mod seeded_draw;
 mod spectral_norm_hook;
 mod spectral_norm_parametrization;
 mod weight_norm_hook;
