@@ -13,6 +13,8 @@
 //!   convolution and its exact adjoint), beside the reshaped kernel's σ (opt-in).
 //! - [`weight_norm_init`]: Salimans & Kingma's data-dependent init of weight norm's g and bias (opt-in).
 //! - [`mod@weight_norm_out`]: `torch._weight_norm` into a reused tensor (same bits, no allocation).
+//! - [`weight_recycling`]: spectral norm's `weight_orig / σ` into the storage of the layer's
+//!   previous weight once nothing holds it (same bits and graph, no page faults per forward).
 //!
 //! Bit-exactness with PyTorch holds on the same machine with the same thread count
 //! (pin with [`backend::set_num_threads`]); see the README.
@@ -29,6 +31,7 @@ pub mod scheme;
 pub mod var_store;
 pub mod weight_norm_init;
 pub mod weight_norm_out;
+pub mod weight_recycling;
 
 pub use backend::TchBackend;
 pub use norm_core::{self, Error, Result};
