@@ -150,7 +150,12 @@ impl Backend for TchBackend {
     fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         a.f_mul(b).map_err(tch_err("mul"))
     }
+    /// `torch.div`; inside a spectral-norm layer's weight computation, through the layer's
+    /// recycled storage ([`crate::weight_recycling`]: same bits and history).
     fn div(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        if let Some(result) = crate::weight_recycling::div_in_scope(a, b) {
+            return result;
+        }
         a.f_div(b).map_err(tch_err("div"))
     }
     fn div_scalar(t: &Tensor, s: f64) -> Result<Tensor> {

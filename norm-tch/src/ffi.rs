@@ -572,3 +572,33 @@ pub fn mv_reused(mat: &Tensor, vec: &Tensor, product: Tensor) -> Result<Tensor> 
     // SAFETY: on success `out` is a new at::Tensor* that the returned Tensor owns.
     Ok(unsafe { Tensor::from_ptr(out) })
 }
+
+// --- spectral norm's `weight_orig / σ` into a recycled storage (csrc/div_recycled.cpp).
+
+extern "C" {
+    fn norm_div_recycled(
+        out: *mut *mut C_tensor,
+        next_slot: *mut *mut C_tensor,
+        a: *const C_tensor,
+        b: *const C_tensor,
+        slot: *const C_tensor,
+    ) -> c_int;
+}
+
+/// `torch.div(a, b)`, into the storage of `slot` when that handle is its only reference and
+/// the division is one `csrc/div_recycled.cpp` recycles (same bits and history as
+/// `torch.div`). Returns the result and, when the caller's slot should change, the new
+/// slot handle (on the result's storage).
+pub fn div_recycled(a: &Tensor, b: &Tensor, slot: Option<&Tensor>) -> Result<(Tensor, Option<Tensor>)> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    let mut next: *mut C_tensor = std::ptr::null_mut();
+    let slot = slot.map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: live handles (slot may be null); on success `out` is a new at::Tensor* and
+    // `next` null or a new at::Tensor*, each owned by the Tensor made from it.
+    check("div_recycled", unsafe { norm_div_recycled(&mut out, &mut next, a.as_ptr(), b.as_ptr(), slot) })?;
+    // SAFETY: on success `out` is a new at::Tensor* that the returned Tensor owns.
+    let out = unsafe { Tensor::from_ptr(out) };
+    // SAFETY: a non-null `next` is a new at::Tensor* that the returned Tensor owns.
+    let next = (!next.is_null()).then(|| unsafe { Tensor::from_ptr(next) });
+    Ok((out, next))
+}

@@ -15,6 +15,8 @@
 //! - [`models`]: the examples' whole models (a HiFi-GAN-style generator under weight norm, an
 //!   SN-GAN discriminator under spectral norm), bit-equal to their PyTorch twins in `data/`.
 //! - [`mod@weight_norm_out`]: `torch._weight_norm` into a reused tensor (same bits, no allocation).
+//! - [`weight_recycling`]: spectral norm's `weight_orig / σ` into the storage of the layer's
+//!   previous weight once nothing holds it (same bits and graph, no page faults per forward).
 //!
 //! Bit-exactness with PyTorch holds on the same machine with the same thread count
 //! (pin with [`backend::set_num_threads`]); see the README.
@@ -32,6 +34,7 @@ pub mod scheme;
 pub mod var_store;
 pub mod weight_norm_init;
 pub mod weight_norm_out;
+pub mod weight_recycling;
 
 pub use backend::TchBackend;
 pub use norm_core::{self, Error, Result};

@@ -73,7 +73,7 @@ pub(crate) fn run(options: &ReportOptions) -> Result<Report> {
     let mut progress = Progress::new(&costs);
 
     let mut pytorch = start_pytorch(options, &mut report);
-    let mut extra = ExtraRounds::new(options);
+    let mut extra = ExtraRounds::new(options, cases.len());
     for case in &cases {
         time_case(&mut report, &mut pytorch, case, options, &mut progress, &mut extra)?;
     }
@@ -184,21 +184,39 @@ fn start_pytorch(options: &ReportOptions, report: &mut Report) -> Option<Pytorch
 }
 
 /// The run's allowance of extra rounds for cases whose ratio is not settled: at most
-/// `extra_rounds` per case, and `extra_rounds_budget_s` seconds for all of them together.
+/// `extra_rounds` per case, and `extra_rounds_budget_s` seconds for all of them together,
+/// shared fairly: a case may spend at most what is left divided by the cases not yet timed
+/// (itself included), so the first unsettled cases cannot use up the budget of the later,
+/// larger ones; what a case leaves unspent goes to the cases after it.
 struct ExtraRounds {
     per_case: u64,
     left: Duration,
+    cases_left: usize,
 }
 
 impl ExtraRounds {
-    fn new(options: &ReportOptions) -> Self {
-        ExtraRounds { per_case: options.extra_rounds, left: Duration::from_secs(options.extra_rounds_budget_s) }
+    fn new(options: &ReportOptions, cases: usize) -> Self {
+        ExtraRounds {
+            per_case: options.extra_rounds,
+            left: Duration::from_secs(options.extra_rounds_budget_s),
+            cases_left: cases,
+        }
     }
 
-    /// Whether `row` gets another round after `extra_done` extra rounds: its ratio has an
-    /// interval that is not settled, and rounds and seconds are left.
-    fn wanted(&self, row: &TimingRow, extra_done: u64, settle_width: f64) -> bool {
-        row.settled(settle_width) == Some(false) && extra_done < self.per_case && !self.left.is_zero()
+    /// The seconds of extra rounds the next case may spend: its fair share of what is left.
+    fn share(&self) -> Duration {
+        self.left / u32::try_from(self.cases_left.max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// Whether `row` gets another round after `extra_done` extra rounds that took `spent` of
+    /// its `share`: its ratio has an interval that is not settled, and rounds and seconds are left.
+    fn wanted(&self, row: &TimingRow, extra_done: u64, spent: Duration, share: Duration, settle_width: f64) -> bool {
+        row.settled(settle_width) == Some(false) && extra_done < self.per_case && spent < share && !self.left.is_zero()
+    }
+
+    /// A case is done: the next ones share what is left.
+    fn case_done(&mut self) {
+        self.cases_left = self.cases_left.saturating_sub(1);
     }
 }
 
@@ -229,9 +247,10 @@ fn time_case(
     let (mut pytorch_timed, mut rust_timed) = (None::<Timed>, None::<Timed>);
     let base_rounds = options.sampling.rounds.max(1);
     let mut extra_done = 0;
+    let (share, mut spent) = (extra.share(), Duration::ZERO);
     loop {
         let is_extra = report.timing[row].rounds >= base_rounds;
-        if is_extra && !extra.wanted(&report.timing[row], extra_done, options.settle_width) {
+        if is_extra && !extra.wanted(&report.timing[row], extra_done, spent, share, options.settle_width) {
             break;
         }
         let started = Instant::now();
@@ -250,9 +269,11 @@ fn time_case(
         report.write_all()?;
         if is_extra {
             extra_done += 1;
+            spent += started.elapsed();
             extra.left = extra.left.saturating_sub(started.elapsed());
         }
     }
+    extra.case_done();
     if matches!(case.op, Op::HifiganTrainStep | Op::SnDiscriminatorTrainStep) {
         loss_check(report, pytorch, case, row)?;
     }
@@ -490,6 +511,24 @@ mod tests {
     use crate::report::export;
     use crate::report::ops::Op;
     use std::fs;
+
+    #[test]
+    fn extra_rounds_are_shared_fairly_and_unspent_shares_carry_over() {
+        let options = ReportOptions { extra_rounds_budget_s: 30, ..Default::default() };
+        let mut extra = ExtraRounds::new(&options, 3);
+        assert_eq!(extra.share(), Duration::from_secs(10));
+        // The first case spends 4 s of its 10: the two others share the 26 s left.
+        extra.left -= Duration::from_secs(4);
+        extra.case_done();
+        assert_eq!(extra.share(), Duration::from_secs(13));
+        extra.case_done();
+        extra.case_done();
+        assert_eq!(extra.share(), Duration::from_secs(26), "past the last case: all that is left");
+        assert_eq!(
+            ExtraRounds::new(&ReportOptions { extra_rounds_budget_s: 0, ..Default::default() }, 5).share(),
+            Duration::ZERO
+        );
+    }
 
     #[test]
     fn a_small_run_without_pytorch_writes_every_file() {

@@ -137,6 +137,7 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
         self.groups = groups;
         self.folded = true;
         self.cache.clear();
+        self.weight_slot.clear();
         self.clear_grads()
     }
 

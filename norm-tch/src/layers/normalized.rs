@@ -19,6 +19,7 @@ use super::reparam::{Entries, RegisterContext, Reparametrization};
 use super::WeightedLayer;
 use crate::scheme::Suffix;
 use crate::var_store::{detached_copy, ModulePath, Store};
+use crate::weight_recycling::WeightSlot;
 use norm_core::{Error, Result};
 use tch::nn::VarStore;
 use tch::Tensor;
@@ -67,6 +68,11 @@ pub struct Normalized<L: WeightedLayer, R: Reparametrization> {
     pub(super) guards: R::Guards,
     /// The σ tensor of the last weight computation, detached (spectral norm; [`super::sigma`]).
     pub(super) last_sigma: std::sync::Mutex<Option<Tensor>>,
+    /// Whether the weight is divided into the previous weight's storage when free
+    /// ([`crate::weight_recycling`]; `R::RECYCLES_WEIGHT` until [`Normalized::set_weight_recycling`]).
+    pub(super) recycling: bool,
+    /// The handle on the previous weight's storage ([`crate::weight_recycling`]).
+    pub(super) weight_slot: WeightSlot,
 }
 
 /// The name `layer`'s weight is registered under in `store`, and its module
@@ -190,6 +196,8 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
             cache: WeightCache::default(),
             guards: R::Guards::default(),
             last_sigma: Default::default(),
+            recycling: R::RECYCLES_WEIGHT,
+            weight_slot: WeightSlot::default(),
         })
     }
 
@@ -221,6 +229,8 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
             cache: WeightCache::default(),
             guards: R::Guards::default(),
             last_sigma: Default::default(),
+            recycling: R::RECYCLES_WEIGHT,
+            weight_slot: WeightSlot::default(),
         })
     }
 
@@ -257,13 +267,39 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
             return Ok(self.entries.plain.shallow_clone());
         }
         let layer = if self.guards == R::Guards::default() { String::new() } else { self.module.to_string() };
-        let (weight, sigma) = self.reparam.weight_and_sigma(&self.entries, train, &self.guards, &layer)?;
+        let compute = || self.reparam.weight_and_sigma(&self.entries, train, &self.guards, &layer);
+        let (weight, sigma) = if self.recycling { self.weight_slot.with_slot(compute)? } else { compute()? };
         if let Some(sigma) = sigma {
             // A detached alias of the graph's σ: no op is added, no bit changes.
             let sigma = sigma.f_detach().map_err(crate::backend::tch_err("detach"))?;
             *self.last_sigma.lock().unwrap_or_else(|e| e.into_inner()) = Some(sigma);
         }
         Ok(weight)
+    }
+
+    /// Whether the weight may be divided into the storage of the previous weight once nothing
+    /// holds it ([`crate::weight_recycling`]: same bits and graph as PyTorch, no fresh
+    /// weight-sized allocation per forward). On by default for spectral norm (both APIs);
+    /// weight norm never recycles.
+    pub fn weight_recycling(&self) -> bool {
+        self.recycling
+    }
+
+    /// How many weights this layer divided into its previous weight's storage
+    /// ([`crate::weight_recycling`]) so far.
+    pub fn recycled_weights(&self) -> u64 {
+        self.weight_slot.recycled()
+    }
+
+    /// Turns weight recycling ([`crate::weight_recycling`]) on or off (for spectral norm;
+    /// weight norm ignores it). Off frees the layer's buffer once no weight uses it; the
+    /// cost of off is a fresh weight-sized allocation (and, from 32 MiB, its page faults)
+    /// every forward, as in PyTorch.
+    pub fn set_weight_recycling(&mut self, on: bool) {
+        self.recycling = on && R::RECYCLES_WEIGHT;
+        if !self.recycling {
+            self.weight_slot.clear();
+        }
     }
 
     /// The opt-in guards in force ([`norm_core::guards`]).

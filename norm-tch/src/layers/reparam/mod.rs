@@ -113,6 +113,9 @@ pub trait Reparametrization: std::fmt::Debug + Send + Sync + Sized {
     const PLAIN_IS_LAYER_WEIGHT: bool;
     /// What `remove` does.
     const REMOVE: RemoveRule;
+    /// Whether the weight's final division may write into the storage of the layer's
+    /// previous weight ([`crate::weight_recycling`]); spectral norm's `weight_orig / σ` does.
+    const RECYCLES_WEIGHT: bool = false;
 
     /// Checks PyTorch makes before it looks at the module; none by default.
     fn check_options(_options: &Self::Options) -> Result<()> {

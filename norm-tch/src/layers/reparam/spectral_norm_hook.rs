@@ -165,6 +165,7 @@ impl Reparametrization for SpectralNormHook {
     const REGISTERED_MARKERS: &'static [Suffix] = &[Suffix::WeightOrig];
     const PLAIN_IS_LAYER_WEIGHT: bool = true;
     const REMOVE: RemoveRule = RemoveRule { evaluates_in_mode: false, keeps_plain: false };
+    const RECYCLES_WEIGHT: bool = true;
 
     /// `n_power_iterations <= 0` is PyTorch's first check (`ValueError`).
     fn check_options(options: &SpectralNormOptions) -> Result<()> {

@@ -95,6 +95,7 @@ impl Reparametrization for SpectralNormParametrization {
     const REGISTERED_MARKERS: &'static [Suffix] = &[Suffix::Original, Suffix::Original0, Suffix::Original1];
     const PLAIN_IS_LAYER_WEIGHT: bool = true;
     const REMOVE: RemoveRule = RemoveRule { evaluates_in_mode: true, keeps_plain: true };
+    const RECYCLES_WEIGHT: bool = true;
 
     /// Errors, in PyTorch's order: a dim outside `[-ndim, ndim)`; `n_power_iterations <= 0`;
     /// then norm's: an invalid tolerance, `converge_at_registration` without one (or with a
