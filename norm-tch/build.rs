@@ -11,8 +11,15 @@ use std::process::Command;
 
 /// The C++ sources, one idea each; `guarded.h` is their shared error handling, `adam_hyper.h`
 /// the Adam files' shared hyper-parameter struct.
-const SOURCES: [&str; 6] =
-    ["aten_ops.cpp", "adam.cpp", "adam_foreach.cpp", "adam_fused.cpp", "weight_norm_out.cpp", "mv_reused.cpp"];
+const SOURCES: [&str; 7] = [
+    "aten_ops.cpp",
+    "adam.cpp",
+    "adam_foreach.cpp",
+    "adam_fused.cpp",
+    "weight_norm_out.cpp",
+    "mv_reused.cpp",
+    "weight_norm_linear.cpp",
+];
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc");
