@@ -132,7 +132,7 @@ fn the_rule_declines_what_pytorch_runs_otherwise() -> Result<()> {
     let declined = |kind: Kind, dim: Option<i64>, x: &Tensor, bias: bool| -> Result<bool> {
         seeded(3, || -> Result<bool> {
             let mut vs = VarStore::new(Device::Cpu);
-            let config = LinearConfig { bias, ..LinearConfig::default() };
+            let config = LinearConfig { bias };
             let fc = linear(&(vs.root() / "fc"), 4, 3, config)?;
             vs.set_kind(kind);
             let layer = weight_norm(&vs, fc, dim)?;
