@@ -11,7 +11,7 @@ use std::process::Command;
 
 /// The C++ sources, one idea each; `guarded.h` is their shared error handling, `adam_hyper.h`
 /// the Adam files' shared hyper-parameter struct.
-const SOURCES: [&str; 7] = [
+const SOURCES: [&str; 8] = [
     "aten_ops.cpp",
     "adam.cpp",
     "adam_foreach.cpp",
@@ -19,6 +19,7 @@ const SOURCES: [&str; 7] = [
     "weight_norm_out.cpp",
     "mv_reused.cpp",
     "div_recycled.cpp",
+    "weight_norm_linear.cpp",
 ];
 
 fn main() {

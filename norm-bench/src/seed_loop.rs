@@ -14,7 +14,7 @@ use crate::snapshot::{Snapshot, TensorBits};
 use anyhow::Result;
 use norm_core::optim::AdamConfig;
 use norm_core::random::PyRandom;
-use norm_tch::layers::{linear, weight_norm, LinearConfig, WeightNorm, WeightedLayer};
+use norm_tch::layers::{linear, weight_norm, LinearConfig, WeightNorm};
 use norm_tch::optim::Adam;
 use norm_tch::var_store::detached_copy;
 use std::collections::BTreeMap;
@@ -94,9 +94,13 @@ impl SeedModel {
     }
 
     /// One `output = linear_layer(x); optimizer.zero_grad(); (1 - output.mean()).backward(); optimizer.step()`.
+    ///
+    /// The forward is the layer's training forward, which records weight norm and the
+    /// linear as one autograd node ([`norm_tch::layers::Normalized::f_forward_t_and_weight`]);
+    /// `weight_attr` gets the weight's value, as the forward pre-hook sets `module.weight`.
     pub fn train_step(&mut self, x: &Tensor) -> Result<()> {
-        self.weight_attr = self.layer.weight_t(false)?;
-        let output = self.layer.layer().forward_with_weight(x, &self.weight_attr)?;
+        let (output, weight) = self.layer.f_forward_t_and_weight(x)?;
+        self.weight_attr = weight;
         let loss = output.f_mean(None::<Kind>)?.f_rsub_scalar(1.0)?;
         self.adam.zero_grad()?;
         loss.f_backward()?;

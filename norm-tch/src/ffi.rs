@@ -602,3 +602,57 @@ pub fn div_recycled(a: &Tensor, b: &Tensor, slot: Option<&Tensor>) -> Result<(Te
     let next = (!next.is_null()).then(|| unsafe { Tensor::from_ptr(next) });
     Ok((out, next))
 }
+
+// --- A weight-normed Linear's training forward as one autograd node (csrc/weight_norm_linear.cpp).
+
+extern "C" {
+    fn norm_weight_norm_linear(
+        out: *mut *mut C_tensor,
+        weight: *mut *mut C_tensor,
+        used: *mut c_int,
+        xs: *const C_tensor,
+        v: *const C_tensor,
+        g: *const C_tensor,
+        bias: *const C_tensor,
+        dim: i64,
+    ) -> c_int;
+}
+
+/// `F.linear(xs, torch._weight_norm(v, g, dim), bias)` recorded as one autograd node whose
+/// backward makes the calls of PyTorch's `AddmmBackward0`, `TBackward0` and
+/// `WeightNormInterfaceBackward0`, in their order (same bits): `Some((output, weight))`, the
+/// weight being the value used (no history). `None` when the rule of
+/// `csrc/weight_norm_linear.cpp` declines (2-D input, a bias, dim 0 or last, one float32/64
+/// dtype, CPU strided tensors, contiguous `v` and `g`, no forward-mode gradients, an input
+/// `xs` that does not require grad, and `v`, `g` or the bias needing a gradient under grad
+/// mode); the caller then runs the plain ops.
+pub fn weight_norm_linear(
+    xs: &Tensor,
+    v: &Tensor,
+    g: &Tensor,
+    bias: &Tensor,
+    dim: i64,
+) -> Result<Option<(Tensor, Tensor)>> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    let mut weight: *mut C_tensor = std::ptr::null_mut();
+    let mut used: c_int = 0;
+    // SAFETY: live handles; on success with `used` set, `out` and `weight` are new
+    // at::Tensor* owned by the returned Tensors.
+    check("weight_norm_linear", unsafe {
+        norm_weight_norm_linear(
+            &mut out,
+            &mut weight,
+            &mut used,
+            xs.as_ptr(),
+            v.as_ptr(),
+            g.as_ptr(),
+            bias.as_ptr(),
+            dim,
+        )
+    })?;
+    if used == 0 {
+        return Ok(None);
+    }
+    // SAFETY: set by the call above on success with `used`.
+    Ok(Some(unsafe { (Tensor::from_ptr(out), Tensor::from_ptr(weight)) }))
+}

@@ -90,9 +90,15 @@ impl WeightCache {
 
     /// `compute()` without the cache, dropping the cached weight (training forwards).
     pub(crate) fn bypass(&self, compute: impl FnOnce() -> Result<Tensor>) -> Result<Tensor> {
+        self.note_bypass();
+        compute()
+    }
+
+    /// What [`WeightCache::bypass`] records, for a training forward that computes its weight
+    /// inside the layer's fused forward: the cached weight dropped, one bypass counted.
+    pub(crate) fn note_bypass(&self) {
         self.clear();
         self.bypassed.fetch_add(1, Ordering::Relaxed);
-        compute()
     }
 
     /// Drops the cached weight.

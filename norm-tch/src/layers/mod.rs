@@ -61,6 +61,19 @@ pub trait WeightedLayer {
     fn set_weight(&mut self, weight: Tensor);
     /// The layer's forward pass with `weight` in place of its own.
     fn forward_with_weight(&self, xs: &Tensor, weight: &Tensor) -> Result<Tensor>;
+    /// The training forward with the weight `torch._weight_norm(v, g, dim)`, when this layer
+    /// can record it as one autograd node with PyTorch's bits: `Some((output, weight))`, the
+    /// weight being the value used, without history. `None` (the default) when it cannot;
+    /// the caller then computes the weight and calls [`WeightedLayer::forward_with_weight`].
+    fn forward_weight_normed(
+        &self,
+        _xs: &Tensor,
+        _v: &Tensor,
+        _g: &Tensor,
+        _dim: i64,
+    ) -> Result<Option<(Tensor, Tensor)>> {
+        Ok(None)
+    }
     /// The `dim` PyTorch's `spectral_norm` uses when none is given: 1 for ConvTranspose
     /// (whose weight is `[in, out/groups, ...]`), 0 for every other layer.
     fn default_spectral_norm_dim(&self) -> i64 {
@@ -78,5 +91,16 @@ impl WeightedLayer for tch::nn::Linear {
     /// `F.linear(xs, weight, bias)` (`at::linear`).
     fn forward_with_weight(&self, xs: &Tensor, weight: &Tensor) -> Result<Tensor> {
         xs.f_linear(weight, self.bs.as_ref()).map_err(crate::backend::tch_err("linear"))
+    }
+    /// One `WeightNormLinearBackward` node in place of `WeightNormInterfaceBackward0`,
+    /// `TBackward0` and `AddmmBackward0` (`csrc/weight_norm_linear.cpp`: the same ATen calls,
+    /// same bits), for a layer with a bias and a 2-D input that does not require grad (a
+    /// network's first layer), the path `at::linear` takes through `addmm`; `None` outside
+    /// the rule given there.
+    fn forward_weight_normed(&self, xs: &Tensor, v: &Tensor, g: &Tensor, dim: i64) -> Result<Option<(Tensor, Tensor)>> {
+        match &self.bs {
+            Some(bias) => crate::ffi::weight_norm_linear(xs, v, g, bias, dim),
+            None => Ok(None),
+        }
     }
 }

@@ -342,14 +342,53 @@ impl<L: WeightedLayer, R: Reparametrization> Normalized<L, R> {
         Ok(self)
     }
 
+    /// The training forward (`forward_t(xs, true)`) and the weight it used, as PyTorch's
+    /// forward pre-hook leaves it in `module.weight`: its value. Where the layer fuses the
+    /// weight with its forward (the hook API's weight norm on a [`WeightedLayer`] whose
+    /// [`WeightedLayer::forward_weight_normed`] accepts the input, with the default guards:
+    /// see [`Normalized::f_forward_t`]), the weight carries no autograd history; otherwise it
+    /// is the graph's weight. Either way the output and every gradient have PyTorch's bits.
+    ///
+    /// The fused path applies only when the weight needs a graph (grad mode on, an input
+    /// requiring grad); it counts as a cache bypass, as the unfused training forward does.
+    pub fn f_forward_t_and_weight(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
+        if let Some(fused) = self.fused_forward(xs)? {
+            self.cache.note_bypass();
+            return Ok(fused);
+        }
+        if self.folded {
+            return Ok((self.layer.forward_with_weight(xs, &self.entries.plain)?, self.entries.plain.shallow_clone()));
+        }
+        let weight = self.cache.bypass(|| self.weight_t(true))?;
+        Ok((self.layer.forward_with_weight(xs, &weight)?, weight))
+    }
+
+    /// The fused training forward ([`WeightedLayer::forward_weight_normed`]) when it applies:
+    /// not folded, the default guards, a reparametrization whose weight is
+    /// `torch._weight_norm(plain, others[0], dim)`, and the layer accepting the input.
+    fn fused_forward(&self, xs: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
+        if self.folded || self.guards != R::Guards::default() {
+            return Ok(None);
+        }
+        let Some(dim) = self.reparam.fused_weight_norm_dim() else { return Ok(None) };
+        self.layer.forward_weight_normed(xs, &self.entries.plain, self.entries.other(0)?, dim)
+    }
+
     /// The forward pass in training (`train = true`: spectral norm iterates, and the weight
-    /// is always recomputed and the cached one dropped) or eval mode. In eval mode, when the
+    /// is always recomputed and the cached one dropped) or eval mode. When the weight needs
+    /// a graph, the hook API's weight norm on a Linear with a bias and a 2-D input that does
+    /// not require grad records one autograd node for weight and forward together (`csrc/weight_norm_linear.cpp`: the calls of
+    /// PyTorch's three nodes, same bits; [`WeightedLayer::forward_weight_normed`]). In eval mode, when the
     /// weight needs no graph (under `tch::no_grad`, or no entry requiring grad), the weight
     /// computed by the last such forward is reused while the entries are unchanged (same
     /// bits; see [`super::cache`]). While folded: the plain layer's forward.
     pub fn f_forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         if self.folded {
             return self.layer.forward_with_weight(xs, &self.entries.plain);
+        }
+        if let Some((output, _)) = self.fused_forward(xs)? {
+            self.cache.note_bypass();
+            return Ok(output);
         }
         let weight = if train {
             self.cache.bypass(|| self.weight_t(true))?

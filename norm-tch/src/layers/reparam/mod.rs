@@ -151,6 +151,14 @@ pub trait Reparametrization: std::fmt::Debug + Send + Sync + Sized {
         self.weight_and_sigma(entries, train, &Self::Guards::default(), "").map(|(weight, _)| weight)
     }
 
+    /// `Some(dim)` when, with the default guards, the weight is exactly
+    /// `torch._weight_norm(plain, others[0], dim)` recomputed on every forward (the hook
+    /// API's weight norm), so a layer may fuse it with its forward
+    /// ([`super::WeightedLayer::forward_weight_normed`]); `None` (the default) otherwise.
+    fn fused_weight_norm_dim(&self) -> Option<i64> {
+        None
+    }
+
     /// After unfold made the plain tensor the weight again: brings the others in line with
     /// it, in place (weight norm sets `g = ‖w‖`). Nothing by default.
     fn unfold_others(&self, _entries: &Entries) -> Result<()> {

@@ -69,6 +69,10 @@ impl Reparametrization for WeightNormHook {
         Ok((weight, None))
     }
 
+    fn fused_weight_norm_dim(&self) -> Option<i64> {
+        Some(self.dim.value())
+    }
+
     fn unfold_others(&self, entries: &Entries) -> Result<()> {
         unfold_g(entries, self.dim)
     }

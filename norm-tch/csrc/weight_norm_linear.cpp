@@ -1,0 +1,159 @@
+// A weight-normed nn.Linear's training forward, `F.linear(x, torch._weight_norm(v, g, dim), bias)`,
+// as one autograd node instead of three.
+//
+// For a 2-D input with a bias PyTorch runs `_weight_norm_interface(v, g, dim)` (the fused
+// path of `_weight_norm`: dim 0 or the last dim, no half dtype), then `at::linear`'s
+// `addmm(bias, x, w.t())`, and records WeightNormInterfaceBackward0, TBackward0 and
+// AddmmBackward0. Here the same two ATen ops run below autograd and one node,
+// WeightNormLinearBackward, is recorded. Its backward makes, in order, the calls those three
+// nodes make (derivatives.yaml and FunctionsManual.cpp of PyTorch 2.11):
+//   AddmmBackward0   bias: maybe_multiply(grad, beta=1) = grad (the engine then sum_to's it
+//                          to the bias shape, as for addmm's broadcast `self`)
+//                    w.t(): mm_mat2_backward(grad, x, w.t() sizes/strides/layout, alpha=1)
+//                    (x: never, see below)
+//   TBackward0       grad.t()
+//   WeightNormInterfaceBackward0
+//                    _weight_norm_interface_backward(grad.contiguous(), v, g, norms, dim), or
+//                    _weight_norm_differentiable_backward(...) when the backward itself
+//                    records a graph (create_graph), as the generated node chooses.
+// Every gradient therefore has PyTorch's bits; the node count, the autograd bookkeeping of
+// three forward ops and two engine steps are what go. The gradient PyTorch's graph would
+// send into `norms` (result1) is dropped there by WeightNormInterfaceBackward0's formula,
+// which reads only the weight's gradient; here `norms` is a constant: the same.
+//
+// norm_weight_norm_linear declines (*used = 0, nothing computed) whenever PyTorch would take
+// another path or the one-node graph could differ: input not 2-D or no bias, dim not 0 nor
+// the last, v not 2-D, dtypes other than one float32/float64 for all four tensors, any
+// tensor off the CPU, not strided, non-contiguous v or g (`_weight_norm` would record a
+// contiguous() copy), forward-mode gradients, no input needing a gradient under grad mode
+// (then the caller's plain ops record nothing anyway), or an input `x` that requires grad.
+// The last rule keeps double backward exact: x's gradient is `grad.mm(w)`, and under
+// create_graph PyTorch differentiates it through w's own WeightNormInterfaceBackward0, a
+// history this node's weight does not have. So the fused path is a network's first layer
+// (input data, as in the seed step), where x's gradient is never asked for.
+#include <ATen/ATen.h>
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/saved_variable.h>
+
+#include "guarded.h"
+
+namespace {
+
+using torch::autograd::SavedVariable;
+using torch::autograd::variable_list;
+
+// FunctionsManual.cpp's maybe_multiply with s = 1 returns t itself, so alpha = 1 drops out.
+// mm_mat2_backward(grad, mat1, mat2_sizes, mat2_strides, mat2_layout, alpha = 1).
+at::Tensor mm_mat2_backward(const at::Tensor& grad, const at::Tensor& mat1, at::IntArrayRef mat2_sizes,
+                            at::IntArrayRef mat2_strides, c10::Layout mat2_layout) {
+  if (grad.layout() == c10::kStrided && mat1.layout() == c10::kStrided && mat2_layout == c10::kStrided) {
+    if (mat2_strides[0] == 1 && mat2_strides[1] == mat2_sizes[0]) {
+      return grad.t().mm(mat1.conj()).t();
+    }
+  }
+  return mat1.t().conj().mm(grad);
+}
+
+// Next edges: 0 bias, 1 x (never requiring grad), 2 v, 3 g (addmm's self, mat1;
+// _weight_norm_interface's v, g).
+struct WeightNormLinearBackward : public torch::autograd::Node {
+  SavedVariable x_;       // addmm's mat1, saved when w.t() needs a gradient (v or g does)
+  SavedVariable v_, g_;   // _weight_norm_interface's inputs
+  SavedVariable norms_;   // its result1
+  std::vector<int64_t> w_t_sizes_, w_t_strides_;
+  c10::Layout w_t_layout_ = c10::kStrided;
+  int64_t dim_ = 0;
+
+  std::string name() const override { return "WeightNormLinearBackward"; }
+
+  void release_variables() override {
+    x_.reset_data();
+    v_.reset_data();
+    g_.reset_data();
+    norms_.reset_data();
+  }
+
+  variable_list apply(variable_list&& grads) override {
+    variable_list out(4);
+    const at::Tensor& grad = grads[0];
+    if (!grad.defined()) return out;
+    const bool bias_needed = task_should_compute_output(0);
+    const bool weight_needed = task_should_compute_output(2) || task_should_compute_output(3);
+    // AddmmBackward0.
+    if (bias_needed) out[0] = grad;
+    if (!weight_needed) return out;
+    const at::Tensor grad_w_t = mm_mat2_backward(grad, x_.unpack(), w_t_sizes_, w_t_strides_, w_t_layout_);
+    // TBackward0.
+    const at::Tensor grad_w = grad_w_t.t();
+    // WeightNormInterfaceBackward0.
+    const at::Tensor v = v_.unpack(), g = g_.unpack(), norms = norms_.unpack();
+    std::tuple<at::Tensor, at::Tensor> vg =
+        c10::GradMode::is_enabled() ? at::_weight_norm_differentiable_backward(grad_w.contiguous(), v, g, norms, dim_)
+                                    : at::_weight_norm_interface_backward(grad_w.contiguous(), v, g, norms, dim_);
+    if (task_should_compute_output(2)) out[2] = std::move(std::get<0>(vg));
+    if (task_should_compute_output(3)) out[3] = std::move(std::get<1>(vg));
+    return out;
+  }
+};
+
+bool has_forward_grad(const at::Tensor& t) { return t._fw_grad(/*level=*/0).defined(); }
+
+}  // namespace
+
+extern "C" {
+
+// *out = linear(x, _weight_norm(v, g, dim), bias) with one WeightNormLinearBackward node, and
+// *weight = the weight it used (its value; no history). *used = 0 (and nothing else set)
+// when the fused path does not apply (see the top of this file); then the caller runs the
+// plain ops.
+int norm_weight_norm_linear(at::Tensor** out, at::Tensor** weight, int* used, const at::Tensor* x,
+                            const at::Tensor* v, const at::Tensor* g, const at::Tensor* bias, int64_t dim) {
+  return guarded([&] {
+    *used = 0;
+    const at::Tensor* all[4] = {bias, x, v, g};
+    const at::ScalarType dtype = v->scalar_type();
+    if (dtype != at::kFloat && dtype != at::kDouble) return;
+    for (const at::Tensor* t : all) {
+      if (!t->defined() || !t->device().is_cpu() || t->layout() != c10::kStrided || t->scalar_type() != dtype ||
+          t->is_mkldnn() || t->is_nested() || t->is_inference() || has_forward_grad(*t))
+        return;
+    }
+    if (x->dim() != 2 || v->dim() != 2 || !(dim == 0 || dim == v->dim() - 1)) return;
+    if (!v->is_contiguous() || !g->is_contiguous() || x->requires_grad()) return;
+    const bool needs_graph =
+        c10::GradMode::is_enabled() && (bias->requires_grad() || v->requires_grad() || g->requires_grad());
+    if (!needs_graph) return;
+
+    at::Tensor w, norms, w_t, result;
+    {
+      // The forward ops below autograd: the same CPU kernels, no nodes.
+      at::AutoDispatchBelowADInplaceOrView below_autograd;
+      std::tie(w, norms) = at::_weight_norm_interface(*v, *g, dim);
+      w_t = w.t();
+      result = at::addmm(*bias, *x, w_t);
+    }
+    auto grad_fn = std::shared_ptr<WeightNormLinearBackward>(new WeightNormLinearBackward(),
+                                                             torch::autograd::deleteNode);
+    grad_fn->set_next_edges(torch::autograd::collect_next_edges(*bias, *x, *v, *g));
+    grad_fn->dim_ = dim;
+    const bool weight_needed = grad_fn->should_compute_output(2) || grad_fn->should_compute_output(3);
+    if (weight_needed) {
+      grad_fn->x_ = SavedVariable(*x, false);
+      grad_fn->v_ = SavedVariable(*v, false);
+      grad_fn->g_ = SavedVariable(*g, false);
+      grad_fn->norms_ = SavedVariable(norms, false);
+      grad_fn->w_t_sizes_ = w_t.sizes().vec();
+      grad_fn->w_t_strides_ = w_t.strides().vec();
+      grad_fn->w_t_layout_ = w_t.layout();
+    }
+    torch::autograd::set_history(result, grad_fn);
+    *out = new at::Tensor(std::move(result));
+    *weight = new at::Tensor(std::move(w));
+    *used = 1;
+  });
+}
+
+}  // extern "C"
