@@ -58,7 +58,7 @@ struct Run {
 /// registration's u, v, as the script's `Parameter(w)` module).
 fn hook_layer(vs: &VarStore, w: &Tensor, k: i64, dim: i64) -> Result<SpectralNorm<Linear>> {
     let layer = Linear { ws: vs.root().f_var_copy("weight", w)?, bs: None };
-    let options = SpectralNormOptions { n_power_iterations: k, eps: 1e-12, dim: Some(dim) };
+    let options = SpectralNormOptions { n_power_iterations: k, eps: 1e-12, dim: Some(dim), ..Default::default() };
     Ok(spectral_norm(vs, layer, options)?)
 }
 
@@ -171,7 +171,7 @@ fn twin_run<L: WeightedLayer, R: Reparametrization>(
 #[test]
 fn recycling_changes_no_bit_in_either_api() -> Result<()> {
     norm_test_support::one_thread();
-    let options = SpectralNormOptions { n_power_iterations: 2, eps: 1e-12, dim: None };
+    let options = SpectralNormOptions { n_power_iterations: 2, eps: 1e-12, dim: None, ..Default::default() };
     let fc = |vs: &VarStore| linear(&(vs.root() / "fc"), 24, 16, LinearConfig::default());
     let hooks = |vs: &VarStore| Ok(spectral_norm(vs, fc(vs)?, options)?);
     let params = |vs: &VarStore| Ok(parametrizations::spectral_norm(vs, fc(vs)?, options)?);
@@ -201,7 +201,7 @@ fn held_run(recycling: bool) -> Result<(Vec<Bits>, u64)> {
         Ok((vs, layer))
     })?;
     layer.set_weight_recycling(recycling);
-    let change = |layer: &Normalized<_, _>| -> Result<()> {
+    let change = |layer: &SpectralNorm<Linear>| -> Result<()> {
         tch::no_grad(|| layer.weight_orig().shallow_clone().f_add_scalar_(0.25).map(drop))?;
         Ok(())
     };
