@@ -64,12 +64,10 @@ impl crate::guards::Guards for SpectralNormGuards {
     }
 }
 
-/// The guarded checks on the weight, before any power iteration reads it.
-pub(crate) fn check_weight<B: AutodiffBackend>(
-    weight: &B::Tensor,
-    guards: &SpectralNormGuards,
-    layer: &str,
-) -> Result<()> {
+/// The guarded checks on the weight, before any power iteration reads it: the guards valid,
+/// and in checked mode the weight finite ([`Error::NonFinite`] naming `layer` otherwise).
+/// Shared by every σ-dividing normalization (both spectral-norm APIs, the operator norm).
+pub fn check_weight<B: AutodiffBackend>(weight: &B::Tensor, guards: &SpectralNormGuards, layer: &str) -> Result<()> {
     crate::guards::Guards::validate(guards)?;
     if guards.checked {
         crate::guards::check::<B>(weight, layer, "weight", crate::guards::Requirement::Finite)?;
@@ -77,8 +75,9 @@ pub(crate) fn check_weight<B: AutodiffBackend>(
     Ok(())
 }
 
-/// `weight / σ`, or `weight / max(σ, floor)`, after checking the divisor in checked mode.
-pub(crate) fn divide_by_sigma<B: AutodiffBackend>(
+/// `weight / σ` (PyTorch's `torch.div`), or `weight / max(σ, floor)` with a `sigma_floor`,
+/// after checking in checked mode that the divisor is finite and non-zero.
+pub fn divide_by_sigma<B: AutodiffBackend>(
     weight: &B::Tensor,
     sigma: &B::Tensor,
     guards: &SpectralNormGuards,

@@ -28,8 +28,7 @@ use crate::backend::{tch_err, TchBackend};
 use crate::operator_norm::{power_iteration, AsOperator, ConvMap, ConvOperator, OperatorNorm, OperatorNormOptions};
 use crate::scheme::{Scheme, Suffix};
 use crate::var_store::detached_copy;
-use norm_core::guards::{check, Requirement};
-use norm_core::spectral_norm::{check_n_power_iterations, SpectralNormGuards};
+use norm_core::spectral_norm::{self, check_n_power_iterations, SpectralNormGuards};
 use norm_core::{Error, Result};
 use tch::{Kind, Tensor};
 
@@ -224,11 +223,8 @@ impl Reparametrization for OperatorNormReparam {
         guards: &SpectralNormGuards,
         layer: &str,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        norm_core::guards::Guards::validate(guards)?;
         let weight = &entries.plain;
-        if guards.checked {
-            check::<TchBackend>(weight, layer, "weight", Requirement::Finite)?;
-        }
+        spectral_norm::check_weight::<TchBackend>(weight, guards, layer)?;
         let conv_weight = self.conv_weight(weight)?;
         let (u, v) = (entries.other(0)?, entries.other(1)?);
         let (u, v) = if train {
@@ -240,14 +236,7 @@ impl Reparametrization for OperatorNormReparam {
         };
         let av = self.operator.apply(&conv_weight, &v)?;
         let sigma = u.f_mul(&av).and_then(|t| t.f_sum(weight.kind())).map_err(tch_err("sigma"))?;
-        let divisor = match guards.sigma_floor {
-            Some(floor) => sigma.f_clamp_min(floor).map_err(tch_err("clamp_min"))?,
-            None => sigma.shallow_clone(),
-        };
-        if guards.checked {
-            check::<TchBackend>(&divisor, layer, "σ", Requirement::FiniteNonZero)?;
-        }
-        let normalized = weight.f_div(&divisor).map_err(tch_err("div"))?;
+        let normalized = spectral_norm::divide_by_sigma::<TchBackend>(weight, &sigma, guards, layer)?;
         Ok((normalized, Some(sigma)))
     }
 }
