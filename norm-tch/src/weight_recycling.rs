@@ -35,8 +35,8 @@
 //! turns recycling off and frees the buffer.
 //!
 //! Mechanics: the layer lends its slot to the thread for the duration of its weight
-//! computation ([`WeightSlot::with_slot`]); [`crate::TchBackend`]'s `div` divides through the slot while
-//! one is lent ([`div_in_scope`]) and as `torch.div` otherwise.
+//! computation (`WeightSlot::with_slot`); [`crate::TchBackend`]'s `div` divides through the slot while
+//! one is lent (`div_in_scope`) and as `torch.div` otherwise.
 
 use crate::ffi;
 use norm_core::Result;
