@@ -247,27 +247,14 @@ pub fn parametrizations_register_to_tolerance<B: AutodiffBackend>(
     dim: i64,
     eps: f64,
     tolerance: &PowerIterationTolerance,
-    mut draw: impl FnMut(&B::Tensor, usize) -> Result<B::Tensor>,
+    draw: impl FnMut(&B::Tensor, usize) -> Result<B::Tensor>,
 ) -> Result<(SpectralNormState<B>, usize)> {
-    let rank = B::shape(weight).len();
-    let dim = parametrizations::check_dim(dim, rank)?;
-    let n_power_iterations = crate::spectral_norm::check_n_power_iterations(n_power_iterations)?;
-    tolerance.validate(n_power_iterations.max(REGISTRATION_ITERATIONS))?;
-    let mut state = SpectralNormState { dim, eps, n_power_iterations, u: None, v: None };
-    if rank <= 1 {
-        return Ok((state, 0));
-    }
-    let w_mat = parametrizations::weight_to_matrix::<B>(weight, dim)?;
-    let shape = B::shape(&w_mat);
-    let (mut u, mut v) = B::no_grad(|| -> Result<_> {
-        let u = draw(&w_mat, shape[0])?;
-        let v = draw(&w_mat, shape[1])?;
-        Ok((normalize::<B>(&u, 0, eps, None)?, normalize::<B>(&v, 0, eps, None)?))
-    })?;
-    let (iterations, _) =
-        iterate_parametrizations::<B>(&w_mat, &mut u, &mut v, eps, REGISTRATION_ITERATIONS, tolerance)?;
-    state.u = Some(u);
-    state.v = Some(v);
+    let (mut state, w_mat) = SpectralNormState::<B>::checked(weight, n_power_iterations, dim, eps)?;
+    tolerance.validate(state.n_power_iterations.max(REGISTRATION_ITERATIONS))?;
+    let Some(w_mat) = w_mat else { return Ok((state, 0)) };
+    state.draw_u_v(&w_mat, draw)?;
+    let (Some(u), Some(v)) = (state.u.as_mut(), state.v.as_mut()) else { return Ok((state, 0)) };
+    let (iterations, _) = iterate_parametrizations::<B>(&w_mat, u, v, eps, REGISTRATION_ITERATIONS, tolerance)?;
     Ok((state, iterations))
 }
 

@@ -301,25 +301,49 @@ pub mod parametrizations {
             n_power_iterations: i64,
             dim: i64,
             eps: f64,
-            mut draw: impl FnMut(&B::Tensor, usize) -> Result<B::Tensor>,
+            draw: impl FnMut(&B::Tensor, usize) -> Result<B::Tensor>,
         ) -> Result<Self> {
-            let rank = B::shape(weight).len();
-            let dim = check_dim(dim, rank)?;
-            let n_power_iterations = check_n_power_iterations(n_power_iterations)?;
-            let mut state = SpectralNormState { dim, eps, n_power_iterations, u: None, v: None };
-            if rank > 1 {
-                let w_mat = weight_to_matrix::<B>(weight, dim)?;
-                let shape = B::shape(&w_mat);
-                B::no_grad(|| -> Result<()> {
-                    let u = draw(&w_mat, shape[0])?;
-                    let v = draw(&w_mat, shape[1])?;
-                    state.u = Some(normalize::<B>(&u, 0, eps, None)?);
-                    state.v = Some(normalize::<B>(&v, 0, eps, None)?);
-                    Ok(())
-                })?;
+            let (mut state, w_mat) = Self::checked(weight, n_power_iterations, dim, eps)?;
+            if let Some(w_mat) = w_mat {
+                state.draw_u_v(&w_mat, draw)?;
                 state.power_method(&w_mat, REGISTRATION_ITERATIONS)?;
             }
             Ok(state)
+        }
+
+        /// The checks of `_SpectralNorm.__init__` in its order, dim (IndexError) then
+        /// `n_power_iterations` (ValueError): the state without u, v, and `W_mat` for a weight
+        /// of `ndim > 1` (`None` for a 1-D weight). Draws nothing.
+        pub fn checked(
+            weight: &B::Tensor,
+            n_power_iterations: i64,
+            dim: i64,
+            eps: f64,
+        ) -> Result<(Self, Option<B::Tensor>)> {
+            let rank = B::shape(weight).len();
+            let dim = check_dim(dim, rank)?;
+            let n_power_iterations = check_n_power_iterations(n_power_iterations)?;
+            let state = SpectralNormState { dim, eps, n_power_iterations, u: None, v: None };
+            let w_mat = if rank > 1 { Some(weight_to_matrix::<B>(weight, dim)?) } else { None };
+            Ok((state, w_mat))
+        }
+
+        /// Registration's draws for `w_mat` (`[h, w]`): u then v, each
+        /// `normalize(draw(w_mat, n), dim=0, eps)`, under no_grad; no iteration.
+        pub fn draw_u_v(
+            &mut self,
+            w_mat: &B::Tensor,
+            mut draw: impl FnMut(&B::Tensor, usize) -> Result<B::Tensor>,
+        ) -> Result<()> {
+            let shape = B::shape(w_mat);
+            let eps = self.eps;
+            B::no_grad(|| -> Result<()> {
+                let u = draw(w_mat, shape[0])?;
+                let v = draw(w_mat, shape[1])?;
+                self.u = Some(normalize::<B>(&u, 0, eps, None)?);
+                self.v = Some(normalize::<B>(&v, 0, eps, None)?);
+                Ok(())
+            })
         }
 
         /// `_power_method`: `n` rounds of `u = normalize(W v, out=u); v = normalize(Wᴴ u, out=v)`.
