@@ -13,15 +13,21 @@
 // copied into one flat tensor, updated by one run of the same ATen calls, and copied back:
 // 7 ATen calls for the group instead of 7 per parameter. Version counters are bumped as
 // the in-place calls would have bumped them. tests/adam_fused.rs checks the bits.
+//
+// Such a parameter goes first to adam_scalar_lambdas.h, which computes those scalar
+// lambdas' arithmetic itself (probed against ATen once per process), with no ATen call at
+// all; packing is then what remains for the cases it declines (AMSGrad, non-finite values,
+// the switch off, a probe that failed).
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <cmath>
 #include <cstring>
-#include <map>
+#include <algorithm>
 #include <tuple>
 #include <vector>
 
 #include "adam_hyper.h"
+#include "adam_scalar_lambdas.h"
 #include "guarded.h"
 
 namespace {
@@ -109,6 +115,45 @@ void scatter(const at::Tensor& flat, const std::vector<Item>& group, at::Tensor*
   }
 }
 
+// The updates of a group (one dtype and step, under 64 bytes together) through ATen's
+// scalar lambdas (adam_scalar_lambdas.h) when that path is on, probed and applies: no
+// AMSGrad, gradients that share no storage with the tensors updated, finite values. Bumps
+// the version counters as update_one's in-place calls would. False (nothing changed)
+// otherwise.
+template <typename T>
+bool update_scalar_as(const std::vector<Item>& group, const Hyper& h) {
+  std::vector<norm_adam_scalar::Span<T>> spans;
+  spans.reserve(group.size());
+  for (const Item& it : group) {
+    spans.push_back({it.param->data_ptr<T>(), it.grad->const_data_ptr<T>(), it.exp_avg->data_ptr<T>(),
+                     it.exp_avg_sq->data_ptr<T>(), it.param->numel()});
+  }
+  return norm_adam_scalar::try_update<T>(h, group.front().step, spans);
+}
+
+bool update_scalar(const std::vector<Item>& group, const Hyper& h) {
+  for (const Item& it : group) {
+    if (it.max_exp_avg_sq != nullptr || !it.grad->has_storage()) return false;
+    for (const Item& other : group) {
+      const at::Tensor* updated[3] = {other.param, other.exp_avg, other.exp_avg_sq};
+      for (const at::Tensor* t : updated)
+        if (!t->has_storage() || t->storage().is_alias_of(it.grad->storage())) return false;
+    }
+  }
+  const at::ScalarType dtype = group.front().param->scalar_type();
+  const bool done = dtype == at::kFloat    ? update_scalar_as<float>(group, h)
+                    : dtype == at::kDouble ? update_scalar_as<double>(group, h)
+                                           : false;
+  if (!done) return false;
+  const bool decays_param = h.weight_decay != 0 && h.decoupled_weight_decay;
+  for (const Item& it : group) {
+    for (int i = 0; i < (decays_param ? 2 : 1); ++i) it.param->unsafeGetTensorImpl()->bump_version();
+    it.exp_avg->unsafeGetTensorImpl()->bump_version();
+    for (int i = 0; i < 2; ++i) it.exp_avg_sq->unsafeGetTensorImpl()->bump_version();
+  }
+  return true;
+}
+
 void update_packed(const std::vector<Item>& group, const Hyper& h) {
   int64_t total = 0;
   for (const Item& it : group) total += it.param->numel();
@@ -143,11 +188,32 @@ int norm_adam_update(at::Tensor* param, const at::Tensor* grad, at::Tensor* exp_
   });
 }
 
+// The scalar-lambda path's switch (on by default) and state: *float_state and
+// *double_state get -1 when the probe failed (the path is off for that dtype), else a bit
+// mask of the fused lambdas (1 lerp small weight, 2 lerp large weight, 4 addcmul, 8 add
+// with alpha); *updates the parameters updated through it so far in this process.
+int norm_adam_scalar_lambdas(int set_enabled, int* enabled, int* float_state, int* double_state, uint64_t* updates) {
+  return guarded([&] {
+    if (set_enabled >= 0) norm_adam_scalar::enabled.store(set_enabled != 0);
+    *enabled = norm_adam_scalar::enabled.load() ? 1 : 0;
+    auto state = [](const norm_adam_scalar::Lambdas& l) {
+      return l.valid ? (l.lerp_small_fma ? 1 : 0) | (l.lerp_large_fma ? 2 : 0) | (l.addcmul_fma ? 4 : 0) |
+                           (l.add_alpha_fma ? 8 : 0)
+                     : -1;
+    };
+    c10::NoGradGuard no_grad;
+    *float_state = kPackBytes == 0 ? -1 : state(norm_adam_scalar::lambdas<float>());
+    *double_state = kPackBytes == 0 ? -1 : state(norm_adam_scalar::lambdas<double>());
+    *updates = norm_adam_scalar::updates.load();
+  });
+}
+
 // The updates of n parameters (arrays of n handles; max_exp_avg_sqs[i] null without
 // AMSGrad; steps[i] the incremented counter of parameter i). Small parameters that share
 // dtype, step and AMSGrad-ness and no storage with any other parameter are updated in
 // packed groups (see the top of this file); the rest one by one, in order. Sets
-// *packed_groups to the number of groups of two or more parameters that were packed.
+// *packed_groups to the number of groups of two or more parameters that were packed
+// (through the scalar lambdas or one run of ATen calls).
 int norm_adam_update_many(at::Tensor* const* params, const at::Tensor* const* grads, at::Tensor* const* exp_avgs,
                           at::Tensor* const* exp_avg_sqs, at::Tensor* const* max_exp_avg_sqs, const double* steps,
                           int n, const NormAdamHyper* hyper, int* packed_groups) {
@@ -161,35 +227,62 @@ int norm_adam_update_many(at::Tensor* const* params, const at::Tensor* const* gr
       items.push_back({params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], max_exp_avg_sqs[i], steps[i]});
 
     // Storages used by more than one parameter (shared or tied views) are never packed:
-    // their updates must happen one after the other.
-    std::map<const void*, int> storage_uses;
+    // their updates must happen one after the other. (Flat sorted vectors, not maps: this
+    // runs every step, and a tiny model's whole update costs a few microseconds.)
     auto storage_of = [](const Item& it) -> const void* {
       return it.param->has_storage() ? static_cast<const void*>(it.param->storage().unsafeGetStorageImpl()) : it.param;
     };
-    for (const Item& it : items) ++storage_uses[storage_of(it)];
+    std::vector<const void*> storages;
+    storages.reserve(n);
+    for (const Item& it : items) storages.push_back(storage_of(it));
+    std::sort(storages.begin(), storages.end());
+    auto shared = [&](const Item& it) {
+      const auto range = std::equal_range(storages.begin(), storages.end(), storage_of(it));
+      return range.second - range.first > 1;
+    };
 
+    // Candidates, in order; then per key (dtype, step, AMSGrad-ness), in order of first
+    // appearance, consecutive runs under kPackBytes.
     std::vector<bool> done(n, false);
-    using Key = std::tuple<int, double, bool>;
-    std::map<Key, std::vector<int>> open;  // candidates per key, in order
+    std::vector<int> open;
+    open.reserve(n);
     for (int i = 0; i < n; ++i) {
       const Item& it = items[i];
-      if (kPackBytes == 0 || !packable(it) || storage_uses[storage_of(it)] > 1) continue;
-      open[Key{static_cast<int>(it.param->scalar_type()), it.step, it.max_exp_avg_sq != nullptr}].push_back(i);
+      if (kPackBytes != 0 && packable(it) && !shared(it)) open.push_back(i);
     }
+    using Key = std::tuple<int, double, bool>;
+    auto key_of = [&](int i) {
+      const Item& it = items[i];
+      return Key{static_cast<int>(it.param->scalar_type()), it.step, it.max_exp_avg_sq != nullptr};
+    };
+    // A group (alone in their storages, so its updates may come before the others'): the
+    // scalar lambdas, else, for two or more parameters, one packed run of the ATen calls.
+    std::vector<Item> group;
+    group.reserve(kPackBytes);
     auto pack = [&](std::vector<int>& chosen) {
-      if (chosen.size() >= 2) {
-        std::vector<Item> group;
-        for (int j : chosen) group.push_back(items[j]);
+      group.clear();
+      for (int j : chosen) group.push_back(items[j]);
+      if (!group.empty() && update_scalar(group, h)) {
+        if (chosen.size() >= 2) ++*packed_groups;
+        for (int j : chosen) done[j] = true;
+      } else if (chosen.size() >= 2) {
         update_packed(group, h);
         ++*packed_groups;
         for (int j : chosen) done[j] = true;
       }
       chosen.clear();
     };
-    for (auto& [key, members] : open) {
-      std::vector<int> chosen;
+    std::vector<bool> taken(open.size(), false);
+    std::vector<int> chosen;
+    chosen.reserve(kPackBytes);
+    for (size_t first = 0; first < open.size(); ++first) {
+      if (taken[first]) continue;
+      const Key key = key_of(open[first]);
       int64_t bytes = 0;
-      for (int i : members) {
+      for (size_t k = first; k < open.size(); ++k) {
+        if (taken[k] || key_of(open[k]) != key) continue;
+        taken[k] = true;
+        const int i = open[k];
         const int64_t b = static_cast<int64_t>(items[i].param->nbytes());
         if (bytes + b >= kPackBytes) {
           pack(chosen);

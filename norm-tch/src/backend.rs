@@ -336,13 +336,49 @@ pub fn torch_dtype_name(kind: Kind) -> &'static str {
 }
 
 /// What [`TchBackend`]'s `adam_update_many` runs: the updates of one Adam step in one C++
-/// call, parameters under 64 bytes that share dtype, step and AMSGrad-ness packed into one
-/// run of the ATen calls (the same bits: ATen runs every element of tensors that small
-/// through its scalar loop; see `csrc/adam.cpp`). Returns how many packed groups (of two
-/// or more parameters) there were.
+/// call. A CPU parameter under 64 bytes, whose every element ATen runs through its scalar
+/// loop, is updated with those scalar lambdas' own arithmetic ([`AdamScalarLambdas`], no
+/// ATen call); where that path declines, parameters under 64 bytes that share dtype, step
+/// and AMSGrad-ness are packed into one run of the ATen calls (the same bits; see
+/// `csrc/adam.cpp`). Returns how many packed groups (of two or more parameters) there were.
 pub fn adam_update_packed(
     config: &norm_core::optim::AdamConfig,
     updates: Vec<norm_core::optim::AdamUpdate<'_, TchBackend>>,
 ) -> Result<usize> {
     ffi::adam_update_many(config, updates)
+}
+
+/// The state of Adam's scalar-lambda path (`csrc/adam_scalar_lambdas.h`): a CPU float32 or
+/// float64 parameter under 64 bytes, without AMSGrad, is updated element by element with
+/// the arithmetic of ATen's scalar lambdas (`lerp_`, `mul_`, `addcmul_`, `sqrt`, `div`,
+/// `add_`, `addcdiv_`), which ATen itself runs for tensors that small: the same bits as
+/// the seven ATen calls, at a fraction of their cost. Whether each lambda with a
+/// multiply-add was compiled into one fused multiply-add is not guessed: the first use
+/// probes ATen's own ops on values of every magnitude and keeps the matching variant, per
+/// dtype; if an op matches none, the path stays off for that dtype. Non-finite values make
+/// it decline for that step (ATen's calls then run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdamScalarLambdas {
+    /// The process-wide switch ([`set_adam_scalar_lambdas`]); on by default.
+    pub enabled: bool,
+    /// float32's probe: `None` when it failed, else which lambdas are fused (bit 0 `lerp_`
+    /// with a weight under 0.5, bit 1 with a larger one, bit 2 `addcmul_`, bit 3 `add`
+    /// with `alpha`).
+    pub float32: Option<u8>,
+    /// float64's probe, the same way.
+    pub float64: Option<u8>,
+    /// Parameters updated through the path so far in this process.
+    pub updates: u64,
+}
+
+/// The scalar-lambda path's state, running its probes if they have not run yet.
+pub fn adam_scalar_lambdas() -> Result<AdamScalarLambdas> {
+    let (enabled, float32, float64, updates) = ffi::adam_scalar_lambdas(None)?;
+    Ok(AdamScalarLambdas { enabled, float32, float64, updates })
+}
+
+/// Turns the scalar-lambda path on or off for the whole process (for comparisons; either
+/// way the bits are the same).
+pub fn set_adam_scalar_lambdas(on: bool) -> Result<()> {
+    ffi::adam_scalar_lambdas(Some(on)).map(drop)
 }

@@ -33,6 +33,13 @@ extern "C" {
         hyper: *const AdamHyper,
         step: f64,
     ) -> c_int;
+    fn norm_adam_scalar_lambdas(
+        set_enabled: c_int,
+        enabled: *mut c_int,
+        float_state: *mut c_int,
+        double_state: *mut c_int,
+        updates: *mut u64,
+    ) -> c_int;
     fn norm_adam_update_many(
         params: *const *mut C_tensor,
         grads: *const *const C_tensor,
@@ -183,6 +190,20 @@ pub fn addcmul_(t: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) -> Result<
 pub fn addcdiv_(t: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) -> Result<()> {
     // SAFETY: live handles; the op mutates `t`'s storage in place.
     check("addcdiv_", unsafe { norm_addcdiv_(t.as_mut_ptr(), t1.as_ptr(), t2.as_ptr(), value) })
+}
+
+/// `csrc/adam_scalar_lambdas.h`'s switch and state: `set` turns the path on or off first
+/// (`None`: unchanged). Returns (enabled, float probe, double probe, parameters updated so
+/// far), a probe being `None` when it failed, else its mask of fused lambdas.
+pub fn adam_scalar_lambdas(set: Option<bool>) -> Result<(bool, Option<u8>, Option<u8>, u64)> {
+    let (mut enabled, mut float_state, mut double_state, mut updates) = (0, 0, 0, 0u64);
+    let set = set.map_or(-1, c_int::from);
+    // SAFETY: plain out-parameters that live for the call.
+    check("adam_scalar_lambdas", unsafe {
+        norm_adam_scalar_lambdas(set, &mut enabled, &mut float_state, &mut double_state, &mut updates)
+    })?;
+    let mask = |state: c_int| u8::try_from(state).ok();
+    Ok((enabled != 0, mask(float_state), mask(double_state), updates))
 }
 
 /// One fused Adam parameter update: the ATen calls of `_single_tensor_adam`'s loop body.

@@ -20,8 +20,10 @@ use tch::Tensor;
 /// - `fused: Some(true)`: `torch._fused_adam_` / `torch._fused_adamw_` per (device, dtype)
 ///   group (`csrc/adam_fused.cpp`); floating point parameters only, as in PyTorch.
 ///
-/// On the single-tensor path a step is one C++ call; CPU parameters under 64 bytes are packed
-/// into shared ATen calls, which gives the same bits (see [`crate::backend::adam_update_packed`]).
+/// On the single-tensor path a step is one C++ call; CPU parameters under 64 bytes are updated
+/// with the arithmetic of ATen's scalar lambdas and one shared `sqrt_` call, or packed into
+/// shared ATen calls, which gives the same bits (see [`crate::backend::adam_update_packed`] and
+/// [`crate::backend::AdamScalarLambdas`]).
 /// Parameters may live on any device.
 ///
 /// ```
