@@ -3,7 +3,8 @@
 // floor of what any caller of these calls can reach. Adam is `_single_tensor_adam` as
 // PyTorch runs it, one parameter at a time, its step counter a float32 tensor
 // (`step_t += 1; step = step_t.item()`). norm-bench's `seed_loop_step_cpp` row times it
-// beside PyTorch eager and norm (norm packs the three tiny parameters into one update);
+// beside PyTorch eager and norm (norm updates the three tiny parameters with ATen's
+// scalar-lambda arithmetic and one shared sqrt_ call);
 // tests/seed_step_cpp.rs checks its bits against norm's.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
