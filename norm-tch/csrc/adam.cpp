@@ -15,9 +15,9 @@
 // the in-place calls would have bumped them. tests/adam_fused.rs checks the bits.
 //
 // Such a parameter goes first to adam_scalar_lambdas.h, which computes those scalar
-// lambdas' arithmetic itself (probed against ATen once per process), with no ATen call at
-// all; packing is then what remains for the cases it declines (AMSGrad, non-finite values,
-// the switch off, a probe that failed).
+// lambdas' arithmetic itself (probed against ATen once per process), with one ATen call
+// (sqrt_) per group; packing is then what remains for the cases it declines (AMSGrad,
+// non-finite values, the switch off, a probe that failed).
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <cmath>

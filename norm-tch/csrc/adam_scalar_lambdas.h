@@ -246,22 +246,18 @@ Lambdas probe() {
   auto pair = [](bool positive) { return [=](Probe<T>& p) { return Pair{p.tensor(false), p.tensor(positive)}; }; };
   auto triple = [](Probe<T>& p) { return Triple{p.tensor(false), p.tensor(false), p.tensor(true)}; };
   // lerp_, both branches of |w| < 0.5, with Adam's usual weights (1 - beta1).
-  choose(l.lerp_small_fma, l, fma_available, [&](bool fused) {
-    Lambdas v = l;
-    v.lerp_small_fma = fused;
-    return all_of({0.1, 0.2, 0.01, 0.3}, [&](double w) {
-      return matches<T>(pair(false), [&](Pair& in) { return in[0].clone().lerp_(in[1], w); },
-                        [&](Pair& in, int64_t i) { return lerp(at_<T>(in[0], i), at_<T>(in[1], i), scalar<T>(w), v); });
+  auto choose_lerp = [&](bool Lambdas::*branch, std::initializer_list<double> weights) {
+    choose(l.*branch, l, fma_available, [&](bool fused) {
+      Lambdas v = l;
+      v.*branch = fused;
+      return all_of(weights, [&](double w) {
+        return matches<T>(pair(false), [&](Pair& in) { return in[0].clone().lerp_(in[1], w); },
+                          [&](Pair& in, int64_t i) { return lerp(at_<T>(in[0], i), at_<T>(in[1], i), scalar<T>(w), v); });
+      });
     });
-  });
-  choose(l.lerp_large_fma, l, fma_available, [&](bool fused) {
-    Lambdas v = l;
-    v.lerp_large_fma = fused;
-    return all_of({1.0, 0.5, 0.8, 0.9}, [&](double w) {
-      return matches<T>(pair(false), [&](Pair& in) { return in[0].clone().lerp_(in[1], w); },
-                        [&](Pair& in, int64_t i) { return lerp(at_<T>(in[0], i), at_<T>(in[1], i), scalar<T>(w), v); });
-    });
-  });
+  };
+  choose_lerp(&Lambdas::lerp_small_fma, {0.1, 0.2, 0.01, 0.3});
+  choose_lerp(&Lambdas::lerp_large_fma, {1.0, 0.5, 0.8, 0.9});
   choose(l.addcmul_fma, l, fma_available, [&](bool fused) {
     Lambdas v = l;
     v.addcmul_fma = fused;
