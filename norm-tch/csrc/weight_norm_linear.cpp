@@ -45,21 +45,13 @@ namespace {
 using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
 
-// FunctionsManual.cpp's maybe_multiply with s = 1 returns t itself, so alpha = 1 drops out.
-// mm_mat2_backward(grad, mat1, mat2_sizes, mat2_strides, mat2_layout, alpha = 1).
-// Whether mm_mat2_backward takes its first branch, `grad.t().mm(mat1.conj()).t()`.
+// Whether FunctionsManual.cpp's mm_mat2_backward(grad, mat1, mat2_sizes, mat2_strides,
+// mat2_layout, alpha = 1) takes its first branch, `grad.t().mm(mat1.conj()).t()`, rather than
+// `mat1.t().conj().mm(grad)` (maybe_multiply with s = 1 returns t itself, so alpha drops out).
 bool mm_mat2_transposed(const at::Tensor& grad, const at::Tensor& mat1, at::IntArrayRef mat2_sizes,
                         at::IntArrayRef mat2_strides, c10::Layout mat2_layout) {
   return grad.layout() == c10::kStrided && mat1.layout() == c10::kStrided && mat2_layout == c10::kStrided &&
          mat2_strides[0] == 1 && mat2_strides[1] == mat2_sizes[0];
-}
-
-at::Tensor mm_mat2_backward(const at::Tensor& grad, const at::Tensor& mat1, at::IntArrayRef mat2_sizes,
-                            at::IntArrayRef mat2_strides, c10::Layout mat2_layout) {
-  if (mm_mat2_transposed(grad, mat1, mat2_sizes, mat2_strides, mat2_layout)) {
-    return grad.t().mm(mat1.conj()).t();
-  }
-  return mat1.t().conj().mm(grad);
 }
 
 // Next edges: 0 bias, 1 x (never requiring grad), 2 v, 3 g (addmm's self, mat1;
@@ -90,13 +82,13 @@ struct WeightNormLinearBackward : public torch::autograd::Node {
     // AddmmBackward0.
     if (bias_needed) out[0] = grad;
     if (!weight_needed) return out;
-    // TBackward0: grad_w = grad_w_t.t(). When mm_mat2_backward takes its transposed branch,
-    // grad_w_t is itself `grad.t().mm(x).t()`, so grad_w is that mm's result, the same
-    // tensor (values, sizes and strides) without two transposed views.
+    // mm_mat2_backward's grad_w_t, then TBackward0's grad_w = grad_w_t.t(). In the
+    // transposed branch grad_w_t is `grad.t().mm(x).t()`, so grad_w is that mm's result, the
+    // same tensor (values, sizes and strides) without two transposed views.
     const at::Tensor x = x_.unpack();
     const at::Tensor grad_w = mm_mat2_transposed(grad, x, w_t_sizes_, w_t_strides_, w_t_layout_)
                                   ? grad.t().mm(x.conj())
-                                  : mm_mat2_backward(grad, x, w_t_sizes_, w_t_strides_, w_t_layout_).t();
+                                  : x.t().conj().mm(grad).t();
     // WeightNormInterfaceBackward0.
     const at::Tensor v = v_.unpack(), g = g_.unpack(), norms = norms_.unpack();
     std::tuple<at::Tensor, at::Tensor> vg =

@@ -337,8 +337,8 @@ pub fn torch_dtype_name(kind: Kind) -> &'static str {
 
 /// What [`TchBackend`]'s `adam_update_many` runs: the updates of one Adam step in one C++
 /// call. A CPU parameter under 64 bytes, whose every element ATen runs through its scalar
-/// loop, is updated with those scalar lambdas' own arithmetic ([`AdamScalarLambdas`], no
-/// ATen call); where that path declines, parameters under 64 bytes that share dtype, step
+/// loop, is updated with those scalar lambdas' own arithmetic ([`AdamScalarLambdas`], one
+/// shared ATen `sqrt_`); where that path declines, parameters under 64 bytes that share dtype, step
 /// and AMSGrad-ness are packed into one run of the ATen calls (the same bits; see
 /// `csrc/adam.cpp`). Returns how many packed groups (of two or more parameters) there were.
 pub fn adam_update_packed(
@@ -350,9 +350,10 @@ pub fn adam_update_packed(
 
 /// The state of Adam's scalar-lambda path (`csrc/adam_scalar_lambdas.h`): a CPU float32 or
 /// float64 parameter under 64 bytes, without AMSGrad, is updated element by element with
-/// the arithmetic of ATen's scalar lambdas (`lerp_`, `mul_`, `addcmul_`, `sqrt`, `div`,
-/// `add_`, `addcdiv_`), which ATen itself runs for tensors that small: the same bits as
-/// the seven ATen calls, at a fraction of their cost. Whether each lambda with a
+/// the arithmetic of ATen's scalar lambdas (`lerp_`, `mul_`, `addcmul_`, `div`, `add_`,
+/// `addcdiv_`), which ATen itself runs for tensors that small, and one ATen `sqrt_` for all
+/// of them (ATen's CPU sqrt is MKL's, not the correctly rounded one): the same bits as the
+/// seven ATen calls per parameter, at a fraction of their cost. Whether each lambda with a
 /// multiply-add was compiled into one fused multiply-add is not guessed: the first use
 /// probes ATen's own ops on values of every magnitude and keeps the matching variant, per
 /// dtype; if an op matches none, the path stays off for that dtype. Non-finite values make
