@@ -17,8 +17,10 @@ A case whose construction or one of whose steps raises is recorded as
 `{"name", "error": {"type", "message"}}` (no "steps") and the run goes on. A malformed spec
 (wrong types, unknown keys, ...) is rejected up front: a message naming the case (index and
 name) and the field on stderr, exit status 2; so is a case whose `device` ("cuda") this
-machine does not have. The layer, its parameters and the inputs live on the case's device
-(`device=` at construction, inputs drawn there). One progress line per case goes to stderr.
+machine does not have. The layer is built on the CPU (its init draws from the CPU generator,
+as `Model().to(device)` does and as norm's layers do) and moved to the case's device; the
+normalization is registered there (spectral norm's u, v drawn by that device's generator) and
+the inputs are drawn there. One progress line per case goes to stderr.
 """
 import argparse
 import json
@@ -383,14 +385,18 @@ def load_spec(path):
 # ---------------------------------------------------------------------------------------
 
 def build_layer(layer, device="cpu"):
+    """The layer built on the CPU (its init draws from the CPU generator, as `Model().to(device)`
+    and norm's layers draw them) and moved to `device`."""
     kind = layer["kind"]
     if kind == "linear":
-        return nn.Linear(layer["in_features"], layer["out_features"], bias=layer["bias"], device=device)
-    if kind == "embedding":
-        return nn.Embedding(layer["num_embeddings"], layer["embedding_dim"], device=device)
-    kwargs = {k: tuple(layer[k]) for k in ("stride", "padding") if k in layer}
-    return CONV_CLASSES[kind](layer["in_channels"], layer["out_channels"], tuple(layer["kernel_size"]),
-                              bias=layer["bias"], device=device, **kwargs)
+        built = nn.Linear(layer["in_features"], layer["out_features"], bias=layer["bias"])
+    elif kind == "embedding":
+        built = nn.Embedding(layer["num_embeddings"], layer["embedding_dim"])
+    else:
+        kwargs = {k: tuple(layer[k]) for k in ("stride", "padding") if k in layer}
+        built = CONV_CLASSES[kind](layer["in_channels"], layer["out_channels"], tuple(layer["kernel_size"]),
+                                   bias=layer["bias"], **kwargs)
+    return built.to(device)
 
 
 def apply_norm(layer, norm):

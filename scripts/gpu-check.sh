@@ -8,13 +8,15 @@
 #
 # On the GPU machine it uses that machine's own `python3` (torch 2.11.0+cu130; override with
 # PYTHON=...) and its torch's lib/ for libtorch (LD_LIBRARY_PATH), and runs, each under
-# `timeout`, in under 8 minutes in all:
+# `timeout`, in under 10 minutes in all:
 #   1. the CUDA tests: target/gpu-bundle/cuda (norm-tch/tests/cuda.rs) and
 #      target/gpu-bundle/conformance (norm-tch/tests/conformance.rs), with NORM_REQUIRE_CUDA=1
 #      (a missing GPU is a failure) and NORM_PYTHON=python3 (live PyTorch CUDA);
 #   2. the parity spec on CUDA against live PyTorch CUDA:
 #      norm-bench parity --spec data/parity_cuda_spec.json --live --python python3;
-#   3. a short CUDA report sweep (norm-bench report --device cuda, PyTorch CUDA beside it).
+#   3. a short CUDA report sweep (norm-bench report --device cuda, PyTorch CUDA beside it): the
+#      single ops at 256, 1024 and 4096, and the whole-model rows (training step with the losses
+#      checked bit for bit against PyTorch CUDA's, eval cached and folded).
 # Everything goes into OUTDIR: env.txt, one log per step, parity.txt, report/sweep/ (CSV,
 # run.json) and summary.md (steps, parity table per optimizer path, CUDA timing ratios).
 # Exit status: 0 if every step passed, 1 if one failed (OUTDIR still has what ran), 2 for
@@ -104,8 +106,8 @@ else
     FAILED+=(parity)
     STEPS+=("| parity | FAILED (data/parity_cuda_spec.json missing) | 0 s |")
 fi
-step report 120 "$BUNDLE/norm-bench" report --device cuda --out "$OUT/report" --run sweep \
-    --ops copy,weight_norm_forward,weight_norm_forward_backward,spectral_norm_forward_train,spectral_norm_forward_backward,spectral_norm_train_step \
+step report 180 "$BUNDLE/norm-bench" report --device cuda --out "$OUT/report" --run sweep \
+    --ops copy,weight_norm_forward,weight_norm_forward_backward,spectral_norm_forward_train,spectral_norm_forward_backward,spectral_norm_train_step,hifigan_train_step,hifigan_eval_cached,hifigan_eval_folded,sn_discriminator_train_step,sn_discriminator_eval_cached,sn_discriminator_eval_folded \
     --sizes 256,1024,4096 --rect-shapes '' --dtypes bf16 --budget-ms 150 --rounds 1 \
     --no-convergence --no-loss --no-plots --python "$PYTHON"
 
@@ -158,10 +160,12 @@ except Exception as e:  # noqa: BLE001
 print("\n## CUDA timings (median us; ratio = Rust / PyTorch)\n")
 try:
     rows = list(csv.DictReader(open(os.path.join(out, "report", "sweep", "timing.csv"))))
-    print("| op | shape | dtype | device | Rust | PyTorch | ratio |\n| --- | --- | --- | --- | --- | --- | --- |")
+    print("| op | shape | dtype | device | Rust | PyTorch | ratio | interval | settled | note |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['op']} | {r['shape']} | {r['dtype']} | {r['device']} | {r['rust_median_us'] or r['rust_status']} | "
-              f"{r['pytorch_median_us'] or r['pytorch_status']} | {r['ratio_median_rust_over_pytorch'] or '-'} |")
+              f"{r['pytorch_median_us'] or r['pytorch_status']} | {r['ratio_median_rust_over_pytorch'] or '-'} | "
+              f"[{r['ratio_low']}, {r['ratio_high']}] | {r['ratio_settled']} | {r['note']} |")
 except Exception as e:  # noqa: BLE001
     print(f"(no timing table: {e!r}; see report.log)")
 PY
