@@ -24,6 +24,7 @@
 #include <cstring>
 #include <algorithm>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "adam_hyper.h"
@@ -272,17 +273,25 @@ int norm_adam_update_many(at::Tensor* const* params, const at::Tensor* const* gr
       }
       chosen.clear();
     };
-    std::vector<bool> taken(open.size(), false);
+    // The candidates by key, each key's in their order (a stable sort: O(n log n) however many
+    // keys there are), then the keys' runs in order of their first candidate.
+    std::vector<size_t> by_key(open.size());
+    for (size_t k = 0; k < open.size(); ++k) by_key[k] = k;
+    std::stable_sort(by_key.begin(), by_key.end(),
+                     [&](size_t a, size_t b) { return key_of(open[a]) < key_of(open[b]); });
+    std::vector<std::pair<size_t, size_t>> runs;  // [begin, end) in by_key, ordered by by_key[begin]
+    for (size_t begin = 0, end = 0; begin < by_key.size(); begin = end) {
+      const Key key = key_of(open[by_key[begin]]);
+      for (end = begin + 1; end < by_key.size() && key_of(open[by_key[end]]) == key;) ++end;
+      runs.emplace_back(begin, end);
+    }
+    std::sort(runs.begin(), runs.end(), [&](const auto& a, const auto& b) { return by_key[a.first] < by_key[b.first]; });
     std::vector<int> chosen;
     chosen.reserve(kPackBytes);
-    for (size_t first = 0; first < open.size(); ++first) {
-      if (taken[first]) continue;
-      const Key key = key_of(open[first]);
+    for (const auto& [begin, end] : runs) {
       int64_t bytes = 0;
-      for (size_t k = first; k < open.size(); ++k) {
-        if (taken[k] || key_of(open[k]) != key) continue;
-        taken[k] = true;
-        const int i = open[k];
+      for (size_t r = begin; r < end; ++r) {
+        const int i = open[by_key[r]];
         const int64_t b = static_cast<int64_t>(items[i].param->nbytes());
         if (bytes + b >= kPackBytes) {
           pack(chosen);

@@ -156,3 +156,58 @@ fn parameters_sharing_storage_are_not_packed() {
     }
     assert_eq!(bits(&base), bits(&reference));
 }
+
+#[test]
+fn interleaved_keys_are_packed_per_key_bit_for_bit_like_one_at_a_time() {
+    // Parameters whose keys (dtype, step) alternate: f32 at steps s and s + 3, one f64 at
+    // step s. Each key's parameters are packed together however they interleave (two f32
+    // groups of three; the f64 parameter alone is no group), each with its own step.
+    let _generator = norm_tch::backend::lock_global_generator();
+    tch::manual_seed(23);
+    let kinds = [Kind::Float, Kind::Float, Kind::Double, Kind::Float, Kind::Float, Kind::Float, Kind::Float];
+    let later = [false, true, false, false, true, false, true];
+    let config = AdamConfig { weight_decay: 0.1, ..AdamConfig::with_lr(0.01) };
+    let starts: Vec<Tensor> = kinds.iter().map(|&k| Tensor::randn([2], (k, Device::Cpu))).collect();
+    let zeros = || starts.iter().map(Tensor::zeros_like).collect::<Vec<_>>();
+    let mut p = [starts.iter().map(Tensor::copy).collect::<Vec<_>>(), starts.iter().map(Tensor::copy).collect()];
+    let (mut m, mut s) = ([zeros(), zeros()], [zeros(), zeros()]);
+    for s0 in 1..=4 {
+        let step_of = |i: usize| (if later[i] { s0 + 3 } else { s0 }) as f32;
+        let grads: Vec<Tensor> = starts.iter().map(Tensor::randn_like).collect();
+        let [p0, p1] = &mut p;
+        let [m0, m1] = &mut m;
+        let [q0, q1] = &mut s;
+        let updates: Vec<AdamUpdate<'_, TchBackend>> = p0
+            .iter_mut()
+            .zip(m0.iter_mut())
+            .zip(q0.iter_mut())
+            .enumerate()
+            .map(|(i, ((param, exp_avg), exp_avg_sq))| AdamUpdate {
+                step: step_of(i),
+                param,
+                grad: grads[i].copy(),
+                exp_avg,
+                exp_avg_sq,
+                max_exp_avg_sq: None,
+            })
+            .collect();
+        assert_eq!(norm_tch::backend::adam_update_packed(&config, updates).unwrap(), 2, "step {s0}");
+        for i in 0..grads.len() {
+            single_tensor_update::<TchBackend>(
+                &config,
+                step_of(i),
+                &mut p1[i],
+                grads[i].copy(),
+                &mut m1[i],
+                &mut q1[i],
+                None,
+            )
+            .unwrap();
+        }
+        for i in 0..grads.len() {
+            assert_eq!(to_f64(&p[0][i]), to_f64(&p[1][i]), "step {s0} parameter {i}: param");
+            assert_eq!(to_f64(&m[0][i]), to_f64(&m[1][i]), "step {s0} parameter {i}: exp_avg");
+            assert_eq!(to_f64(&s[0][i]), to_f64(&s[1][i]), "step {s0} parameter {i}: exp_avg_sq");
+        }
+    }
+}
