@@ -16,6 +16,13 @@
 //!   normalizes by the operator norm of the layer's convolution (norm's own, opt-in).
 //! - [`fold`]: [`Foldable`], [`fold_all`], [`unfold_all`] (plain weight and back, keeping
 //!   optimizer identity) and `remove`; [`cache`]: the eval-mode weight cache ([`CacheStats`]).
+//!
+//! **Devices.** In a `VarStore` on CUDA a layer is built as PyTorch's `Model().to("cuda")`
+//! builds it: its init is drawn by the CPU generator ([`crate::init`]) and moved to the
+//! device, and a normalization registered there works on the device, as
+//! `weight_norm(layer.to("cuda"))` does (weight norm's `g` from the device's norm kernel,
+//! spectral norm's `u`, `v` from the device's generator). A PyTorch model built with
+//! `device="cuda"` in its constructors draws its init on the GPU instead, other bits.
 
 pub mod cache;
 mod conv;
