@@ -463,6 +463,9 @@ fn invalid_name(e: &Error) -> Option<&'static str> {
 
 #[test]
 fn errors_are_typed_and_name_the_argument() -> Result<()> {
+    // Its convolutions' inits draw from the global generator: under the lock, so they never
+    // land between another test's `manual_seed` and its draws.
+    let _generator = norm_tch::backend::lock_global_generator();
     one_thread(); // power iteration is many small ops: one intra-op thread is faster
     let vs = VarStore::new(Device::Cpu);
     let attempts: Vec<(&str, OperatorNormLayerOptions)> = vec![

@@ -6,6 +6,7 @@ use norm_core::Error;
 use norm_tch::layers::{linear, parametrizations, spectral_norm, weight_norm, LinearConfig, SpectralNormOptions};
 use norm_tch::optim::Adam;
 use norm_tch::var_store::path_at;
+use norm_test_support::unseeded;
 use norm_test_support::var_names as names;
 use tch::nn::{Module, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -31,7 +32,7 @@ fn registers_weight_g_and_weight_v_under_pytorch_names() {
     assert!(wn.weight_v().equal(&w));
     let row_norms = w.norm_scalaropt_dim(2, [1], true);
     assert!(wn.weight_g().allclose(&row_norms, 1e-6, 1e-7, false));
-    let x = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
+    let x = unseeded(|| Tensor::randn([5, 4], (Kind::Float, Device::Cpu)));
     let y = wn.forward(&x);
     assert_eq!(y.size(), [5, 3]);
     assert!(y.allclose(&x.linear(&w, wn.layer().bs.as_ref()), 1e-5, 1e-6, false));
@@ -108,13 +109,17 @@ fn errors_name_the_problem() {
     assert_eq!(names(&vs), names_now, "failed registrations leave the store unchanged");
 
     // A second spectral norm, in either API, on a module that has one.
-    let sn = spectral_norm(&vs, layer(&vs, "sn", 4, 3), SpectralNormOptions::default()).unwrap();
+    // Registration draws u and v from the global generator: under the lock (`unseeded`, after
+    // `layer`, which takes it itself; the lock is not re-entrant).
+    let lin = layer(&vs, "sn", 4, 3);
+    let sn = unseeded(|| spectral_norm(&vs, lin, SpectralNormOptions::default())).unwrap();
     let again = tch::nn::Linear { ws: sn.weight_orig().shallow_clone(), bs: None };
     match spectral_norm(&vs, again, SpectralNormOptions::default()) {
         Err(Error::AlreadyRegistered { norm: "spectral_norm", name }) => assert_eq!(name, "sn.weight"),
         other => panic!("expected AlreadyRegistered, got {other:?}"),
     }
-    let p = parametrizations::spectral_norm(&vs, layer(&vs, "p", 4, 3), SpectralNormOptions::default()).unwrap();
+    let lin = layer(&vs, "p", 4, 3);
+    let p = unseeded(|| parametrizations::spectral_norm(&vs, lin, SpectralNormOptions::default())).unwrap();
     let again = tch::nn::Linear { ws: p.original().shallow_clone(), bs: None };
     match parametrizations::weight_norm(&vs, again, None) {
         Err(Error::AlreadyRegistered { norm: "weight_norm", name }) => assert_eq!(name, "p.weight"),
@@ -185,11 +190,15 @@ fn a_scalar_out_of_the_dtypes_range_is_an_error_not_a_panic() {
     let vs = VarStore::new(Device::Cpu);
     let options = SpectralNormOptions { eps: 1e39, ..Default::default() };
     let before = names(&vs);
-    match spectral_norm(&vs, layer(&vs, "a", 2, 3), options) {
+    // The registrations draw u and v before ATen refuses eps: under the lock (`unseeded`,
+    // after `layer`, which takes it itself).
+    let lin = layer(&vs, "a", 2, 3);
+    match unseeded(|| spectral_norm(&vs, lin, options)) {
         Err(Error::Backend { message, .. }) => assert!(message.contains("overflow"), "{message}"),
         other => panic!("expected ATen's error, got {other:?}"),
     }
-    match parametrizations::spectral_norm(&vs, layer(&vs, "b", 2, 3), options) {
+    let lin = layer(&vs, "b", 2, 3);
+    match unseeded(|| parametrizations::spectral_norm(&vs, lin, options)) {
         Err(Error::Backend { message, .. }) => assert!(message.contains("overflow"), "{message}"),
         other => panic!("expected ATen's error, got {other:?}"),
     }

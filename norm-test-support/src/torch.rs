@@ -13,6 +13,14 @@ pub fn seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Runs `f` holding the global generator lock without seeding: for draws whose values a test
+/// does not compare, kept out of other tests' seeded runs. The lock is not re-entrant: `f`
+/// must not take it again (through [`seeded`] or a helper that seeds).
+pub fn unseeded<T>(f: impl FnOnce() -> T) -> T {
+    let _generator = norm_tch::backend::lock_global_generator();
+    f()
+}
+
 /// Pins libtorch to one intra-op thread (`norm_tch::backend::set_num_threads(1)`), as every
 /// bit comparison with PyTorch and every bench needs; panics if libtorch refuses.
 pub fn one_thread() {
