@@ -221,10 +221,10 @@ impl ExtraRounds {
 }
 
 /// Times one case: rounds alternate the sides (PyTorch, Rust, PyTorch, Rust, ...); a side
-/// that fails is not asked again for this case. The samples of all rounds are pooled; their
-/// ratio's bootstrap interval ([`interval`](super::interval)) is recomputed after every
-/// round, and while it is wider than `settle_width` the case gets extra rounds from
-/// `extra`.
+/// that fails is not asked again for this case. The samples of all rounds are pooled for the
+/// medians; their ratio's bootstrap interval over the paired rounds
+/// ([`interval`](super::interval)) is recomputed after every round, and while it is wider
+/// than `settle_width` the case gets extra rounds from `extra`.
 fn time_case(
     report: &mut Report,
     pytorch: &mut Option<PytorchRunner>,
@@ -245,6 +245,8 @@ fn time_case(
     let row = report.timing.len() - 1;
     let round_sampling = options.sampling.per_round();
     let (mut pytorch_timed, mut rust_timed) = (None::<Timed>, None::<Timed>);
+    // Where each round's samples end in the pools, per side (a failed round adds none).
+    let (mut pytorch_ends, mut rust_ends) = (Vec::new(), Vec::new());
     let base_rounds = options.sampling.rounds.max(1);
     let mut extra_done = 0;
     let (share, mut spent) = (extra.share(), Duration::ZERO);
@@ -262,8 +264,12 @@ fn time_case(
             report.timing[row].rust = rust_round(case, &round_sampling, &mut rust_timed)?;
         }
         report.timing[row].rounds += 1;
+        pytorch_ends.push(pytorch_timed.as_ref().map_or(0, |t| t.nanos.len()));
+        rust_ends.push(rust_timed.as_ref().map_or(0, |t| t.nanos.len()));
         report.timing[row].interval = match (&rust_timed, &pytorch_timed, report.timing[row].ratio()) {
-            (Some(r), Some(p), Some(_)) => interval::ratio_interval(&r.nanos, &p.nanos),
+            (Some(r), Some(p), Some(_)) => {
+                interval::paired_rounds_interval(&rounds_of(&r.nanos, &rust_ends), &rounds_of(&p.nanos, &pytorch_ends))
+            }
             _ => None,
         };
         report.write_all()?;
@@ -356,6 +362,19 @@ fn rust_round(case: &Case, sampling: &Sampling, pooled: &mut Option<Timed>) -> R
             Side::failed(case.dtype, format!("{e:#}"))
         }
     })
+}
+
+/// A side's pooled samples cut into its rounds at `ends` (each round's end in the pool).
+fn rounds_of<'a>(pooled: &'a [u64], ends: &[usize]) -> Vec<&'a [u64]> {
+    let mut start = 0;
+    ends.iter()
+        .map(|&end| {
+            let end = end.clamp(start, pooled.len());
+            let round = &pooled[start..end];
+            start = end;
+            round
+        })
+        .collect()
 }
 
 /// Adds a round's samples to the pool of a side; returns the pool.
@@ -511,6 +530,15 @@ mod tests {
     use crate::report::export;
     use crate::report::ops::Op;
     use std::fs;
+
+    #[test]
+    fn pooled_samples_are_cut_into_their_rounds() {
+        let pooled = [1, 2, 3, 4, 5, 6];
+        let empty: &[u64] = &[];
+        assert_eq!(rounds_of(&pooled, &[2, 2, 5, 6]), vec![&pooled[..2], empty, &pooled[2..5], &pooled[5..]]);
+        // An end past the pool (never written) or before the last one is clamped.
+        assert_eq!(rounds_of(&pooled, &[4, 3, 9]), vec![&pooled[..4], empty, &pooled[4..]]);
+    }
 
     #[test]
     fn extra_rounds_are_shared_fairly_and_unspent_shares_carry_over() {
