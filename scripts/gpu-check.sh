@@ -16,7 +16,8 @@
 #      norm-bench parity --spec data/parity_cuda_spec.json --live --python python3;
 #   3. a short CUDA report sweep (norm-bench report --device cuda, PyTorch CUDA beside it): the
 #      single ops at 256, 1024 and 4096, and the whole-model rows (training step with the losses
-#      checked bit for bit against PyTorch CUDA's, eval cached and folded).
+#      checked bit for bit against PyTorch CUDA's, eval cached and folded), two paired rounds per
+#      case so that each ratio's interval sees the rounds disagree.
 # Everything goes into OUTDIR: env.txt, one log per step, parity.txt, report/sweep/ (CSV,
 # run.json) and summary.md (steps, parity table per optimizer path, CUDA timing ratios).
 # Exit status: 0 if every step passed, 1 if one failed (OUTDIR still has what ran), 2 for
@@ -108,7 +109,7 @@ else
 fi
 step report 180 "$BUNDLE/norm-bench" report --device cuda --out "$OUT/report" --run sweep \
     --ops copy,weight_norm_forward,weight_norm_forward_backward,spectral_norm_forward_train,spectral_norm_forward_backward,spectral_norm_train_step,hifigan_train_step,hifigan_eval_cached,hifigan_eval_folded,sn_discriminator_train_step,sn_discriminator_eval_cached,sn_discriminator_eval_folded \
-    --sizes 256,1024,4096 --rect-shapes '' --dtypes bf16 --budget-ms 150 --rounds 1 \
+    --sizes 256,1024,4096 --rect-shapes '' --dtypes bf16 --budget-ms 300 --rounds 2 \
     --no-convergence --no-loss --no-plots --python "$PYTHON"
 
 {
