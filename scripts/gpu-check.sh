@@ -9,9 +9,11 @@
 # On the GPU machine it uses that machine's own `python3` (torch 2.11.0+cu130; override with
 # PYTHON=...) and its torch's lib/ for libtorch (LD_LIBRARY_PATH), and runs, each under
 # `timeout`, in under 10 minutes in all:
-#   1. the CUDA tests: target/gpu-bundle/cuda (norm-tch/tests/cuda.rs) and
-#      target/gpu-bundle/conformance (norm-tch/tests/conformance.rs), with NORM_REQUIRE_CUDA=1
-#      (a missing GPU is a failure) and NORM_PYTHON=python3 (live PyTorch CUDA);
+#   1. the CUDA tests: target/gpu-bundle/cuda (norm-tch/tests/cuda.rs),
+#      target/gpu-bundle/conformance (norm-tch/tests/conformance.rs) and
+#      target/gpu-bundle/checkpoint (norm-tch/tests/checkpoint.rs: loads into and saves from a
+#      VarStore on CUDA, besides its CPU tests), with NORM_REQUIRE_CUDA=1 (a missing GPU is a
+#      failure), NORM_PYTHON=python3 (live PyTorch) and NORM_REPO (this copy of the repository);
 #   2. the parity spec on CUDA against live PyTorch CUDA:
 #      norm-bench parity --spec data/parity_cuda_spec.json --live --python python3;
 #   3. a short CUDA report sweep (norm-bench report --device cuda, PyTorch CUDA beside it): the
@@ -27,7 +29,7 @@ set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUNDLE=$ROOT/target/gpu-bundle
 # The prebuilt test binaries: "<crate> <test target>" each.
-TESTS=("norm-tch cuda" "norm-tch conformance")
+TESTS=("norm-tch cuda" "norm-tch conformance" "norm-tch checkpoint")
 
 build_bundle() {
     cd "$ROOT" || exit 2
@@ -100,6 +102,7 @@ step() {
 
 step test-cuda 150 "$BUNDLE/cuda" --test-threads 1
 step test-conformance 60 "$BUNDLE/conformance" --test-threads 1
+step test-checkpoint 120 "$BUNDLE/checkpoint"
 if [ -f data/parity_cuda_spec.json ]; then
     step parity 150 "$BUNDLE/norm-bench" parity --spec data/parity_cuda_spec.json --live --python "$PYTHON"
 else

@@ -67,7 +67,7 @@ struct Expected {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/checkpoint.py")
+    support::repo().join("norm-tch/tests/checkpoint.py")
 }
 
 fn bits_of(t: &Tensor) -> Result<Bits> {
@@ -591,6 +591,11 @@ fn loads_and_saves_through_the_cpu_on_any_device() -> Result<()> {
     match norm_tch::backend::cuda_device(0) {
         Some(cuda) => load_and_save_on(cuda, "checkpoint-device-cuda"),
         None => {
+            // `NORM_REQUIRE_CUDA=1` (scripts/gpu-check.sh): a missing GPU is a failure there.
+            ensure!(
+                std::env::var("NORM_REQUIRE_CUDA").as_deref() != Ok("1"),
+                "NORM_REQUIRE_CUDA=1 but libtorch sees no CUDA device"
+            );
             eprintln!("SKIPPED (CUDA part): no CUDA device; loading into and saving from a CUDA VarStore is checked where there is one");
             Ok(())
         }

@@ -63,15 +63,6 @@ fn cuda_or_skip(what: &str) -> Option<Device> {
     None
 }
 
-/// PyTorch's Python: `$NORM_PYTHON`, else the repo venv's (skipping without it unless
-/// `NORM_REQUIRE_PYTORCH=1`).
-fn pytorch_python(what: &str) -> Result<Option<PathBuf>> {
-    if let Some(python) = std::env::var_os("NORM_PYTHON") {
-        return Ok(Some(PathBuf::from(python)));
-    }
-    support::python_or_skip(what)
-}
-
 /// The shared objects mapped into this process (`/proc/self/maps`), by path.
 fn mapped_libraries() -> Result<Vec<PathBuf>> {
     let maps = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
@@ -195,13 +186,11 @@ fn is_conv(name: &str) -> bool {
 /// for bit (conv grads on CUDA within 1e-5 relative, see [`is_conv`]).
 fn compare_with_pytorch(device: Device) -> Result<()> {
     let device_name = if device == Device::Cpu { "cpu" } else { "cuda" };
-    let Some(python) = pytorch_python(&format!("compare the layers on {device_name} with PyTorch"))? else {
+    let Some(python) = support::python_or_skip(&format!("compare the layers on {device_name} with PyTorch"))? else {
         return Ok(());
     };
     one_thread();
-    // `$NORM_REPO`: the repository copy a prebuilt test binary runs in (gpu-check.sh).
-    let repo = std::env::var_os("NORM_REPO").map_or_else(support::repo, PathBuf::from);
-    let script = repo.join("norm-tch/tests/cuda.py");
+    let script = support::repo().join("norm-tch/tests/cuda.py");
     let request = json!({ "device": device_name, "seed": SEED, "cases": CASES });
     #[derive(Deserialize)]
     struct Answer {

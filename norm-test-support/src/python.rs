@@ -10,8 +10,12 @@ use std::process::{Command, Stdio};
 /// (`NORM_REQUIRE_PYTORCH=1`, set by `make test`).
 pub const REQUIRE_PYTORCH: &str = "NORM_REQUIRE_PYTORCH";
 
-/// The repository root (the workspace folder holding `data/` and `.venv/`).
+/// The repository root (the workspace folder holding `data/` and `.venv/`): `$NORM_REPO` if
+/// set, else the workspace this crate was built in.
 pub fn repo_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("NORM_REPO") {
+        return PathBuf::from(dir); // a prebuilt test binary run in a copy of the repository (gpu-check.sh)
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("norm-test-support lives in the workspace root").to_path_buf()
 }
 
@@ -21,10 +25,14 @@ pub fn venv_python() -> Option<PathBuf> {
     python.exists().then_some(python)
 }
 
-/// The venv's Python for a test that compares against live PyTorch: `Ok(None)` after
-/// printing `SKIPPED: ... to <what>` when the repository has no venv, an error instead when
+/// The Python for a test that compares against live PyTorch: `$NORM_PYTHON` if set (a GPU
+/// machine's own `python3`, gpu-check.sh), else the venv's; `Ok(None)` after printing
+/// `SKIPPED: ... to <what>` when there is neither, an error instead when
 /// `NORM_REQUIRE_PYTORCH=1`, so a missing setup cannot pass silently.
 pub fn python_or_skip(what: &str) -> Result<Option<PathBuf>> {
+    if let Some(python) = std::env::var_os("NORM_PYTHON") {
+        return Ok(Some(PathBuf::from(python)));
+    }
     if let Some(python) = venv_python() {
         return Ok(Some(python));
     }
