@@ -58,6 +58,72 @@ const PACK_CASES: [PackCase; 5] = [
     PackCase { shapes: &[&[15], &[1]], kind: Kind::Float, groups: 0 },
 ];
 
+/// Twin copies of a parameter set and its Adam state, `[packed, one at a time]`.
+struct Twins {
+    p: [Vec<Tensor>; 2],
+    m: [Vec<Tensor>; 2],
+    s: [Vec<Tensor>; 2],
+    x: [Vec<Tensor>; 2],
+}
+
+impl Twins {
+    fn new(starts: &[Tensor]) -> Twins {
+        let copies = || starts.iter().map(Tensor::copy).collect::<Vec<_>>();
+        let zeros = || starts.iter().map(Tensor::zeros_like).collect::<Vec<_>>();
+        Twins { p: [copies(), copies()], m: [zeros(), zeros()], s: [zeros(), zeros()], x: [zeros(), zeros()] }
+    }
+
+    /// One Adam step with `grads`, parameter `i` at `steps[i]`: the first twin through
+    /// `adam_update_packed` (its count of packed groups is returned), the second one
+    /// parameter at a time with `single_tensor_update`.
+    fn step(&mut self, config: &AdamConfig, steps: &[f32], grads: &[Tensor]) -> usize {
+        let [p0, p1] = &mut self.p;
+        let [m0, m1] = &mut self.m;
+        let [s0, s1] = &mut self.s;
+        let [x0, x1] = &mut self.x;
+        let updates: Vec<AdamUpdate<'_, TchBackend>> = p0
+            .iter_mut()
+            .zip(m0.iter_mut())
+            .zip(s0.iter_mut())
+            .zip(x0.iter_mut())
+            .enumerate()
+            .map(|(i, (((param, exp_avg), exp_avg_sq), max_exp_avg_sq))| AdamUpdate {
+                step: steps[i],
+                param,
+                grad: grads[i].copy(),
+                exp_avg,
+                exp_avg_sq,
+                max_exp_avg_sq: Some(max_exp_avg_sq).filter(|_| config.amsgrad),
+            })
+            .collect();
+        let groups = norm_tch::backend::adam_update_packed(config, updates).unwrap();
+        for i in 0..grads.len() {
+            let max1 = if config.amsgrad { Some(&mut x1[i]) } else { None };
+            single_tensor_update::<TchBackend>(
+                config,
+                steps[i],
+                &mut p1[i],
+                grads[i].copy(),
+                &mut m1[i],
+                &mut s1[i],
+                max1,
+            )
+            .unwrap();
+        }
+        groups
+    }
+
+    /// Both twins bit for bit equal: every parameter and its state (`at` names the step).
+    fn assert_equal(&self, at: &str) {
+        for i in 0..self.p[0].len() {
+            assert_eq!(to_f64(&self.p[0][i]), to_f64(&self.p[1][i]), "{at} parameter {i}: param");
+            assert_eq!(to_f64(&self.m[0][i]), to_f64(&self.m[1][i]), "{at} parameter {i}: exp_avg");
+            assert_eq!(to_f64(&self.s[0][i]), to_f64(&self.s[1][i]), "{at} parameter {i}: exp_avg_sq");
+            assert_eq!(to_f64(&self.x[0][i]), to_f64(&self.x[1][i]), "{at} parameter {i}: max_exp_avg_sq");
+        }
+    }
+}
+
 #[test]
 fn packed_small_parameters_update_bit_for_bit_like_one_at_a_time() {
     let _generator = norm_tch::backend::lock_global_generator();
@@ -65,11 +131,7 @@ fn packed_small_parameters_update_bit_for_bit_like_one_at_a_time() {
     for config in norm_core::conformance::adam_test_configs() {
         for case in &PACK_CASES {
             let starts: Vec<Tensor> = case.shapes.iter().map(|s| Tensor::randn(*s, (case.kind, Device::Cpu))).collect();
-            let zeros = || starts.iter().map(Tensor::zeros_like).collect::<Vec<_>>();
-            // [packed, one at a time]
-            let mut p =
-                [starts.iter().map(Tensor::copy).collect::<Vec<_>>(), starts.iter().map(Tensor::copy).collect()];
-            let (mut m, mut s, mut x) = ([zeros(), zeros()], [zeros(), zeros()], [zeros(), zeros()]);
+            let mut twins = Twins::new(&starts);
             for step in 1..=6 {
                 // Gradients over many magnitudes, so every rounding path is exercised.
                 let grads: Vec<Tensor> = starts
@@ -77,50 +139,12 @@ fn packed_small_parameters_update_bit_for_bit_like_one_at_a_time() {
                     .enumerate()
                     .map(|(i, t)| t.randn_like() * 10f64.powi((step + i as i32) % 7 - 3))
                     .collect();
-                let [p0, p1] = &mut p;
-                let [m0, m1] = &mut m;
-                let [s0, s1] = &mut s;
-                let [x0, x1] = &mut x;
-                let mut x0 = x0.iter_mut();
-                let updates: Vec<AdamUpdate<'_, TchBackend>> = p0
-                    .iter_mut()
-                    .zip(m0.iter_mut())
-                    .zip(s0.iter_mut())
-                    .zip(&grads)
-                    .map(|(((param, exp_avg), exp_avg_sq), grad)| AdamUpdate {
-                        step: step as f32,
-                        param,
-                        grad: grad.copy(),
-                        exp_avg,
-                        exp_avg_sq,
-                        max_exp_avg_sq: x0.next().filter(|_| config.amsgrad),
-                    })
-                    .collect();
-                let groups = norm_tch::backend::adam_update_packed(&config, updates).unwrap();
+                let groups = twins.step(&config, &vec![step as f32; grads.len()], &grads);
                 assert_eq!(groups, case.groups, "{:?}", case.shapes);
-                for i in 0..grads.len() {
-                    let max1 = if config.amsgrad { Some(&mut x1[i]) } else { None };
-                    single_tensor_update::<TchBackend>(
-                        &config,
-                        step as f32,
-                        &mut p1[i],
-                        grads[i].copy(),
-                        &mut m1[i],
-                        &mut s1[i],
-                        max1,
-                    )
-                    .unwrap();
-                }
-                for i in 0..grads.len() {
-                    let at = format!("{config:?} {:?} step {step} parameter {i}", case.shapes);
-                    assert_eq!(to_f64(&p[0][i]), to_f64(&p[1][i]), "{at}: param");
-                    assert_eq!(to_f64(&m[0][i]), to_f64(&m[1][i]), "{at}: exp_avg");
-                    assert_eq!(to_f64(&s[0][i]), to_f64(&s[1][i]), "{at}: exp_avg_sq");
-                    assert_eq!(to_f64(&x[0][i]), to_f64(&x[1][i]), "{at}: max_exp_avg_sq");
-                }
+                twins.assert_equal(&format!("{config:?} {:?} step {step}", case.shapes));
             }
-            for i in 0..starts.len() {
-                assert_ne!(to_f64(&p[0][i]), to_f64(&starts[i]), "{config:?} {:?}: parameter {i} moved", case.shapes);
+            for (i, (moved, start)) in twins.p[0].iter().zip(&starts).enumerate() {
+                assert_ne!(to_f64(moved), to_f64(start), "{config:?} {:?}: parameter {i} moved", case.shapes);
             }
         }
     }
@@ -168,46 +192,11 @@ fn interleaved_keys_are_packed_per_key_bit_for_bit_like_one_at_a_time() {
     let later = [false, true, false, false, true, false, true];
     let config = AdamConfig { weight_decay: 0.1, ..AdamConfig::with_lr(0.01) };
     let starts: Vec<Tensor> = kinds.iter().map(|&k| Tensor::randn([2], (k, Device::Cpu))).collect();
-    let zeros = || starts.iter().map(Tensor::zeros_like).collect::<Vec<_>>();
-    let mut p = [starts.iter().map(Tensor::copy).collect::<Vec<_>>(), starts.iter().map(Tensor::copy).collect()];
-    let (mut m, mut s) = ([zeros(), zeros()], [zeros(), zeros()]);
+    let mut twins = Twins::new(&starts);
     for s0 in 1..=4 {
-        let step_of = |i: usize| (if later[i] { s0 + 3 } else { s0 }) as f32;
+        let steps: Vec<f32> = later.iter().map(|&l| (if l { s0 + 3 } else { s0 }) as f32).collect();
         let grads: Vec<Tensor> = starts.iter().map(Tensor::randn_like).collect();
-        let [p0, p1] = &mut p;
-        let [m0, m1] = &mut m;
-        let [q0, q1] = &mut s;
-        let updates: Vec<AdamUpdate<'_, TchBackend>> = p0
-            .iter_mut()
-            .zip(m0.iter_mut())
-            .zip(q0.iter_mut())
-            .enumerate()
-            .map(|(i, ((param, exp_avg), exp_avg_sq))| AdamUpdate {
-                step: step_of(i),
-                param,
-                grad: grads[i].copy(),
-                exp_avg,
-                exp_avg_sq,
-                max_exp_avg_sq: None,
-            })
-            .collect();
-        assert_eq!(norm_tch::backend::adam_update_packed(&config, updates).unwrap(), 2, "step {s0}");
-        for i in 0..grads.len() {
-            single_tensor_update::<TchBackend>(
-                &config,
-                step_of(i),
-                &mut p1[i],
-                grads[i].copy(),
-                &mut m1[i],
-                &mut q1[i],
-                None,
-            )
-            .unwrap();
-        }
-        for i in 0..grads.len() {
-            assert_eq!(to_f64(&p[0][i]), to_f64(&p[1][i]), "step {s0} parameter {i}: param");
-            assert_eq!(to_f64(&m[0][i]), to_f64(&m[1][i]), "step {s0} parameter {i}: exp_avg");
-            assert_eq!(to_f64(&s[0][i]), to_f64(&s[1][i]), "step {s0} parameter {i}: exp_avg_sq");
-        }
+        assert_eq!(twins.step(&config, &steps, &grads), 2, "step {s0}");
+        twins.assert_equal(&format!("step {s0}"));
     }
 }
