@@ -22,16 +22,13 @@ use norm_tch::layers::{
     ConvOptions, ConvTransposeOptions, EmbeddingOptions, Foldable, LinearConfig, Normalized, SpectralNormOptions,
     WeightedLayer,
 };
-use norm_test_support::{one_thread, run_python_json, seeded, Bits};
+use norm_test_support::{cuda_or_skip, one_thread, run_python_json, seeded, Bits};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
-
-/// `NORM_REQUIRE_CUDA=1`: a missing CUDA device fails the CUDA tests instead of skipping them.
-const REQUIRE_CUDA: &str = "NORM_REQUIRE_CUDA";
 
 /// The cases of `tests/cuda.py`, by name.
 const CASES: [&str; 7] = [
@@ -46,22 +43,6 @@ const CASES: [&str; 7] = [
 
 /// The seed both sides use before each case.
 const SEED: i64 = 5;
-
-/// CUDA device 0, or `None` after printing `SKIPPED: ... <what>`; panics under
-/// `NORM_REQUIRE_CUDA=1` when libtorch sees no CUDA device.
-fn cuda_or_skip(what: &str) -> Option<Device> {
-    if let Some(device) = norm_tch::backend::cuda_device(0) {
-        return Some(device);
-    }
-    assert!(
-        std::env::var(REQUIRE_CUDA).as_deref() != Ok("1"),
-        "{REQUIRE_CUDA}=1 but libtorch sees no CUDA device (tch::Cuda::is_available() = {}, device_count = {})",
-        tch::Cuda::is_available(),
-        tch::Cuda::device_count()
-    );
-    eprintln!("SKIPPED: no CUDA device; {what} needs one");
-    None
-}
 
 /// The shared objects mapped into this process (`/proc/self/maps`), by path.
 fn mapped_libraries() -> Result<Vec<PathBuf>> {

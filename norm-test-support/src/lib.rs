@@ -27,4 +27,6 @@ pub use bits::{
 pub use model_json::{compare_sn_run, loss_bits, HifiganIo, SnDiscriminatorRun};
 pub use python::{python_or_skip, repo_root, run_python, run_python_json, venv_python, REQUIRE_PYTORCH};
 pub use scratch::fresh_dir;
-pub use torch::{bench_devices, detached_copy, one_thread, parity_test_seed, seeded, unseeded, var_names};
+pub use torch::{
+    bench_devices, cuda_or_skip, detached_copy, one_thread, parity_test_seed, seeded, unseeded, var_names, REQUIRE_CUDA,
+};

@@ -8,9 +8,10 @@ use tch::{Device, Tensor};
 /// (`norm_tch::backend::lock_global_generator`) throughout, so tests running in parallel
 /// threads cannot draw from the generator in between.
 pub fn seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
-    let _generator = norm_tch::backend::lock_global_generator();
-    tch::manual_seed(seed);
-    f()
+    unseeded(|| {
+        tch::manual_seed(seed);
+        f()
+    })
 }
 
 /// Runs `f` holding the global generator lock without seeding: for draws whose values a test
@@ -25,6 +26,26 @@ pub fn unseeded<T>(f: impl FnOnce() -> T) -> T {
 /// bit comparison with PyTorch and every bench needs; panics if libtorch refuses.
 pub fn one_thread() {
     norm_tch::backend::set_num_threads(1).expect("one intra-op thread");
+}
+
+/// `NORM_REQUIRE_CUDA=1` (set by `scripts/gpu-check.sh`): a missing CUDA device fails the
+/// CUDA tests instead of skipping them.
+pub const REQUIRE_CUDA: &str = "NORM_REQUIRE_CUDA";
+
+/// CUDA device 0, or `None` after printing `SKIPPED: no CUDA device; <what> needs one`;
+/// panics under `NORM_REQUIRE_CUDA=1` when libtorch sees no CUDA device.
+pub fn cuda_or_skip(what: &str) -> Option<Device> {
+    if let Some(device) = norm_tch::backend::cuda_device(0) {
+        return Some(device);
+    }
+    assert!(
+        std::env::var(REQUIRE_CUDA).as_deref() != Ok("1"),
+        "{REQUIRE_CUDA}=1 but libtorch sees no CUDA device (tch::Cuda::is_available() = {}, device_count = {})",
+        tch::Cuda::is_available(),
+        tch::Cuda::device_count()
+    );
+    eprintln!("SKIPPED: no CUDA device; {what} needs one");
+    None
 }
 
 /// The devices a bench runs on, named for its group ids: the CPU as `"cpu"`, and CUDA
