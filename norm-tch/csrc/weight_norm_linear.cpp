@@ -34,15 +34,81 @@
 #include <ATen/ATen.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <c10/core/GradMode.h>
+#include <optional>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
 
 #include "guarded.h"
+#include "tiny_kernels.h"
 
 namespace {
 
 using torch::autograd::SavedVariable;
+
+// t.t() for a 2-D strided tensor without autograd history, made directly (the view at::t
+// makes: the same storage, sizes and strides swapped) rather than through the dispatcher.
+at::Tensor transposed(const at::Tensor& t) {
+  auto impl = c10::make_intrusive<c10::TensorImpl>(c10::TensorImpl::VIEW, c10::Storage(t.storage()), t.key_set(),
+                                                   t.dtype());
+  const int64_t sizes[2] = {t.size(1), t.size(0)}, strides[2] = {t.stride(1), t.stride(0)};
+  impl->set_sizes_and_strides(c10::IntArrayRef(sizes), c10::IntArrayRef(strides), t.storage_offset());
+  return at::Tensor(std::move(impl));
+}
+
+template <typename T>
+bool finite(const at::Tensor& t) {
+  return norm_tiny::all_finite(t.const_data_ptr<T>(), t.numel());
+}
+
+// _weight_norm_interface(v, g, 0) replayed by tiny_kernels.h when it applies: (w, norms) with
+// the metadata ATen gives them (w contiguous like v, norms shaped and strided like g).
+template <typename T>
+bool tiny_weight_norm(const at::Tensor& v, const at::Tensor& g, int64_t dim, at::Tensor& w, at::Tensor& norms) {
+  const int64_t M = v.size(0), N = v.size(1);
+  if (dim != 0 || N >= norm_tiny::max_row<T>() || g.numel() != M || !g.is_contiguous() ||
+      !norm_tiny::active<T>().weight_norm || !finite<T>(v) || !finite<T>(g))
+    return false;
+  w = at::detail::empty_cpu(v.sizes(), v.scalar_type());
+  norms = at::detail::empty_strided_cpu(g.sizes(), g.strides(), g.scalar_type());
+  norm_tiny::weight_norm<T>(w.data_ptr<T>(), norms.data_ptr<T>(), v.const_data_ptr<T>(), g.const_data_ptr<T>(), M, N);
+  norm_tiny::count();
+  return true;
+}
+
+// _weight_norm_interface_backward(grad_w, v, g, norms, 0) replayed when it applies.
+template <typename T>
+bool tiny_weight_norm_bwd(const at::Tensor& grad_w, const at::Tensor& v, const at::Tensor& g, const at::Tensor& norms,
+                          int64_t dim, at::Tensor& grad_v, at::Tensor& grad_g) {
+  const norm_tiny::Verdict verdict = norm_tiny::active<T>();
+  const int64_t M = v.size(0), N = v.size(1);
+  if (dim != 0 || N >= norm_tiny::max_row<T>() || !verdict.weight_norm_bwd || !grad_w.is_contiguous() ||
+      !norms.is_contiguous() || norms.scalar_type() != v.scalar_type() || norms.numel() != M || !finite<T>(grad_w) ||
+      !finite<T>(norms))
+    return false;
+  grad_v = at::detail::empty_cpu(v.sizes(), v.scalar_type());
+  grad_g = at::detail::empty_cpu(g.sizes(), g.scalar_type());
+  norm_tiny::weight_norm_bwd<T>(grad_v.data_ptr<T>(), grad_g.data_ptr<T>(), grad_w.const_data_ptr<T>(),
+                                v.const_data_ptr<T>(), g.const_data_ptr<T>(), norms.const_data_ptr<T>(), M, N,
+                                verdict.contraction);
+  norm_tiny::count();
+  return true;
+}
+
+// at::sum_to(grad, {O}), the bias gradient the engine would reduce, replayed when it applies.
+template <typename T>
+bool tiny_bias_sum(const at::Tensor& grad, at::Tensor& out) {
+  if (grad.dim() != 2 || !grad.is_contiguous()) return false;
+  const int64_t N = grad.size(0), O = grad.size(1);
+  if (!norm_tiny::bias_sum_shape(N, O, norm_tiny::max_row<T>()) || !norm_tiny::active<T>().bias_sum ||
+      !finite<T>(grad))
+    return false;
+  out = at::detail::empty_cpu({O}, grad.scalar_type());
+  norm_tiny::bias_sum<T>(out.data_ptr<T>(), grad.const_data_ptr<T>(), N, O);
+  norm_tiny::count();
+  return true;
+}
+
 using torch::autograd::variable_list;
 
 // Whether FunctionsManual.cpp's mm_mat2_backward(grad, mat1, mat2_sizes, mat2_strides,
@@ -63,6 +129,7 @@ struct WeightNormLinearBackward : public torch::autograd::Node {
   std::vector<int64_t> w_t_sizes_, w_t_strides_;
   c10::Layout w_t_layout_ = c10::kStrided;
   int64_t dim_ = 0;
+  at::ScalarType v_dtype_ = at::kFloat;  // the forward's dtype (float or double)
 
   std::string name() const override { return "WeightNormLinearBackward"; }
 
@@ -79,23 +146,46 @@ struct WeightNormLinearBackward : public torch::autograd::Node {
     if (!grad.defined()) return out;
     const bool bias_needed = task_should_compute_output(0);
     const bool weight_needed = task_should_compute_output(2) || task_should_compute_output(3);
-    // AddmmBackward0.
-    if (bias_needed) out[0] = grad;
+    // Without create_graph nothing below records a graph, so the ops skip autograd's
+    // dispatch and the tiny kernels (tiny_kernels.h) may replay theirs.
+    const bool records = c10::GradMode::is_enabled();
+    std::optional<at::AutoDispatchBelowADInplaceOrView> below_autograd;
+    if (!records) below_autograd.emplace();
+    const bool is_float = grad.scalar_type() == at::kFloat;
+    // AddmmBackward0: `grad`, which the engine then sum_to's to the bias shape; or that
+    // sum_to's result itself, replayed.
+    if (bias_needed) {
+      at::Tensor bias_grad;
+      const bool replayed = !records && grad.scalar_type() == v_dtype_ &&
+                            (is_float ? tiny_bias_sum<float>(grad, bias_grad) : tiny_bias_sum<double>(grad, bias_grad));
+      out[0] = replayed ? std::move(bias_grad) : grad;
+    }
     if (!weight_needed) return out;
     // mm_mat2_backward's grad_w_t, then TBackward0's grad_w = grad_w_t.t(). In the
     // transposed branch grad_w_t is `grad.t().mm(x).t()`, so grad_w is that mm's result, the
     // same tensor (values, sizes and strides) without two transposed views.
     const at::Tensor x = x_.unpack();
-    const at::Tensor grad_w = mm_mat2_transposed(grad, x, w_t_sizes_, w_t_strides_, w_t_layout_)
-                                  ? grad.t().mm(x.conj())
-                                  : x.t().conj().mm(grad).t();
+    at::Tensor grad_w;
+    if (!mm_mat2_transposed(grad, x, w_t_sizes_, w_t_strides_, w_t_layout_))
+      grad_w = x.t().conj().mm(grad).t();
+    else if (records)
+      grad_w = grad.t().mm(x.conj());
+    else
+      grad_w = transposed(grad).mm(x);
     // WeightNormInterfaceBackward0.
     const at::Tensor v = v_.unpack(), g = g_.unpack(), norms = norms_.unpack();
-    std::tuple<at::Tensor, at::Tensor> vg =
-        c10::GradMode::is_enabled() ? at::_weight_norm_differentiable_backward(grad_w.contiguous(), v, g, norms, dim_)
-                                    : at::_weight_norm_interface_backward(grad_w.contiguous(), v, g, norms, dim_);
-    if (task_should_compute_output(2)) out[2] = std::move(std::get<0>(vg));
-    if (task_should_compute_output(3)) out[3] = std::move(std::get<1>(vg));
+    at::Tensor grad_v, grad_g;
+    if (records) {
+      std::tie(grad_v, grad_g) = at::_weight_norm_differentiable_backward(grad_w.contiguous(), v, g, norms, dim_);
+    } else {
+      const at::Tensor grad_w_c = grad_w.contiguous();
+      const bool replayed = grad_w_c.scalar_type() == v_dtype_ &&
+                            (is_float ? tiny_weight_norm_bwd<float>(grad_w_c, v, g, norms, dim_, grad_v, grad_g)
+                                      : tiny_weight_norm_bwd<double>(grad_w_c, v, g, norms, dim_, grad_v, grad_g));
+      if (!replayed) std::tie(grad_v, grad_g) = at::_weight_norm_interface_backward(grad_w_c, v, g, norms, dim_);
+    }
+    if (task_should_compute_output(2)) out[2] = std::move(grad_v);
+    if (task_should_compute_output(3)) out[3] = std::move(grad_g);
     return out;
   }
 };
@@ -132,14 +222,17 @@ int norm_weight_norm_linear(at::Tensor** out, at::Tensor** weight, int* used, co
     {
       // The forward ops below autograd: the same CPU kernels, no nodes.
       at::AutoDispatchBelowADInplaceOrView below_autograd;
-      std::tie(w, norms) = at::_weight_norm_interface(*v, *g, dim);
-      w_t = w.t();
+      const bool replayed = dtype == at::kFloat ? tiny_weight_norm<float>(*v, *g, dim, w, norms)
+                                                : tiny_weight_norm<double>(*v, *g, dim, w, norms);
+      if (!replayed) std::tie(w, norms) = at::_weight_norm_interface(*v, *g, dim);
+      w_t = transposed(w);
       result = at::addmm(*bias, *x, w_t);
     }
     auto grad_fn = std::shared_ptr<WeightNormLinearBackward>(new WeightNormLinearBackward(),
                                                              torch::autograd::deleteNode);
     grad_fn->set_next_edges(torch::autograd::collect_next_edges(*bias, *x, *v, *g));
     grad_fn->dim_ = dim;
+    grad_fn->v_dtype_ = dtype;
     const bool weight_needed = grad_fn->should_compute_output(2) || grad_fn->should_compute_output(3);
     if (weight_needed) {
       grad_fn->x_ = SavedVariable(*x, false);
@@ -154,6 +247,19 @@ int norm_weight_norm_linear(at::Tensor** out, at::Tensor** weight, int* used, co
     *out = new at::Tensor(std::move(result));
     *weight = new at::Tensor(std::move(w));
     *used = 1;
+  });
+}
+
+// tiny_kernels.h's switch and state: set_enabled >= 0 sets the switch first; then *enabled,
+// the float and double verdicts (norm_tiny::pack, running the probes if they have not run)
+// and the number of kernel calls replayed so far.
+int norm_tiny_kernels(int set_enabled, int* enabled, int* float_state, int* double_state, uint64_t* replays) {
+  return guarded([&] {
+    if (set_enabled >= 0) norm_tiny::enabled.store(set_enabled != 0);
+    *enabled = norm_tiny::enabled.load() ? 1 : 0;
+    *float_state = norm_tiny::pack(norm_tiny::verdict<float>());
+    *double_state = norm_tiny::pack(norm_tiny::verdict<double>());
+    *replays = norm_tiny::replays.load();
   });
 }
 

@@ -383,3 +383,61 @@ pub fn adam_scalar_lambdas() -> Result<AdamScalarLambdas> {
 pub fn set_adam_scalar_lambdas(on: bool) -> Result<()> {
     ffi::adam_scalar_lambdas(Some(on)).map(drop)
 }
+
+/// The state of the tiny-kernel replays of the fused weight-normed Linear
+/// (`csrc/tiny_kernels.h`): for a float32/float64 layer on the CPU whose `weight_v` rows
+/// (dim 0) are under 32 bytes and whose output has under 32 bytes of columns, the three ATen
+/// kernels of its step that are not a matrix product (`_weight_norm_interface`, its backward,
+/// and the engine's `sum_to` of the bias gradient) are replayed in scalar code with the
+/// kernels' own arithmetic: the same bits without the dispatcher, TensorIterator and
+/// allocation costs. The first use probes ATen's own ops on values of every magnitude and
+/// every tiny shape; a kernel whose replay does not match stays off for that dtype.
+/// Non-finite values decline for that call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TinyKernels {
+    /// The process-wide switch ([`set_tiny_kernels`]); on by default.
+    pub enabled: bool,
+    /// float32's verdict.
+    pub float32: TinyVerdict,
+    /// float64's verdict.
+    pub float64: TinyVerdict,
+    /// Kernel calls replayed so far in this process.
+    pub replays: u64,
+}
+
+/// Which replays matched ATen for one dtype.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TinyVerdict {
+    /// `_weight_norm_interface(v, g, 0)`.
+    pub weight_norm: bool,
+    /// `_weight_norm_interface_backward(grad_w, v, g, norms, 0)`.
+    pub weight_norm_backward: bool,
+    /// `sum_to(grad, [out_features])`.
+    pub bias_sum: bool,
+    /// How ATen compiled the backward's `a * grad_w - b * v`: 0 two roundings, 1 a fused
+    /// multiply-add on the first product, 2 on the second.
+    pub contraction: u8,
+}
+
+impl TinyVerdict {
+    fn unpack(bits: i32) -> Self {
+        TinyVerdict {
+            weight_norm: bits & 1 != 0,
+            weight_norm_backward: bits & 2 != 0,
+            bias_sum: bits & 4 != 0,
+            contraction: ((bits >> 3) & 3) as u8,
+        }
+    }
+}
+
+/// The tiny-kernel replays' state, running their probes if they have not run yet.
+pub fn tiny_kernels() -> Result<TinyKernels> {
+    let (enabled, float32, float64, replays) = ffi::tiny_kernels(None)?;
+    Ok(TinyKernels { enabled, float32: TinyVerdict::unpack(float32), float64: TinyVerdict::unpack(float64), replays })
+}
+
+/// Turns the tiny-kernel replays on or off for the whole process (for comparisons; either
+/// way the bits are the same).
+pub fn set_tiny_kernels(on: bool) -> Result<()> {
+    ffi::tiny_kernels(Some(on)).map(drop)
+}

@@ -637,6 +637,26 @@ extern "C" {
         bias: *const C_tensor,
         dim: i64,
     ) -> c_int;
+    fn norm_tiny_kernels(
+        set_enabled: c_int,
+        enabled: *mut c_int,
+        float_state: *mut c_int,
+        double_state: *mut c_int,
+        replays: *mut u64,
+    ) -> c_int;
+}
+
+/// `csrc/tiny_kernels.h`'s switch and state: `set` turns the replays on or off first (`None`:
+/// unchanged). Returns (enabled, float32 verdict, float64 verdict, kernel calls replayed so
+/// far), a verdict packed as `norm_tiny::pack` does.
+pub fn tiny_kernels(set: Option<bool>) -> Result<(bool, i32, i32, u64)> {
+    let (mut enabled, mut float_state, mut double_state, mut replays) = (0, 0, 0, 0u64);
+    let set = set.map_or(-1, c_int::from);
+    // SAFETY: plain out-parameters that live for the call.
+    check("tiny_kernels", unsafe {
+        norm_tiny_kernels(set, &mut enabled, &mut float_state, &mut double_state, &mut replays)
+    })?;
+    Ok((enabled != 0, float_state, double_state, replays))
 }
 
 /// `F.linear(xs, torch._weight_norm(v, g, dim), bias)` recorded as one autograd node whose

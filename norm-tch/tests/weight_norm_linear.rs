@@ -2,10 +2,12 @@
 //! `WeightNormLinearBackward` node) against the unfused ops PyTorch runs
 //! (`torch._weight_norm(v, g, dim)` then `F.linear`): outputs, every gradient and the
 //! parameters after several Adam steps, bit for bit, over shapes, dims, dtypes and losses;
-//! double backward (create_graph); and the cases the rule declines.
+//! double backward (create_graph); the cases the rule declines; and the tiny-kernel replays
+//! (`csrc/tiny_kernels.h`) against the ATen kernels they replace.
 
 use anyhow::Result;
 use norm_core::optim::AdamConfig;
+use norm_tch::backend::{set_tiny_kernels, tiny_kernels};
 use norm_tch::layers::{linear, weight_norm, LinearConfig, WeightNorm};
 use norm_tch::optim::Adam;
 use norm_test_support::bits::{f32_bits, f64_bits};
@@ -153,5 +155,78 @@ fn the_rule_declines_what_pytorch_runs_otherwise() -> Result<()> {
     // No graph needed: the plain ops (and the eval cache) run.
     let no_grad = tch::no_grad(|| declined(Kind::Float, Some(0), &x(&[2, 4], Kind::Float), true))?;
     assert!(!no_grad, "under no_grad the weight has no history either way");
+    Ok(())
+}
+
+#[test]
+fn tiny_kernel_replays_give_the_bits_of_the_aten_kernels_and_run() -> Result<()> {
+    norm_test_support::one_thread();
+    let probed = tiny_kernels()?;
+    assert!(probed.enabled, "the replays are on by default: {probed:?}");
+    if !cfg!(target_arch = "x86_64") {
+        eprintln!("skipping: the tiny-kernel replays are checked on x86-64 only (ATen's vector width); {probed:?}");
+        return Ok(());
+    }
+    for verdict in [probed.float32, probed.float64] {
+        assert!(
+            verdict.weight_norm && verdict.weight_norm_backward && verdict.bias_sum,
+            "the probe found a kernel whose replay does not match ATen on this machine: {probed:?}"
+        );
+    }
+    // (batch, in, out): rows under 32 bytes (float in < 8, double in < 4), and bias sums of
+    // 2 <= out < 8 (double 4) columns over batch >= 2 rows; plus shapes where one replay
+    // declines (out 1, batch 1, a long row) and the ATen call runs beside the others.
+    let shapes: [(Kind, (i64, i64, i64)); 10] = [
+        (Kind::Float, (10, 2, 3)),
+        (Kind::Float, (2, 1, 2)),
+        (Kind::Float, (64, 7, 5)),
+        (Kind::Float, (300, 3, 7)),
+        (Kind::Float, (1, 4, 3)),
+        (Kind::Float, (9, 8, 3)),
+        (Kind::Double, (10, 2, 3)),
+        (Kind::Double, (33, 3, 2)),
+        (Kind::Double, (5, 1, 1)),
+        (Kind::Double, (6, 4, 3)),
+    ];
+    let mut replayed_cases = 0;
+    for (kind, shape) in shapes {
+        for loss in [Loss::Mean, Loss::Square, Loss::GradNorm] {
+            let before = tiny_kernels()?.replays;
+            let replayed = run(kind, shape, Some(0), loss, true)?;
+            let taken = tiny_kernels()?.replays - before;
+            set_tiny_kernels(false)?;
+            let through_aten = run(kind, shape, Some(0), loss, true);
+            set_tiny_kernels(true)?;
+            for ((name, a), (_, b)) in replayed.iter().zip(&through_aten?) {
+                same(&format!("{kind:?} {shape:?} {loss:?}: {name}"), a, b)?;
+            }
+            replayed_cases += usize::from(taken > 0);
+        }
+    }
+    // Every case replays its forward weight norm, its bias sum or both ((9, 8, 3) float, whose
+    // rows of 32 bytes decline the weight norm, its bias sum: under GradNorm in the second
+    // backward, which runs this node's backward again without create_graph).
+    assert_eq!(replayed_cases, 10 * 3, "cases that ran a replay");
+    // Non-finite values decline: an input with a NaN and one with an infinity give ATen's bits.
+    for poison in [f64::NAN, f64::INFINITY] {
+        let record = |on: bool| -> Result<Vec<Tensor>> {
+            set_tiny_kernels(on)?;
+            let out = seeded(11, || -> Result<Vec<Tensor>> {
+                let mut m = model(Kind::Float, 2, 3, Some(0))?;
+                let x = Tensor::f_randn([10, 2], (Kind::Float, Device::Cpu))?;
+                let _ = x.narrow(0, 3, 1).fill_(poison);
+                let (out, _) = m.layer.f_forward_t_and_weight(&x)?;
+                m.adam.zero_grad()?;
+                out.f_mean(None::<Kind>)?.f_rsub_scalar(1.0)?.f_backward()?;
+                let bias = m.layer.layer().bs.as_ref().expect("bias");
+                Ok(vec![out.detach(), m.layer.weight_v().grad(), m.layer.weight_g().grad(), bias.grad()])
+            });
+            set_tiny_kernels(true)?;
+            out
+        };
+        for (a, b) in record(true)?.iter().zip(&record(false)?) {
+            same(&format!("input with {poison}"), a, b)?;
+        }
+    }
     Ok(())
 }

@@ -95,10 +95,10 @@ pub struct ReportArgs {
     /// A ratio is settled when its 95 % bootstrap interval is at most this wide relative to it, in (0, 10] [default: 0.10].
     #[arg(long, value_name = "W")]
     pub(crate) settle_width: Option<f64>,
-    /// At most this many extra rounds for a case whose ratio is not settled, 0 to 100 [default: 4].
+    /// At most this many extra rounds for a case whose ratio is not settled, 0 to 100 [default: 6].
     #[arg(long, value_name = "N")]
     pub(crate) extra_rounds: Option<u64>,
-    /// Seconds the whole run may spend on extra rounds, 0 to 86400 [default: 30].
+    /// Seconds the whole run may spend on extra rounds, 0 to 86400 [default: 120].
     #[arg(long, value_name = "S")]
     pub(crate) extra_rounds_budget_s: Option<u64>,
 }

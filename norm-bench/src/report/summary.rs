@@ -84,8 +84,10 @@ fn seed_loop_section(out: &mut String, report: &Report) {
                 "The floor: the same step written in C++ straight against libtorch, making PyTorch's own sequence of ATen calls \
                  (Adam one parameter at a time, its step a float32 tensor; no Python, no Rust; `seed_loop_step_cpp`, same bits as \
                  norm's): {}, {ratio:.3} of PyTorch's {} in its own rounds{vs_norm}. Below that ratio only fewer ATen calls go: \
-                 norm records one autograd node for the weight-normed Linear where PyTorch records three, and updates the \
-                 three tiny parameters with ATen's scalar-lambda arithmetic and one `sqrt_` call instead of seven calls each.\n",
+                 norm records one autograd node for the weight-normed Linear where PyTorch records three, replays its weight \
+                 norm, that norm's backward and the bias gradient's sum in the kernels' own scalar arithmetic, and updates \
+                 the three tiny parameters with ATen's scalar-lambda arithmetic and one `sqrt_` call instead of seven calls \
+                 each.\n",
                 duration_text(c),
                 duration_text(p),
             );
