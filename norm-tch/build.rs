@@ -12,7 +12,8 @@ use std::process::Command;
 /// The C++ sources, one idea each; `guarded.h` is their shared error handling, `adam_hyper.h`
 /// the Adam files' shared hyper-parameter struct, `adam_scalar_lambdas.h` (included by
 /// `adam.cpp`) Adam's update of tiny parameters in ATen's scalar-lambda arithmetic,
-/// `tiny_kernels.h` (included by `weight_norm_linear.cpp`) the tiny layer's other kernels.
+/// `tiny_kernels.h` (included by `weight_norm_linear.cpp`) the tiny layer's other kernels,
+/// `replay_probe.h` what those two replays share.
 const SOURCES: [&str; 8] = [
     "aten_ops.cpp",
     "adam.cpp",
@@ -66,7 +67,8 @@ fn main() {
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-w")
-        // adam_scalar_lambdas.h, tiny_kernels.h: `c + a * b` rounds twice, fma() is explicit.
+        // adam_scalar_lambdas.h, tiny_kernels.h (replay_probe.h): `c + a * b` rounds twice,
+        // fma() is explicit.
         .flag("-ffp-contract=off")
         .opt_level(2)
         .compile("norm_aten_ops");

@@ -195,8 +195,8 @@ int norm_adam_update(at::Tensor* param, const at::Tensor* grad, at::Tensor* exp_
 // with alpha); *updates the parameters updated through it so far in this process.
 int norm_adam_scalar_lambdas(int set_enabled, int* enabled, int* float_state, int* double_state, uint64_t* updates) {
   return guarded([&] {
-    if (set_enabled >= 0) norm_adam_scalar::enabled.store(set_enabled != 0);
-    *enabled = norm_adam_scalar::enabled.load() ? 1 : 0;
+    if (set_enabled >= 0) norm_adam_scalar::path.on.store(set_enabled != 0);
+    *enabled = norm_adam_scalar::path.enabled() ? 1 : 0;
     auto state = [](const norm_adam_scalar::Lambdas& l) {
       return l.valid ? (l.lerp_small_fma ? 1 : 0) | (l.lerp_large_fma ? 2 : 0) | (l.addcmul_fma ? 4 : 0) |
                            (l.add_alpha_fma ? 8 : 0)
@@ -205,7 +205,7 @@ int norm_adam_scalar_lambdas(int set_enabled, int* enabled, int* float_state, in
     c10::NoGradGuard no_grad;
     *float_state = kPackBytes == 0 ? -1 : state(norm_adam_scalar::lambdas<float>());
     *double_state = kPackBytes == 0 ? -1 : state(norm_adam_scalar::lambdas<double>());
-    *updates = norm_adam_scalar::updates.load();
+    *updates = norm_adam_scalar::path.count.load();
   });
 }
 

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "adam_hyper.h"
+#include "replay_probe.h"
 
 namespace norm_adam_scalar {
 
@@ -54,8 +55,7 @@ struct Lambdas {
   bool valid = false;           // every probed op matched one variant
 };
 
-__attribute__((target("fma"))) inline float fma_hw(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
-__attribute__((target("fma"))) inline double fma_hw(double a, double b, double c) { return __builtin_fma(a, b, c); }
+using norm_replay::fma_hw;
 
 // c + a * b, rounded once (fused) or twice.
 template <typename T>
@@ -166,26 +166,12 @@ bool update(const Lambdas& l, const NormAdamHyper& h, double step, const std::ve
 
 // ---- The probe: which variant ATen's own lambdas are, per op and dtype. -------------------
 
-// Deterministic values of every sign and magnitude from 2^-12 to 2^12 (xorshift64).
-struct ProbeValues {
-  uint64_t state = 0x9E3779B97F4A7C15ull;
-  double next(bool positive) {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    const double mantissa = 1.0 + static_cast<double>(state >> 11) / 9007199254740992.0;  // [1, 2)
-    const int exponent = static_cast<int>((state >> 3) % 25) - 12;
-    const double x = std::ldexp(mantissa, exponent);
-    return (positive || (state & 1)) ? x : -x;
-  }
-};
-
 // `rounds` probe tensors of n elements (under 64 bytes: ATen's scalar lambdas).
 template <typename T>
 struct Probe {
   static constexpr int64_t n = 32 / sizeof(T);
   static constexpr int rounds = 48;
-  ProbeValues values;
+  norm_replay::ProbeValues values{0x9E3779B97F4A7C15ull};
   at::Tensor tensor(bool positive) {
     at::Tensor t = at::empty({n}, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
     T* data = t.data_ptr<T>();
@@ -302,24 +288,22 @@ Lambdas probe() {
   return l;
 }
 
-// The probed lambdas of T, computed once per process (thread-safe static).
+// The probed lambdas of T, computed once per process.
 template <typename T>
 const Lambdas& lambdas() {
-  static const Lambdas probed = probe<T>();
-  return probed;
+  return norm_replay::probed_once<Lambdas, probe<T>>();
 }
 
 // The process-wide switch (on by default) and the count of parameters updated here.
-inline std::atomic<bool> enabled{true};
-inline std::atomic<uint64_t> updates{0};
+inline norm_replay::Switch path;
 
 // update() when the switch is on and T's probe passed; false (nothing written) otherwise.
 template <typename T>
 bool try_update(const NormAdamHyper& h, double step, const std::vector<Span<T>>& spans) {
-  if (!enabled.load(std::memory_order_relaxed)) return false;
+  if (!path.enabled()) return false;
   const Lambdas& l = lambdas<T>();
   if (!l.valid || !update<T>(l, h, step, spans)) return false;
-  updates.fetch_add(spans.size(), std::memory_order_relaxed);
+  path.counted(spans.size());
   return true;
 }
 

@@ -42,6 +42,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "replay_probe.h"
+
 namespace norm_tiny {
 
 // The longest row (weight norm) or column count (bias sum) taken, exclusive, in bytes.
@@ -63,8 +65,7 @@ struct Verdict {
   Contraction contraction = Contraction::None;
 };
 
-__attribute__((target("fma"))) inline float fma_hw(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
-__attribute__((target("fma"))) inline double fma_hw(double a, double b, double c) { return __builtin_fma(a, b, c); }
+using norm_replay::fma_hw;
 
 template <typename T>
 inline bool all_finite(const T* p, int64_t n) {
@@ -182,26 +183,14 @@ inline bool bias_sum_shape(int64_t N, int64_t O, int64_t max_cols) {
 
 // ---- The probe. ----------------------------------------------------------------------------
 
-// Deterministic values of every sign and magnitude from 2^-12 to 2^12 (xorshift64).
-struct ProbeValues {
-  uint64_t state = 0x2545F4914F6CDD1Dull;
-  double next() {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    const double mantissa = 1.0 + static_cast<double>(state >> 11) / 9007199254740992.0;  // [1, 2)
-    const int exponent = static_cast<int>((state >> 3) % 25) - 12;
-    const double x = std::ldexp(mantissa, exponent);
-    return (state & 1) ? x : -x;
-  }
-  template <typename T>
-  at::Tensor tensor(at::IntArrayRef sizes, bool positive = false) {
-    at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
-    T* p = t.data_ptr<T>();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(positive ? std::abs(next()) : next());
-    return t;
-  }
-};
+// A tensor of `sizes` filled with probe values of every sign and magnitude.
+template <typename T>
+at::Tensor probe_tensor(norm_replay::ProbeValues& values, at::IntArrayRef sizes) {
+  at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
+  T* p = t.data_ptr<T>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(values.next(false));
+  return t;
+}
 
 template <typename T>
 bool same_bits(const at::Tensor& expected, const T* got) {
@@ -215,16 +204,16 @@ Verdict probe() {
   verdict.weight_norm = verdict.weight_norm_bwd = verdict.bias_sum = true;
   bool variant_ok[3] = {true, true, __builtin_cpu_supports("fma") != 0};
   variant_ok[1] = variant_ok[2];
-  ProbeValues values;
+  norm_replay::ProbeValues values{0x2545F4914F6CDD1Dull};
   for (int round = 0; round < 8; ++round) {
     for (int64_t N = 1; N < max_row<T>(); ++N) {
       for (int64_t M : {1, 3, 8}) {
-        const at::Tensor v = values.tensor<T>({M, N}), g = values.tensor<T>({M, 1});
+        const at::Tensor v = probe_tensor<T>(values, {M, N}), g = probe_tensor<T>(values, {M, 1});
         const auto [w, norms] = at::_weight_norm_interface(v, g, 0);
         std::vector<T> w_r(M * N), norms_r(M);
         weight_norm<T>(w_r.data(), norms_r.data(), v.const_data_ptr<T>(), g.const_data_ptr<T>(), M, N);
         verdict.weight_norm = verdict.weight_norm && same_bits<T>(w, w_r.data()) && same_bits<T>(norms, norms_r.data());
-        const at::Tensor grad_w = values.tensor<T>({M, N});
+        const at::Tensor grad_w = probe_tensor<T>(values, {M, N});
         const auto [grad_v, grad_g] = at::_weight_norm_interface_backward(grad_w, v, g, norms, 0);
         for (int c = 0; c < 3; ++c) {
           if (!variant_ok[c]) continue;
@@ -237,7 +226,7 @@ Verdict probe() {
     }
     for (int64_t N : {2, 3, 10, 17, 64, 100, 257, 1000}) {
       for (int64_t O = 2; O < max_row<T>(); ++O) {
-        const at::Tensor grad = values.tensor<T>({N, O});
+        const at::Tensor grad = probe_tensor<T>(values, {N, O});
         std::vector<T> out(O);
         bias_sum<T>(out.data(), grad.const_data_ptr<T>(), N, O);
         verdict.bias_sum = verdict.bias_sum && same_bits<T>(at::sum_to(grad, at::IntArrayRef{O}), out.data());
@@ -255,25 +244,23 @@ Verdict probe() {
   return verdict;
 }
 
-// T's probe, run once per process (thread-safe static).
+// T's probe, run once per process.
 template <typename T>
 const Verdict& verdict() {
-  static const Verdict probed = probe<T>();
-  return probed;
+  return norm_replay::probed_once<Verdict, probe<T>>();
 }
 
 // The process-wide switch (on by default) and how many kernel calls were replayed.
-inline std::atomic<bool> enabled{true};
-inline std::atomic<uint64_t> replays{0};
+inline norm_replay::Switch path;
 
 // The verdict for T when the switch is on; all off when it is off.
 template <typename T>
 Verdict active() {
-  if (!enabled.load(std::memory_order_relaxed)) return Verdict{};
+  if (!path.enabled()) return Verdict{};
   return verdict<T>();
 }
 
-inline void count() { replays.fetch_add(1, std::memory_order_relaxed); }
+inline void count() { path.counted(); }
 
 // Packs a verdict for the FFI: bit 0 weight_norm, 1 weight_norm_bwd, 2 bias_sum, bits 3-4
 // the contraction.

@@ -255,11 +255,11 @@ int norm_weight_norm_linear(at::Tensor** out, at::Tensor** weight, int* used, co
 // and the number of kernel calls replayed so far.
 int norm_tiny_kernels(int set_enabled, int* enabled, int* float_state, int* double_state, uint64_t* replays) {
   return guarded([&] {
-    if (set_enabled >= 0) norm_tiny::enabled.store(set_enabled != 0);
-    *enabled = norm_tiny::enabled.load() ? 1 : 0;
+    if (set_enabled >= 0) norm_tiny::path.on.store(set_enabled != 0);
+    *enabled = norm_tiny::path.enabled() ? 1 : 0;
     *float_state = norm_tiny::pack(norm_tiny::verdict<float>());
     *double_state = norm_tiny::pack(norm_tiny::verdict<double>());
-    *replays = norm_tiny::replays.load();
+    *replays = norm_tiny::path.count.load();
   });
 }
 
