@@ -158,7 +158,8 @@ fn report_on_cuda_needs_a_cuda_device() {
     let out = norm_bench(&tiny);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if norm_tch::backend::cuda_device(0).is_none() {
-        assert!(std::env::var("NORM_REQUIRE_CUDA").as_deref() != Ok("1"), "NORM_REQUIRE_CUDA=1 but no CUDA device");
+        let required = std::env::var(norm_test_support::REQUIRE_CUDA);
+        assert!(required.as_deref() != Ok("1"), "{}=1 but no CUDA device", norm_test_support::REQUIRE_CUDA);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains("--device cuda") && stderr.contains("no CUDA device"), "{stderr}");
         assert!(!out_dir.exists(), "nothing written");
