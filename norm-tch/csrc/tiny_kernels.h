@@ -37,7 +37,6 @@
 #include <ATen/ATen.h>
 #include <ATen/TensorIterator.h>
 #include <array>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>

@@ -45,6 +45,7 @@
 namespace {
 
 using torch::autograd::SavedVariable;
+using torch::autograd::variable_list;
 
 // t.t() for a 2-D strided tensor without autograd history, made directly (the view at::t
 // makes: the same storage, sizes and strides swapped) rather than through the dispatcher.
@@ -109,7 +110,14 @@ bool tiny_bias_sum(const at::Tensor& grad, at::Tensor& out) {
   return true;
 }
 
-using torch::autograd::variable_list;
+// run(float{}) or run(double{}) for a float32 or float64 tensor's dtype (the type of the
+// tiny replay to try); false, nothing run, for any other dtype.
+template <typename Run>
+bool for_float_or_double(at::ScalarType dtype, Run run) {
+  if (dtype == at::kFloat) return run(float{});
+  if (dtype == at::kDouble) return run(double{});
+  return false;
+}
 
 // Whether FunctionsManual.cpp's mm_mat2_backward(grad, mat1, mat2_sizes, mat2_strides,
 // mat2_layout, alpha = 1) takes its first branch, `grad.t().mm(mat1.conj()).t()`, rather than
@@ -129,7 +137,6 @@ struct WeightNormLinearBackward : public torch::autograd::Node {
   std::vector<int64_t> w_t_sizes_, w_t_strides_;
   c10::Layout w_t_layout_ = c10::kStrided;
   int64_t dim_ = 0;
-  at::ScalarType v_dtype_ = at::kFloat;  // the forward's dtype (float or double)
 
   std::string name() const override { return "WeightNormLinearBackward"; }
 
@@ -151,13 +158,13 @@ struct WeightNormLinearBackward : public torch::autograd::Node {
     const bool records = c10::GradMode::is_enabled();
     std::optional<at::AutoDispatchBelowADInplaceOrView> below_autograd;
     if (!records) below_autograd.emplace();
-    const bool is_float = grad.scalar_type() == at::kFloat;
     // AddmmBackward0: `grad`, which the engine then sum_to's to the bias shape; or that
     // sum_to's result itself, replayed.
     if (bias_needed) {
       at::Tensor bias_grad;
-      const bool replayed = !records && grad.scalar_type() == v_dtype_ &&
-                            (is_float ? tiny_bias_sum<float>(grad, bias_grad) : tiny_bias_sum<double>(grad, bias_grad));
+      const bool replayed = !records && for_float_or_double(grad.scalar_type(), [&](auto t) {
+                              return tiny_bias_sum<decltype(t)>(grad, bias_grad);
+                            });
       out[0] = replayed ? std::move(bias_grad) : grad;
     }
     if (!weight_needed) return out;
@@ -179,9 +186,10 @@ struct WeightNormLinearBackward : public torch::autograd::Node {
       std::tie(grad_v, grad_g) = at::_weight_norm_differentiable_backward(grad_w.contiguous(), v, g, norms, dim_);
     } else {
       const at::Tensor grad_w_c = grad_w.contiguous();
-      const bool replayed = grad_w_c.scalar_type() == v_dtype_ &&
-                            (is_float ? tiny_weight_norm_bwd<float>(grad_w_c, v, g, norms, dim_, grad_v, grad_g)
-                                      : tiny_weight_norm_bwd<double>(grad_w_c, v, g, norms, dim_, grad_v, grad_g));
+      const bool replayed = grad_w_c.scalar_type() == v.scalar_type() &&
+                            for_float_or_double(v.scalar_type(), [&](auto t) {
+                              return tiny_weight_norm_bwd<decltype(t)>(grad_w_c, v, g, norms, dim_, grad_v, grad_g);
+                            });
       if (!replayed) std::tie(grad_v, grad_g) = at::_weight_norm_interface_backward(grad_w_c, v, g, norms, dim_);
     }
     if (task_should_compute_output(2)) out[2] = std::move(grad_v);
@@ -222,8 +230,8 @@ int norm_weight_norm_linear(at::Tensor** out, at::Tensor** weight, int* used, co
     {
       // The forward ops below autograd: the same CPU kernels, no nodes.
       at::AutoDispatchBelowADInplaceOrView below_autograd;
-      const bool replayed = dtype == at::kFloat ? tiny_weight_norm<float>(*v, *g, dim, w, norms)
-                                                : tiny_weight_norm<double>(*v, *g, dim, w, norms);
+      const bool replayed =
+          for_float_or_double(dtype, [&](auto t) { return tiny_weight_norm<decltype(t)>(*v, *g, dim, w, norms); });
       if (!replayed) std::tie(w, norms) = at::_weight_norm_interface(*v, *g, dim);
       w_t = transposed(w);
       result = at::addmm(*bias, *x, w_t);
@@ -232,7 +240,6 @@ int norm_weight_norm_linear(at::Tensor** out, at::Tensor** weight, int* used, co
                                                              torch::autograd::deleteNode);
     grad_fn->set_next_edges(torch::autograd::collect_next_edges(*bias, *x, *v, *g));
     grad_fn->dim_ = dim;
-    grad_fn->v_dtype_ = dtype;
     const bool weight_needed = grad_fn->should_compute_output(2) || grad_fn->should_compute_output(3);
     if (weight_needed) {
       grad_fn->x_ = SavedVariable(*x, false);
