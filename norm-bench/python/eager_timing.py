@@ -1,17 +1,22 @@
 """The PyTorch eager side of `norm-bench report`: timings, σ estimates and loss curves.
 
-    echo '{"kind":"time","threads":1,"sampling":{"warmup_min":1,"warmup_ms":50,"min_samples":3,"max_samples":200,"budget_ms":400,"min_sample_us":1000},
-           "case":{"op":"weight_norm_forward","rows":64,"cols":64,"dtype":"f32","device":"cpu","n_power_iterations":null}}' \
+    printf '%s\n' '{"kind":"open","threads":1,"sampling":{"warmup_min":1,"warmup_ms":50,"min_samples":3,"max_samples":200,"budget_ms":400,"min_sample_us":1000},"case":{"op":"weight_norm_forward","rows":64,"cols":64,"dtype":"f32","device":"cpu","n_power_iterations":null}}' \
+        '{"kind":"burst","rewarm_us":5000,"min_samples":1,"max_samples":200,"budget_us":25000}' '{"kind":"close"}' \
         | python norm-bench/python/eager_timing.py
 
 Reads JSON requests from stdin (one per line, or one document spread over lines) and
 prints ONE JSON line per request to stdout, with the request's "kind":
 
 - {"kind":"env","threads":N} -> torch/Python versions, CPU capability, CUDA device, ...
-- {"kind":"time","threads":N,"sampling":{...},"case":{...},"pytorch_op":NAME}
-  -> {"kind":"time","case":{...},"threads":N,"warmup":W,"iterations_per_sample":B,"samples_ns":[...]}
-  (each sample: B iterations back to back, their total ns / B rounded half up), timed
-  by the function op_<NAME> below ("pytorch_op" defaults to the case's op)
+- {"kind":"open","threads":N,"sampling":{...},"case":{...},"pytorch_op":NAME}
+  -> {"kind":"open","case":{...},"threads":N,"warmup":W,"iterations_per_sample":B}: the case
+  set up by the function op_<NAME> below ("pytorch_op" defaults to the case's op) and warmed
+  up under one round's rule; it stays open (one at a time) for bursts
+- {"kind":"burst","threads":N,"rewarm_us":R,"min_samples":A,"max_samples":Z,"budget_us":U}
+  -> {"kind":"burst","samples_ns":[...],"elapsed_ns":E}: one burst of the open case (each
+  sample: B iterations back to back, their total ns / B rounded half up; E the burst's wall
+  clock, its re-warm-up included)
+- {"kind":"close","threads":N} -> {"kind":"close"}: the open case dropped
 - {"kind":"sigma","threads":N,"matrix":"random"|"ill_conditioned","rows":R,"cols":C,"seed":S,"spectrum":[...]|null,"iterations":[k,...]}
   -> {"kind":"sigma",...,"sigma":[...]}: the hook API's σ = dot(u, W v) after k iterations from fresh u, v
 - {"kind":"loss","threads":N,"run":"seed_weight_norm"|"spectral_norm_linear64","steps":K} -> {"kind":"loss",...,"losses":[...]}
@@ -27,8 +32,9 @@ This script keeps no list of ops. The Rust side's table of ops
 (norm-bench/src/report/ops.rs) says, per op, which program times its PyTorch side and
 sends that name as the request's "pytorch_op" (weight_norm_forward_out shares
 weight_norm_forward's program, seed_loop_step_cpp shares seed_loop_step's); the program
-is the function named op_<that name> here. A new op is a row there, its Rust body in
-norm-bench/src/report/rust_side.rs, and an op_<name> function here.
+is the function named op_<that name> here, which sets the case up and returns its Body. A
+new op is a row there, its Rust body in norm-bench/src/report/rust_side.rs, and an
+op_<name> function here.
 
 The programs mirror norm-bench/src/report/rust_side.rs and convergence.rs op for op; the
 sampling rule mirrors norm-bench/src/report/sampling.rs. docs/reports.md describes both.
@@ -99,35 +105,71 @@ def iterations_per_sample(min_sample_us, warmup, warmup_elapsed_ns, has_between)
     return max(1, min(wanted, MAX_ITERATIONS_PER_SAMPLE))
 
 
-def time_iterations(sampling, device, body, between=None):
-    """The sampling rule of sampling.rs: returns (warm-up iterations, iterations per sample,
-    [per-iteration ns of each sample])."""
-    sync = synchronizer(device)
-    clock = time.perf_counter_ns
-    warmup_min, warmup_ns = int(sampling["warmup_min"]), int(sampling["warmup_ms"]) * 1_000_000
-    min_samples, max_samples = int(sampling["min_samples"]), int(sampling["max_samples"])
-    budget_ns = int(sampling["budget_ms"]) * 1_000_000
-    min_sample_us = int(sampling.get("min_sample_us", DEFAULT_MIN_SAMPLE_US))
-    start, warmup = clock(), 0
-    while warmup < warmup_min or (clock() - start < warmup_ns and warmup < WARMUP_FACTOR * max_samples):
-        if between is not None:
-            between()
-        body()
-        sync()
-        warmup += 1
-    batch = iterations_per_sample(min_sample_us, warmup, clock() - start, between is not None)
-    nanos = []
-    start = clock()
-    while len(nanos) < min_samples or (clock() - start < budget_ns and len(nanos) < max_samples):
-        if between is not None:
-            between()
-        sync()
-        t0 = clock()
-        for _ in range(batch):
-            body()
-        sync()
-        nanos.append((clock() - t0 + batch // 2) // batch)
-    return warmup, batch, nanos
+class Body:
+    """sampling.rs's Body: a case set up, owning its state: `iteration`, and `between` (untimed,
+    before every iteration) or None, on `device`."""
+
+    def __init__(self, device, iteration, between=None):
+        self.sync = synchronizer(device)
+        self.iteration = iteration
+        self.between = between
+
+    def untimed(self):
+        if self.between is not None:
+            self.between()
+        self.iteration()
+        self.sync()
+
+
+class Session:
+    """sampling.rs's Session: a Body warmed up under one round's rule, taking samples in bursts."""
+
+    def __init__(self, body, sampling):
+        clock = time.perf_counter_ns
+        warmup_min, warmup_ns = int(sampling["warmup_min"]), int(sampling["warmup_ms"]) * 1_000_000
+        max_samples = int(sampling["max_samples"])
+        min_sample_us = int(sampling.get("min_sample_us", DEFAULT_MIN_SAMPLE_US))
+        start, warmup = clock(), 0
+        while warmup < warmup_min or (clock() - start < warmup_ns and warmup < WARMUP_FACTOR * max_samples):
+            body.untimed()
+            warmup += 1
+        elapsed = clock() - start
+        self.body = body
+        self.warmup = warmup
+        self.batch = iterations_per_sample(min_sample_us, warmup, elapsed, body.between is not None)
+        # no re-warm-up when one warm-up iteration took burst_ms or longer (Session::warm_up)
+        self.rewarms = warmup == 0 or elapsed < warmup * int(sampling.get("burst_ms", 0)) * 1_000_000
+
+    def burst(self, rule):
+        """sampling.rs's Session::burst: a re-warm-up (untimed iterations while none has run or they
+        lasted less than rewarm_us; none if it is 0 or the case's iterations are long), then
+        samples by Burst::keep_sampling:
+        ([per-iteration ns of each sample], elapsed ns)."""
+        clock, body, batch = time.perf_counter_ns, self.body, self.batch
+        min_samples, max_samples = int(rule["min_samples"]), int(rule["max_samples"])
+        budget_ns = int(rule["budget_us"]) * 1000
+        rewarm_ns = int(rule["rewarm_us"]) * 1000
+        start = clock()
+        if rewarm_ns > 0 and self.rewarms:
+            done = 0
+            while done == 0 or clock() - start < rewarm_ns:
+                body.untimed()
+                done += 1
+            self.warmup += done
+        nanos = []
+        while len(nanos) < min_samples or (clock() - start < budget_ns and len(nanos) < max_samples):
+            if body.between is not None:
+                body.between()
+            body.sync()
+            t0 = clock()
+            for _ in range(batch):
+                body.iteration()
+            body.sync()
+            nanos.append((clock() - t0 + batch // 2) // batch)
+        return nanos, clock() - start
+
+
+SESSION = None  # the open case's Session (an "open" request replaces it, "close" drops it)
 
 
 def randn(case, rows, cols):
@@ -151,14 +193,14 @@ def need_k(case):
     return k
 
 
-def op_copy(case, sampling):
+def op_copy(case):
     src = randn(case, case["rows"], case["cols"])
     dst = torch.empty_like(src)
 
     def body():
         dst.copy_(src)
 
-    return time_iterations(sampling, src.device, body)
+    return Body(src.device, body)
 
 
 def weight_norm_leaves(case, requires_grad):
@@ -167,7 +209,7 @@ def weight_norm_leaves(case, requires_grad):
     return v.requires_grad_(requires_grad), g.requires_grad_(requires_grad)
 
 
-def op_weight_norm_forward(case, sampling):
+def op_weight_norm_forward(case):
     """Also the PyTorch side of weight_norm_forward_out: Rust writes into a reused output
     (norm_tch::weight_norm_out); PyTorch has no out= variant of _weight_norm."""
     v, g = weight_norm_leaves(case, False)
@@ -175,10 +217,10 @@ def op_weight_norm_forward(case, sampling):
     def body():
         torch._weight_norm(v, g, 0)
 
-    return time_iterations(sampling, v.device, body)
+    return Body(v.device, body)
 
 
-def op_weight_norm_forward_backward(case, sampling):
+def op_weight_norm_forward_backward(case):
     v, g = weight_norm_leaves(case, True)
 
     def between():
@@ -188,29 +230,29 @@ def op_weight_norm_forward_backward(case, sampling):
     def body():
         torch._weight_norm(v, g, 0).sum().backward()
 
-    return time_iterations(sampling, v.device, body, between)
+    return Body(v.device, body, between)
 
 
-def op_spectral_norm_forward_train(case, sampling):
+def op_spectral_norm_forward_train(case):
     m, hook = spectral_linear(case, need_k(case))
 
     def body():
         hook.compute_weight(m, do_power_iteration=True)
 
-    return time_iterations(sampling, m.weight_orig.device, body)
+    return Body(m.weight_orig.device, body)
 
 
-def op_spectral_norm_forward_eval(case, sampling):
+def op_spectral_norm_forward_eval(case):
     m, hook = spectral_linear(case, 1)
 
     def body():
         with torch.no_grad():
             hook.compute_weight(m, do_power_iteration=False)
 
-    return time_iterations(sampling, m.weight_orig.device, body)
+    return Body(m.weight_orig.device, body)
 
 
-def op_spectral_norm_forward_backward(case, sampling):
+def op_spectral_norm_forward_backward(case):
     m, hook = spectral_linear(case, need_k(case))
 
     def between():
@@ -219,10 +261,10 @@ def op_spectral_norm_forward_backward(case, sampling):
     def body():
         hook.compute_weight(m, do_power_iteration=True).sum().backward()
 
-    return time_iterations(sampling, m.weight_orig.device, body, between)
+    return Body(m.weight_orig.device, body, between)
 
 
-def op_power_iteration(case, sampling):
+def op_power_iteration(case):
     k = need_k(case)
     weight = randn(case, case["rows"], case["cols"])
     sn = _SpectralNorm(weight, n_power_iterations=k, dim=0, eps=SPECTRAL_EPS)
@@ -231,10 +273,10 @@ def op_power_iteration(case, sampling):
     def body():
         sn._power_method(w_mat, k)
 
-    return time_iterations(sampling, weight.device, body)
+    return Body(weight.device, body)
 
 
-def op_spectral_norm_train_step(case, sampling):
+def op_spectral_norm_train_step(case):
     m, _ = spectral_linear(case, need_k(case))
     x = randn(case, TRAIN_STEP_BATCH, case["cols"])
     optimizer = optim.Adam(m.parameters(), lr=TRAIN_STEP_LR, foreach=False)
@@ -245,7 +287,7 @@ def op_spectral_norm_train_step(case, sampling):
         loss.backward()
         optimizer.step()
 
-    return time_iterations(sampling, x.device, body)
+    return Body(x.device, body)
 
 
 def seed_weight_norm_model():
@@ -258,7 +300,7 @@ def seed_weight_norm_model():
     return linear_layer, optimizer
 
 
-def op_seed_loop_step(case, sampling):
+def op_seed_loop_step(case):
     """Also the PyTorch side of seed_loop_step_cpp, whose other side is the C++ program."""
     if (case["rows"], case["cols"], case["dtype"], case["device"]) != (3, 2, "f32", "cpu"):
         raise ValueError(f"{case['op']} is a 3x2 float32 weight on the CPU, got {case}")
@@ -275,7 +317,7 @@ def op_seed_loop_step(case, sampling):
     def body():
         step(torch.randn(10, 2) * random.random() * 10)
 
-    return time_iterations(sampling, torch.device("cpu"), body)
+    return Body(torch.device("cpu"), body)
 
 
 # The whole-model rows (norm-bench/src/report/model_rows.rs): the examples' models, whose
@@ -331,7 +373,7 @@ def model_setup(case):
     raise ValueError(f"{case['op']} is not a model op")
 
 
-def model_train_step(case, sampling):
+def model_train_step(case):
     model, loss_fn, _, optimizer = model_setup(case)
 
     def body():
@@ -340,10 +382,10 @@ def model_train_step(case, sampling):
         loss.backward()
         optimizer.step()
 
-    return time_iterations(sampling, device_of(case["device"]), body)
+    return Body(device_of(case["device"]), body)
 
 
-def model_eval(case, sampling, folded):
+def model_eval(case, folded):
     model, _, x, _ = model_setup(case)
     if folded:
         if case["op"].startswith("hifigan_"):
@@ -361,32 +403,32 @@ def model_eval(case, sampling, folded):
         with torch.no_grad():
             model(x)
 
-    return time_iterations(sampling, device_of(case["device"]), body)
+    return Body(device_of(case["device"]), body)
 
 
-def op_hifigan_train_step(case, sampling):
-    return model_train_step(case, sampling)
+def op_hifigan_train_step(case):
+    return model_train_step(case)
 
 
-def op_hifigan_eval_cached(case, sampling):
+def op_hifigan_eval_cached(case):
     """PyTorch has no cache: its hooks recompute every weight on every forward."""
-    return model_eval(case, sampling, folded=False)
+    return model_eval(case, folded=False)
 
 
-def op_hifigan_eval_folded(case, sampling):
-    return model_eval(case, sampling, folded=True)
+def op_hifigan_eval_folded(case):
+    return model_eval(case, folded=True)
 
 
-def op_sn_discriminator_train_step(case, sampling):
-    return model_train_step(case, sampling)
+def op_sn_discriminator_train_step(case):
+    return model_train_step(case)
 
 
-def op_sn_discriminator_eval_cached(case, sampling):
-    return model_eval(case, sampling, folded=False)
+def op_sn_discriminator_eval_cached(case):
+    return model_eval(case, folded=False)
 
 
-def op_sn_discriminator_eval_folded(case, sampling):
-    return model_eval(case, sampling, folded=True)
+def op_sn_discriminator_eval_folded(case):
+    return model_eval(case, folded=True)
 
 
 def model_losses(case, steps):
@@ -406,7 +448,7 @@ def model_losses(case, steps):
 
 
 def timed_program(name):
-    """The function op_<name> that times a case's PyTorch side (name: the request's "pytorch_op")."""
+    """The function op_<name> that sets a case's PyTorch side up (name: the request's "pytorch_op")."""
     program = globals().get(f"op_{name}")
     if not callable(program):
         programs = (key for key, value in globals().items() if key.startswith("op_") and callable(value))
@@ -518,6 +560,7 @@ def environment():
 
 
 def answer_for(request, quiet):
+    global SESSION
     kind = request.get("kind")
     threads = int(request.get("threads", 1))
     if threads < 1:
@@ -526,16 +569,24 @@ def answer_for(request, quiet):
     answer = {"kind": kind}
     if kind == "env":
         answer.update(environment())
-    elif kind == "time":
+    elif kind == "open":
+        SESSION = None  # the previous case's memory goes before this one is set up
         case = request["case"]
         answer.update(case=case, threads=torch.get_num_threads())
         program = timed_program(request.get("pytorch_op", case["op"]))
         torch.manual_seed(CASE_SEED)
         random.seed(CASE_SEED)
-        warmup, batch, nanos = program(case, request["sampling"])
-        answer.update(warmup=warmup, iterations_per_sample=batch, samples_ns=nanos)
+        SESSION = Session(program(case), request["sampling"])
+        answer.update(warmup=SESSION.warmup, iterations_per_sample=SESSION.batch)
         if not quiet:
-            log(f"{case['op']} {case['rows']}x{case['cols']} {case['dtype']} {case['device']}: median {sorted(nanos)[len(nanos) // 2] / 1000:.1f} us")
+            log(f"{case['op']} {case['rows']}x{case['cols']} {case['dtype']} {case['device']}: open")
+    elif kind == "burst":
+        if SESSION is None:
+            raise ValueError("no open case: send an open request first")
+        nanos, elapsed = SESSION.burst(request)
+        answer.update(samples_ns=nanos, elapsed_ns=elapsed)
+    elif kind == "close":
+        SESSION = None
     elif kind == "sigma":
         answer.update({k: request[k] for k in ("matrix", "rows", "cols", "seed", "iterations")})
         answer["sigma"] = sigma_estimates(request)
@@ -548,7 +599,7 @@ def answer_for(request, quiet):
         answer.update(case=request["case"], steps=request["steps"])
         answer["loss_bits"] = model_losses(request["case"], int(request["steps"]))
     else:
-        raise ValueError(f"unknown request kind {kind!r} (known: env, time, sigma, loss, model_losses)")
+        raise ValueError(f"unknown request kind {kind!r} (known: env, open, burst, close, sigma, loss, model_losses)")
     return answer
 
 

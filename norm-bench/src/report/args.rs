@@ -56,19 +56,22 @@ pub struct ReportArgs {
     /// Exactly N warm-up iterations per case and side (no warm-up time).
     #[arg(long, value_name = "N")]
     pub(crate) warmup: Option<u64>,
-    /// Exactly N timed samples per case and side, one iteration each (no time budget, one round, no batching).
+    /// Exactly N timed samples per case and side, one iteration each (no time budget, one round, no batching, one burst).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
     pub(crate) samples: Option<u64>,
     /// Batch iterations into samples of at least this many microseconds (cases without untimed work between iterations); 0: one iteration per sample [default: 1000].
     #[arg(long, value_name = "US")]
     pub(crate) min_sample_us: Option<u64>,
-    /// Rounds per case, the sides alternating; samples and budget are split among them [default: 2].
+    /// Rounds per case, each a fresh setup of both sides; samples and budget are split among them [default: 2].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
     pub(crate) rounds: Option<u64>,
+    /// The sides take turns every this many milliseconds of samples within a round; 0: one burst per side and round [default: 50].
+    #[arg(long, value_name = "MS")]
+    pub(crate) burst_ms: Option<u64>,
     /// Time budget of each side's timed samples (all rounds), in milliseconds [default: 800].
     #[arg(long, value_name = "MS")]
     pub(crate) budget_ms: Option<u64>,
-    /// At least this many samples per case and side [default: 6].
+    /// At least this many samples per case and side [default: 30].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
     pub(crate) min_samples: Option<u64>,
     /// At most this many samples per case and side [default: 300].
@@ -95,10 +98,10 @@ pub struct ReportArgs {
     /// A ratio is settled when its 95 % bootstrap interval is at most this wide relative to it, in (0, 10] [default: 0.10].
     #[arg(long, value_name = "W")]
     pub(crate) settle_width: Option<f64>,
-    /// At most this many extra rounds for a case whose ratio is not settled, 0 to 100 [default: 6].
+    /// At most this many extra rounds for a case whose ratio is not settled, 0 to 100 [default: 4].
     #[arg(long, value_name = "N")]
     pub(crate) extra_rounds: Option<u64>,
-    /// Seconds the whole run may spend on extra rounds, 0 to 86400 [default: 120].
+    /// Seconds the whole run may spend on extra rounds, 0 to 86400 [default: 150].
     #[arg(long, value_name = "S")]
     pub(crate) extra_rounds_budget_s: Option<u64>,
 }
@@ -212,12 +215,16 @@ impl ReportArgs {
             options.sampling.budget_ms = 0;
             options.sampling.rounds = 1;
             options.sampling.min_sample_us = 0;
+            options.sampling.burst_ms = 0;
         }
         if let Some(us) = self.min_sample_us {
             options.sampling.min_sample_us = us;
         }
         if let Some(rounds) = self.rounds {
             options.sampling.rounds = rounds;
+        }
+        if let Some(burst) = self.burst_ms {
+            options.sampling.burst_ms = burst;
         }
         if let Some(budget) = self.budget_ms {
             options.sampling.budget_ms = budget;
@@ -286,6 +293,8 @@ mod tests {
         assert_eq!(options.sampling, Sampling::fixed(1, 4));
         args(&["--min-sample-us", "80"]).apply(&mut options).unwrap();
         assert_eq!(options.sampling, Sampling { min_sample_us: 80, ..Sampling::fixed(1, 4) });
+        args(&["--burst-ms", "20"]).apply(&mut options).unwrap();
+        assert_eq!(options.sampling, Sampling { min_sample_us: 80, burst_ms: 20, ..Sampling::fixed(1, 4) });
     }
 
     #[test]

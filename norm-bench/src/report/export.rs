@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// `timing.csv`'s header, in column order.
-pub(crate) const TIMING_HEADER: [&str; 35] = [
+pub(crate) const TIMING_HEADER: [&str; 36] = [
     "op",
     "shape",
     "rows",
@@ -48,6 +48,7 @@ pub(crate) const TIMING_HEADER: [&str; 35] = [
     "ratio_high",
     "ratio_settled",
     "rounds",
+    "bursts",
     "bytes_moved",
     "rust_bandwidth_gbps",
     "pytorch_bandwidth_gbps",
@@ -163,6 +164,7 @@ pub(crate) fn timing_record(row: &TimingRow, settle_width: f64) -> Vec<String> {
     record.push(optional(row.interval.map(|i| i.high), |r| format!("{r:.4}")));
     record.push(row.settled(settle_width).map(|s| s.to_string()).unwrap_or_default());
     record.push(row.rounds.to_string());
+    record.push(row.bursts.to_string());
     record.push(case.bytes_moved().map(|b| b.to_string()).unwrap_or_default());
     record.push(optional(row.bandwidth_gbps(&row.rust), |b| format!("{b:.3}")));
     record.push(optional(row.bandwidth_gbps(&row.pytorch), |b| format!("{b:.3}")));
@@ -274,6 +276,7 @@ mod tests {
             pytorch,
             interval: None,
             rounds: 2,
+            bursts: 16,
             loss_check: None,
         }
     }
@@ -310,22 +313,22 @@ mod tests {
             "op,shape,rows,cols,dtype,device,n_power_iterations,threads,\
              rust_status,rust_warmup,rust_iterations_per_sample,rust_samples,rust_min_us,rust_median_us,rust_mean_us,rust_max_us,rust_stddev_us,\
              pytorch_status,pytorch_warmup,pytorch_iterations_per_sample,pytorch_samples,pytorch_min_us,pytorch_median_us,pytorch_mean_us,pytorch_max_us,pytorch_stddev_us,\
-             ratio_median_rust_over_pytorch,ratio_low,ratio_high,ratio_settled,rounds,bytes_moved,rust_bandwidth_gbps,pytorch_bandwidth_gbps,note"
+             ratio_median_rust_over_pytorch,ratio_low,ratio_high,ratio_settled,rounds,bursts,bytes_moved,rust_bandwidth_gbps,pytorch_bandwidth_gbps,note"
         );
         // 64x64 f32: 2 * 4096 * 4 = 32768 bytes; in 2 us that is 16.384 GB/s.
         assert_eq!(
             lines[1],
-            "weight_norm_forward,64x64,64,64,f32,cpu,,1,ok,2,1,2,2.000,2.000,2.000,2.000,0.000,ok,40,7,2,4.000,4.000,4.000,4.000,0.000,0.5000,0.4500,0.5200,false,2,32768,16.384,8.192,"
+            "weight_norm_forward,64x64,64,64,f32,cpu,,1,ok,2,1,2,2.000,2.000,2.000,2.000,0.000,ok,40,7,2,4.000,4.000,4.000,4.000,0.000,0.5000,0.4500,0.5200,false,2,16,32768,16.384,8.192,"
         );
-        assert_eq!(lines[2], "spectral_norm_forward_eval,64x64,64,64,f32,cpu,,1,ok,2,1,2,3.000,3.000,3.000,3.000,0.000,skipped,,,,,,,,,,,,,2,,,,");
+        assert_eq!(lines[2], "spectral_norm_forward_eval,64x64,64,64,f32,cpu,,1,ok,2,1,2,3.000,3.000,3.000,3.000,0.000,skipped,,,,,,,,,,,,,2,16,,,,");
         assert_eq!(
             lines[3],
-            "copy,8x8,8,8,f32,cpu,,1,pending,,,,,,,,,error,,,,,,,,,,,,,2,512,,,pytorch: RuntimeError: boom"
+            "copy,8x8,8,8,f32,cpu,,1,pending,,,,,,,,,error,,,,,,,,,,,,,2,16,512,,,pytorch: RuntimeError: boom"
         );
         let out = timing_csv(&[row(Op::WeightNormForwardOut, 64, timed(1.0), timed(4.0))], 0.10).unwrap();
         assert!(
             out.lines().nth(1).unwrap().starts_with("weight_norm_forward_out,64x64,")
-                && out.contains(",0.2500,,,,2,32768,32.768,8.192,"),
+                && out.contains(",0.2500,,,,2,16,32768,32.768,8.192,"),
             "{out}"
         );
         assert!(lines.iter().all(|l| l.split(',').count() == TIMING_HEADER.len()));

@@ -1,20 +1,21 @@
 //! The interval of a ratio of medians, `median(rust) / median(pytorch)`: a seeded
-//! percentile bootstrap over the case's paired rounds.
+//! percentile bootstrap over the case's paired bursts.
 //!
-//! A case's rounds alternate the sides (PyTorch, then Rust, in each round), so what slows
-//! the machine for a while slows both halves of a round alike, and what slows one side's
-//! samples alone shows as rounds whose ratios disagree. Each of [`RESAMPLES`] resamples
-//! therefore draws as many rounds as were run, uniformly with replacement, the same rounds
-//! for both sides (the pairing); then, per side and independently, each drawn round's
-//! samples again (as many as it has, with replacement); and takes the ratio of the two
-//! sides' medians over the samples drawn. With one round this is the plain bootstrap of
-//! each side's samples. The interval is the `(1 − LEVEL) / 2` and `(1 + LEVEL) / 2`
-//! percentiles of those ratios (linear interpolation between order statistics, as numpy's
-//! default). The draws come from a SplitMix64 generator seeded with [`BOOTSTRAP_SEED`], so
-//! the same samples always give the same interval. A ratio is **settled** when its
-//! interval's width relative to the ratio, `(high − low) / ratio`, is at most the run's
-//! `settle_width` ([`Interval::settled`]): rounds whose ratios disagree by more keep it
-//! unsettled, and the case gets extra rounds while the run's budget lasts.
+//! Within a round the sides take turns in bursts ([`sampling`](super::sampling)), PyTorch's
+//! then Rust's, so what slows the machine for a while slows both bursts of a pair alike,
+//! and what slows one side's samples alone shows as pairs whose ratios disagree. Each of
+//! [`RESAMPLES`] resamples therefore draws as many burst pairs as were run (over all
+//! rounds), uniformly with replacement, the same pairs for both sides (the pairing); then,
+//! per side and independently, each drawn burst's samples again (as many as it has, with
+//! replacement); and takes the ratio of the two sides' medians over the samples drawn. With
+//! one pair this is the plain bootstrap of each side's samples. The interval is the
+//! `(1 − LEVEL) / 2` and `(1 + LEVEL) / 2` percentiles of those ratios (linear
+//! interpolation between order statistics, as numpy's default). The draws come from a
+//! SplitMix64 generator seeded with [`BOOTSTRAP_SEED`], so the same samples always give the
+//! same interval. A ratio is **settled** when its interval's width relative to the ratio,
+//! `(high − low) / ratio`, is at most the run's `settle_width` ([`Interval::settled`]):
+//! pairs whose ratios disagree by more keep it unsettled, and the case gets extra rounds
+//! while the run's budget lasts.
 
 /// Bootstrap resamples per interval.
 pub(crate) const RESAMPLES: usize = 2000;
@@ -90,21 +91,21 @@ pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     sorted[below] + (sorted[above] - sorted[below]) * fraction
 }
 
-/// The bootstrap interval of `median(rust) / median(pytorch)` from one round of each side's
-/// samples in nanoseconds ([`paired_rounds_interval`] with one round).
+/// The bootstrap interval of `median(rust) / median(pytorch)` from one burst of each side's
+/// samples in nanoseconds ([`paired_bursts_interval`] with one pair).
 #[cfg(test)]
 pub(crate) fn ratio_interval(rust: &[u64], pytorch: &[u64]) -> Option<Interval> {
-    paired_rounds_interval(&[rust], &[pytorch])
+    paired_bursts_interval(&[rust], &[pytorch])
 }
 
-/// The bootstrap interval of `median(rust) / median(pytorch)` over paired rounds (module
-/// doc): `rust[k]` and `pytorch[k]` are round `k`'s samples in nanoseconds. Rounds where a
-/// side has no samples are left out; if the sides' round counts differ, each side's rounds
+/// The bootstrap interval of `median(rust) / median(pytorch)` over paired bursts (module
+/// doc): `rust[k]` and `pytorch[k]` are pair `k`'s samples in nanoseconds. Pairs where a
+/// side has no samples are left out; if the sides' burst counts differ, each side's bursts
 /// are pooled into one. `None` when a side has no samples or a resampled PyTorch median is 0.
-pub(crate) fn paired_rounds_interval<R: AsRef<[u64]>>(rust: &[R], pytorch: &[R]) -> Option<Interval> {
+pub(crate) fn paired_bursts_interval<R: AsRef<[u64]>>(rust: &[R], pytorch: &[R]) -> Option<Interval> {
     let pooled = |side: &[R]| side.iter().flat_map(|r| r.as_ref().iter().copied()).collect::<Vec<u64>>();
     let (pooled_rust, pooled_pytorch);
-    let rounds: Vec<(&[u64], &[u64])> = if rust.len() == pytorch.len() {
+    let pairs: Vec<(&[u64], &[u64])> = if rust.len() == pytorch.len() {
         rust.iter()
             .zip(pytorch)
             .map(|(r, p)| (r.as_ref(), p.as_ref()))
@@ -114,24 +115,24 @@ pub(crate) fn paired_rounds_interval<R: AsRef<[u64]>>(rust: &[R], pytorch: &[R])
         (pooled_rust, pooled_pytorch) = (pooled(rust), pooled(pytorch));
         vec![(pooled_rust.as_slice(), pooled_pytorch.as_slice())]
     };
-    if rounds.is_empty() || rounds.iter().any(|(r, p)| r.is_empty() || p.is_empty()) {
+    if pairs.is_empty() || pairs.iter().any(|(r, p)| r.is_empty() || p.is_empty()) {
         return None;
     }
     let mut rng = SplitMix64(BOOTSTRAP_SEED);
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    let mut picked = Vec::with_capacity(rounds.len());
+    let mut picked = Vec::with_capacity(pairs.len());
     let mut ratios = Vec::with_capacity(RESAMPLES);
     for _ in 0..RESAMPLES {
         picked.clear();
-        if rounds.len() == 1 {
-            picked.push(0); // one round: no draw, the plain bootstrap's stream
+        if pairs.len() == 1 {
+            picked.push(0); // one pair: no draw, the plain bootstrap's stream
         } else {
-            picked.extend((0..rounds.len()).map(|_| rng.below(rounds.len())));
+            picked.extend((0..pairs.len()).map(|_| rng.below(pairs.len())));
         }
         a.clear();
         b.clear();
         for &k in &picked {
-            let (r, p) = rounds[k];
+            let (r, p) = pairs[k];
             a.extend((0..r.len()).map(|_| r[rng.below(r.len())] as f64));
             b.extend((0..p.len()).map(|_| p[rng.below(p.len())] as f64));
         }
@@ -197,37 +198,37 @@ mod tests {
         // Round 2 ran with the machine twice as slow, on both sides: every paired resample's
         // ratio is 0.5. Pooled without the pairing, the sides' medians move independently.
         let (rust, pytorch) = ([vec![1_000; 20], vec![2_000; 20]], [vec![2_000; 20], vec![4_000; 20]]);
-        assert_eq!(paired_rounds_interval(&rust, &pytorch), Some(Interval { low: 0.5, high: 0.5 }));
+        assert_eq!(paired_bursts_interval(&rust, &pytorch), Some(Interval { low: 0.5, high: 0.5 }));
         let unpaired = ratio_interval(&rust.concat(), &pytorch.concat()).unwrap();
         assert!(unpaired.relative_width(0.5) > 0.5, "{unpaired:?}");
     }
 
     #[test]
     fn a_slowdown_of_one_side_in_one_round_widens_the_interval() {
-        // Three rounds of 100 samples a side (5 % spread); in round 2 Rust alone ran 30 %
+        // Three burst pairs of 100 samples a side (5 % spread); in pair 2 Rust alone ran 30 %
         // slower (ratio 0.5, 0.65, 0.5). Pooled, 300 samples a side hold both medians in
         // place: a narrow interval, settled. Paired, resamples drawing round 2 more often
-        // move the ratio: the interval spans the rounds' disagreement, not settled.
+        // move the ratio: the interval spans the pairs' disagreement, not settled.
         let noisy = |base: u64| -> Vec<u64> { (0..100u64).map(|i| base + (i * 7919) % 50).collect() };
         let rust = [noisy(1_000), noisy(1_300), noisy(1_000)];
         let pytorch = [noisy(2_000), noisy(2_000), noisy(2_000)];
         let pooled = ratio_interval(&rust.concat(), &pytorch.concat()).unwrap();
         assert!(pooled.settled(0.5, 0.10), "{pooled:?}");
-        let paired = paired_rounds_interval(&rust, &pytorch).unwrap();
+        let paired = paired_bursts_interval(&rust, &pytorch).unwrap();
         assert!(paired.low <= 0.51 && paired.high >= 0.6, "{paired:?}");
         assert!(!paired.settled(0.5, 0.10), "{paired:?}");
     }
 
     #[test]
-    fn one_round_is_the_plain_bootstrap_and_unpaired_rounds_are_pooled() {
+    fn one_pair_is_the_plain_bootstrap_and_unpaired_bursts_are_pooled() {
         let noisy = |n: usize, base: u64| -> Vec<u64> { (0..n as u64).map(|i| base + (i * 7919) % 400).collect() };
         let (r, p) = (noisy(30, 1_000), noisy(25, 2_000));
-        assert_eq!(paired_rounds_interval(&[&r[..]], &[&p[..]]), ratio_interval(&r, &p));
-        // Two Rust rounds against one PyTorch round: each side pooled into one round.
-        assert_eq!(paired_rounds_interval(&[&r[..10], &r[10..]], &[&p[..]]), ratio_interval(&r, &p));
+        assert_eq!(paired_bursts_interval(&[&r[..]], &[&p[..]]), ratio_interval(&r, &p));
+        // Two Rust bursts against one PyTorch burst: each side pooled into one burst.
+        assert_eq!(paired_bursts_interval(&[&r[..10], &r[10..]], &[&p[..]]), ratio_interval(&r, &p));
         // A round where one side has no samples is left out.
-        assert_eq!(paired_rounds_interval(&[&r[..], &[][..]], &[&p[..], &p[..3]]), ratio_interval(&r, &p));
-        assert_eq!(paired_rounds_interval::<&[u64]>(&[], &[]), None);
+        assert_eq!(paired_bursts_interval(&[&r[..], &[][..]], &[&p[..], &p[..3]]), ratio_interval(&r, &p));
+        assert_eq!(paired_bursts_interval::<&[u64]>(&[], &[]), None);
     }
 
     #[test]

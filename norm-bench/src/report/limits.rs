@@ -18,7 +18,7 @@ pub const MAX_ITERATIONS: u64 = 10_000;
 pub const MAX_STEPS: u64 = 100_000;
 /// The most samples or warm-up iterations (`sampling.min_samples`, `max_samples`, `warmup_min`).
 pub const MAX_SAMPLES: u64 = 1_000_000;
-/// The longest budget in milliseconds (`sampling.budget_ms`, `warmup_ms`): one hour.
+/// The longest budget in milliseconds (`sampling.budget_ms`, `warmup_ms`, `burst_ms`): one hour.
 pub const MAX_MS: u64 = 3_600_000;
 /// The most rounds per case.
 pub const MAX_ROUNDS: u64 = 1000;
@@ -94,6 +94,7 @@ pub(crate) fn check_ranges(o: &ReportOptions) -> Result<()> {
     check_range(&label("sampling.budget_ms", Some("--budget-ms")), s.budget_ms, 0, MAX_MS)?;
     check_range(&label("sampling.rounds", Some("--rounds")), s.rounds, 1, MAX_ROUNDS)?;
     check_range(&label("sampling.min_sample_us", Some("--min-sample-us")), s.min_sample_us, 0, MAX_SAMPLE_US)?;
+    check_range(&label("sampling.burst_ms", Some("--burst-ms")), s.burst_ms, 0, MAX_MS)?;
     // A relative width: 0 would never settle, NaN compares false with everything.
     if !(o.settle_width > 0.0 && o.settle_width <= MAX_SETTLE_WIDTH) {
         let name = label("settle_width", Some("--settle-width"));
@@ -140,6 +141,7 @@ mod tests {
             (Sampling { budget_ms: MAX_MS + 1, ..Sampling::default() }, "--budget-ms"),
             (Sampling { warmup_ms: u64::MAX, ..Sampling::default() }, "sampling.warmup_ms"),
             (Sampling { min_sample_us: MAX_SAMPLE_US + 1, ..Sampling::default() }, "--min-sample-us"),
+            (Sampling { burst_ms: MAX_MS + 1, ..Sampling::default() }, "sampling.burst_ms (--burst-ms)"),
             (Sampling { max_samples: MAX_SAMPLES + 1, ..Sampling::default() }, "sampling.max_samples"),
             (Sampling { warmup_min: 1 << 40, ..Sampling::default() }, "--warmup"),
         ] {

@@ -54,6 +54,7 @@ mod run_folder;
 mod run_json;
 mod rust_side;
 mod sampling;
+mod scheduler;
 mod state;
 mod stats;
 mod summary;

@@ -23,7 +23,7 @@
 use super::case::{Case, DType};
 use super::ops::Op;
 use super::rust_side::CASE_SEED;
-use super::sampling::{time_body, Sampling, Timed};
+use super::sampling::Body;
 use anyhow::{bail, ensure, Context, Result};
 use norm_core::optim::AdamConfig;
 use norm_tch::models::hifigan::{self, Config, Generator};
@@ -110,15 +110,15 @@ fn setup(case: &Case, model: Model) -> Result<Setup> {
     })
 }
 
-/// A training step's closure over a setup: returns the step's loss (computed before the update).
-fn train_step(setup: &Setup) -> Result<impl FnMut() -> Result<Tensor> + '_> {
-    let (vs, config) = match setup {
+/// A training step's closure owning a setup: returns the step's loss (computed before the update).
+fn train_step(setup: Setup) -> Result<impl FnMut() -> Result<Tensor>> {
+    let (vs, config) = match &setup {
         Setup::Hifigan { vs, .. } => (vs, hifigan_adam()),
         Setup::SnDiscriminator { vs, .. } => (vs, sn_discriminator::adam_config()),
     };
     let mut adam = Adam::new(vs, config)?;
     Ok(move || {
-        let loss = match setup {
+        let loss = match &setup {
             Setup::Hifigan { model, x, target, .. } => model.forward(x)?.f_l1_loss(target, Reduction::Mean)?,
             Setup::SnDiscriminator { model, real, fake, .. } => {
                 sn_discriminator::hinge_loss(&model.forward_t(real, true)?, &model.forward_t(fake, true)?)?
@@ -158,26 +158,23 @@ fn eval_forward(setup: &Setup) -> Result<()> {
     })
 }
 
-/// Times a model op's case in Rust (the row's `time_rust`).
-pub(crate) fn time_model(case: &Case, sampling: &Sampling) -> Result<Timed> {
+/// A model op's case set up in Rust: its timed body (the row's `rust_body`).
+pub(crate) fn body_model(case: &Case) -> Result<Body> {
     let model = Model::of(case.op).with_context(|| format!("{} is not a model op", case.op))?;
     let mut setup = setup(case, model)?;
     let device = case.device.device();
-    let context = || format!("timing {} in Rust", case.label());
-    match case.op {
+    Ok(match case.op {
         Op::HifiganTrainStep | Op::SnDiscriminatorTrainStep => {
-            let mut step = train_step(&setup)?;
-            time_body(sampling, device, || step().map(drop)).with_context(context)
+            let mut step = train_step(setup)?;
+            Body::new(device, move || step().map(drop))
         }
-        Op::HifiganEvalCached | Op::SnDiscriminatorEvalCached => {
-            time_body(sampling, device, || eval_forward(&setup)).with_context(context)
-        }
+        Op::HifiganEvalCached | Op::SnDiscriminatorEvalCached => Body::new(device, move || eval_forward(&setup)),
         Op::HifiganEvalFolded | Op::SnDiscriminatorEvalFolded => {
             fold(&mut setup)?;
-            time_body(sampling, device, || eval_forward(&setup)).with_context(context)
+            Body::new(device, move || eval_forward(&setup))
         }
         other => bail!("{other} is not a model op"),
-    }
+    })
 }
 
 /// The float32 bits of the losses of [`LOSS_CHECK_STEPS`] training steps of the case's
@@ -185,8 +182,7 @@ pub(crate) fn time_model(case: &Case, sampling: &Sampling) -> Result<Timed> {
 pub(crate) fn rust_losses(case: &Case) -> Result<Vec<u32>> {
     let model = Model::of(case.op).with_context(|| format!("{} is not a model op", case.op))?;
     tch::manual_seed(CASE_SEED as i64);
-    let setup = setup(case, model)?;
-    let mut step = train_step(&setup)?;
+    let mut step = train_step(setup(case, model)?)?;
     (0..LOSS_CHECK_STEPS).map(|_| Ok(f32::try_from(step()?.f_to_device(Device::Cpu)?)?.to_bits())).collect()
 }
 
@@ -204,6 +200,7 @@ pub(crate) fn loss_verdict(rust: &[u32], pytorch: &[u32]) -> (bool, String) {
 mod tests {
     use super::*;
     use crate::report::case::Shape;
+    use crate::report::sampling::{time_alone, Sampling};
 
     #[test]
     fn the_verdict_names_the_first_differing_step() {
@@ -229,7 +226,7 @@ mod tests {
             assert_eq!(losses, rust_losses(&case).unwrap(), "{op}: seeded");
             assert!(losses.windows(2).all(|w| w[0] != w[1]), "{op}: the steps update the model");
             for op in Op::all().filter(|o| Model::of(*o) == Model::of(op)) {
-                let timed = time_model(&Case { op, ..case }, &Sampling::fixed(1, 2)).unwrap();
+                let timed = time_alone(body_model(&Case { op, ..case }).unwrap(), &Sampling::fixed(1, 2)).unwrap();
                 assert_eq!(timed.nanos.len(), 2, "{op}");
             }
         }

@@ -8,7 +8,7 @@
 //! [`Op`]'s names (CSV, config file, `--ops` and its help text, the Python protocol), the
 //! default `ops`, `rect_ops` and `dtype_ops`, [`Op::bytes_moved`] and the cost estimate.
 //!
-//! The PyTorch side keeps no list of its own: each `time` request names, in its
+//! The PyTorch side keeps no list of its own: each `open` request names, in its
 //! `"pytorch_op"` field, the row's [`OpRow::pytorch_op`], and `eager_timing.py` runs its
 //! function `op_<that name>`. So a new op is a variant of [`Op`], one row here, its Rust
 //! timed body in [`rust_side`](super::rust_side), and its PyTorch timed body
@@ -17,7 +17,7 @@
 use super::case::{Case, DType, DeviceKind};
 use super::model_rows::{self, HIFIGAN_SHAPE, SN_DISCRIMINATOR_SHAPE};
 use super::rust_side;
-use super::sampling::{Sampling, Timed};
+use super::sampling::Body;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -128,8 +128,9 @@ pub(crate) struct OpRow {
     /// The op whose PyTorch program (`op_<name>` in `eager_timing.py`) times this op's
     /// PyTorch side: the op itself, or the op whose program it shares.
     pub(crate) pytorch_op: Op,
-    /// Times the Rust side (the generators are seeded and the threads pinned before).
-    pub(crate) time_rust: fn(&Case, &Sampling) -> Result<Timed>,
+    /// Sets the Rust side up: its timed body (the generators are seeded and the threads
+    /// pinned before).
+    pub(crate) rust_body: fn(&Case) -> Result<Body>,
 }
 
 /// Every op, in run order (the default `ops`). Row `i` is the op with discriminant `i`.
@@ -137,7 +138,7 @@ pub(crate) const OPS: [OpRow; 17] = {
     use OpShapes::{CopySizes, SeedLoop, Sweep};
     use PowerIterations::{EachCount, PerEvaluation};
     use RunsOn::{CpuF32, CpuFusedKernelDtypes, Everywhere};
-    const fn row(op: Op, name: &'static str, time_rust: fn(&Case, &Sampling) -> Result<Timed>) -> OpRow {
+    const fn row(op: Op, name: &'static str, rust_body: fn(&Case) -> Result<Body>) -> OpRow {
         OpRow {
             op,
             name,
@@ -148,7 +149,7 @@ pub(crate) const OPS: [OpRow; 17] = {
             moves_one_weight: false,
             rough_ns_per_element: (0.0, 0.0),
             pytorch_op: op,
-            time_rust,
+            rust_body,
         }
     }
     /// A whole model's row: its one shape, f32 on every device, timed by [`model_rows`](super::model_rows).
@@ -157,7 +158,7 @@ pub(crate) const OPS: [OpRow; 17] = {
             shapes: OpShapes::Model(batch, length),
             runs_on: RunsOn::F32,
             rough_ns_per_element: (ns_per_element, 0.0),
-            ..row(op, name, model_rows::time_model)
+            ..row(op, name, model_rows::body_model)
         }
     }
     [
@@ -165,13 +166,13 @@ pub(crate) const OPS: [OpRow; 17] = {
             shapes: CopySizes,
             moves_one_weight: true,
             rough_ns_per_element: (1.5, 0.0),
-            ..row(Op::Copy, "copy", rust_side::time_copy)
+            ..row(Op::Copy, "copy", rust_side::body_copy)
         },
         OpRow {
             in_dtype_subset: true,
             moves_one_weight: true,
             rough_ns_per_element: (4.5, 0.0),
-            ..row(Op::WeightNormForward, "weight_norm_forward", rust_side::time_weight_norm_forward)
+            ..row(Op::WeightNormForward, "weight_norm_forward", rust_side::body_weight_norm_forward)
         },
         OpRow {
             runs_on: CpuFusedKernelDtypes,
@@ -179,14 +180,14 @@ pub(crate) const OPS: [OpRow; 17] = {
             moves_one_weight: true,
             rough_ns_per_element: (1.0, 0.0),
             pytorch_op: Op::WeightNormForward,
-            ..row(Op::WeightNormForwardOut, "weight_norm_forward_out", rust_side::time_weight_norm_forward_out)
+            ..row(Op::WeightNormForwardOut, "weight_norm_forward_out", rust_side::body_weight_norm_forward_out)
         },
         OpRow {
             rough_ns_per_element: (14.0, 0.0),
             ..row(
                 Op::WeightNormForwardBackward,
                 "weight_norm_forward_backward",
-                rust_side::time_weight_norm_forward_backward,
+                rust_side::body_weight_norm_forward_backward,
             )
         },
         OpRow {
@@ -196,12 +197,12 @@ pub(crate) const OPS: [OpRow; 17] = {
             ..row(
                 Op::SpectralNormForwardTrain,
                 "spectral_norm_forward_train",
-                rust_side::time_spectral_norm_forward_train,
+                rust_side::body_spectral_norm_forward_train,
             )
         },
         OpRow {
             rough_ns_per_element: (4.0, 0.0),
-            ..row(Op::SpectralNormForwardEval, "spectral_norm_forward_eval", rust_side::time_spectral_norm_forward_eval)
+            ..row(Op::SpectralNormForwardEval, "spectral_norm_forward_eval", rust_side::body_spectral_norm_forward_eval)
         },
         OpRow {
             power_iterations: PerEvaluation,
@@ -209,29 +210,29 @@ pub(crate) const OPS: [OpRow; 17] = {
             ..row(
                 Op::SpectralNormForwardBackward,
                 "spectral_norm_forward_backward",
-                rust_side::time_spectral_norm_forward_backward,
+                rust_side::body_spectral_norm_forward_backward,
             )
         },
         OpRow {
             power_iterations: EachCount,
             rough_ns_per_element: (0.0, 2.5),
-            ..row(Op::PowerIteration, "power_iteration", rust_side::time_power_iteration)
+            ..row(Op::PowerIteration, "power_iteration", rust_side::body_power_iteration)
         },
         OpRow {
             power_iterations: PerEvaluation,
             rough_ns_per_element: (30.0, 0.0),
-            ..row(Op::SpectralNormTrainStep, "spectral_norm_train_step", rust_side::time_spectral_norm_train_step)
+            ..row(Op::SpectralNormTrainStep, "spectral_norm_train_step", rust_side::body_spectral_norm_train_step)
         },
         OpRow {
             shapes: SeedLoop,
             runs_on: CpuF32,
-            ..row(Op::SeedLoopStep, "seed_loop_step", rust_side::time_seed_loop_step)
+            ..row(Op::SeedLoopStep, "seed_loop_step", rust_side::body_seed_loop_step)
         },
         OpRow {
             shapes: SeedLoop,
             runs_on: CpuF32,
             pytorch_op: Op::SeedLoopStep,
-            ..row(Op::SeedLoopStepCpp, "seed_loop_step_cpp", rust_side::time_seed_loop_step_cpp)
+            ..row(Op::SeedLoopStepCpp, "seed_loop_step_cpp", rust_side::body_seed_loop_step_cpp)
         },
         model_row(Op::HifiganTrainStep, "hifigan_train_step", HIFIGAN_SHAPE, 20_000.0),
         model_row(Op::HifiganEvalCached, "hifigan_eval_cached", HIFIGAN_SHAPE, 5_000.0),

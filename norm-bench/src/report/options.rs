@@ -78,7 +78,7 @@ pub(crate) struct ReportOptions {
     /// A ratio is settled when its bootstrap interval's width over the ratio is at most
     /// this (`(high − low) / ratio`, in (0, 10]). Default 0.10.
     pub(crate) settle_width: f64,
-    /// The most extra rounds a case whose ratio is not settled gets (0 to 100). Default 6.
+    /// The most extra rounds a case whose ratio is not settled gets (0 to 100). Default 4.
     pub(crate) extra_rounds: u64,
     /// Seconds the whole run may spend on extra rounds (0 to 86400; 0: none). Default 120.
     pub(crate) extra_rounds_budget_s: u64,
@@ -129,8 +129,8 @@ impl Default for ReportOptions {
             python: None,
             pytorch: true,
             settle_width: 0.10,
-            extra_rounds: 6,
-            extra_rounds_budget_s: 120,
+            extra_rounds: 4,
+            extra_rounds_budget_s: 150,
         }
     }
 }

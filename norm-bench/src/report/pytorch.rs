@@ -6,9 +6,15 @@
 //! so the two processes never compete for the CPU. Every request has a `"kind"`:
 //!
 //! - `{"kind":"env","threads":1}` → `{"kind":"env","torch_version":..,"python_version":..,"cpu_capability":..,"num_threads":..,"cuda_available":..,"cuda_device":..,...}`
-//! - `{"kind":"time","threads":1,"sampling":{...},"case":{"op":..,"rows":..,"cols":..,"dtype":..,"device":..,"n_power_iterations":..},"pytorch_op":..}`
-//!   → `{"kind":"time","case":{...},"threads":1,"warmup":N,"iterations_per_sample":B,"samples_ns":[...]}`
-//!   (each sample the mean per iteration, in ns, of `B` back-to-back iterations)
+//! - `{"kind":"open","threads":1,"sampling":{...},"case":{"op":..,"rows":..,"cols":..,"dtype":..,"device":..,"n_power_iterations":..},"pytorch_op":..}`
+//!   → `{"kind":"open","case":{...},"threads":1,"warmup":N,"iterations_per_sample":B}`: the
+//!   case set up (seeded) and warmed up under one round's rule; it stays open for bursts
+//! - `{"kind":"burst","threads":1,"rewarm_us":5000,"min_samples":1,"max_samples":M,"budget_us":U}`
+//!   → `{"kind":"burst","samples_ns":[...],"elapsed_ns":E}`: one burst of the open case
+//!   ([`Burst`]; each sample the mean per iteration, in ns, of `B` back-to-back
+//!   iterations; `E` the burst's wall clock, re-warm-up included)
+//! - `{"kind":"close","threads":1}` → `{"kind":"close"}`: the open case is dropped (its
+//!   memory freed); opening another case also drops it
 //! - `{"kind":"sigma","threads":1,"matrix":"random","rows":..,"cols":..,"seed":0,"spectrum":[..]|null,"iterations":[1,2,5]}`
 //!   → `{"kind":"sigma",...,"sigma":[...]}`
 //! - `{"kind":"loss","threads":1,"run":"seed_weight_norm","steps":100}` → `{"kind":"loss",...,"losses":[...]}`
@@ -27,13 +33,14 @@
 use super::case::Case;
 use super::convergence::{LossRun, MatrixKind};
 use super::ops::Op;
-use super::sampling::{Sampling, Timed, MAX_ITERATIONS_PER_SAMPLE};
+use super::sampling::{Burst, Sampling, MAX_ITERATIONS_PER_SAMPLE};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
 
 /// A Python script compiled into the binary, with the path it came from.
 #[derive(Clone, Copy, Debug)]
@@ -85,11 +92,19 @@ enum Request<'a> {
     Env {
         threads: usize,
     },
-    Time {
+    Open {
         threads: usize,
         sampling: &'a Sampling,
         case: &'a Case,
         pytorch_op: Op,
+    },
+    Burst {
+        threads: usize,
+        #[serde(flatten)]
+        rule: &'a Burst,
+    },
+    Close {
+        threads: usize,
     },
     Sigma {
         threads: usize,
@@ -128,6 +143,8 @@ struct Answer {
     iterations_per_sample: Option<u64>,
     #[serde(default)]
     samples_ns: Option<Vec<u64>>,
+    #[serde(default)]
+    elapsed_ns: Option<u64>,
     #[serde(default)]
     sigma: Option<Vec<f64>>,
     #[serde(default)]
@@ -216,13 +233,15 @@ impl PytorchRunner {
         Ok(raw)
     }
 
-    /// Has the script time `case` under `sampling` and waits for its answer.
+    /// Has the script set `case` up and warm it up under one round's rule `sampling`; it
+    /// then holds the case open for [`PytorchRunner::burst`]. Returns the warm-up
+    /// iterations and the iterations per sample.
     ///
     /// Errors (the script is unusable from then on): it exited or closed stdout, or
     /// answered something that is not the protocol.
-    pub(crate) fn time_case(&mut self, case: &Case, sampling: &Sampling) -> Result<Outcome<Timed>> {
+    pub(crate) fn open(&mut self, case: &Case, sampling: &Sampling) -> Result<Outcome<(u64, u64)>> {
         let (answer, _) =
-            self.ask(&Request::Time { threads: self.threads, sampling, case, pytorch_op: case.op.row().pytorch_op })?;
+            self.ask(&Request::Open { threads: self.threads, sampling, case, pytorch_op: case.op.row().pytorch_op })?;
         ensure!(
             answer.case.as_ref() == Some(case),
             "the script answered for {:?} instead of {}",
@@ -235,14 +254,6 @@ impl PytorchRunner {
         if let Some(got) = answer.threads {
             ensure!(got == self.threads, "the script ran with {got} threads instead of {}", self.threads);
         }
-        let Some(nanos) = answer.samples_ns else { bail!("the script's answer has neither samples_ns nor error") };
-        let n = nanos.len() as u64;
-        ensure!(
-            n >= sampling.min_samples && n <= sampling.max_samples,
-            "the script sent {n} samples, outside [{}, {}]",
-            sampling.min_samples,
-            sampling.max_samples
-        );
         let iterations_per_sample =
             answer.iterations_per_sample.ok_or_else(|| anyhow!("the script's answer has no iterations_per_sample"))?;
         ensure!(
@@ -250,7 +261,38 @@ impl PytorchRunner {
             "the script batched {iterations_per_sample} iterations per sample, outside [1, {}]",
             MAX_ITERATIONS_PER_SAMPLE
         );
-        Ok(Outcome::Done(Timed { warmup: answer.warmup.unwrap_or(0), iterations_per_sample, nanos }))
+        Ok(Outcome::Done((answer.warmup.unwrap_or(0), iterations_per_sample)))
+    }
+
+    /// One burst of the open case under `rule`: its samples (ns per iteration) and how
+    /// long it lasted on the script's clock.
+    ///
+    /// Errors (the script is unusable from then on): as [`PytorchRunner::open`], or a
+    /// sample count outside the rule's.
+    pub(crate) fn burst(&mut self, rule: &Burst) -> Result<Outcome<(Vec<u64>, Duration)>> {
+        let (answer, _) = self.ask(&Request::Burst { threads: self.threads, rule })?;
+        if let Some(message) = answer.error {
+            return Ok(Outcome::Failed(message));
+        }
+        let Some(nanos) = answer.samples_ns else { bail!("the script's answer has neither samples_ns nor error") };
+        let n = nanos.len() as u64;
+        ensure!(
+            n >= rule.min_samples && n <= rule.max_samples,
+            "the script sent {n} samples, outside [{}, {}]",
+            rule.min_samples,
+            rule.max_samples
+        );
+        let elapsed = answer.elapsed_ns.ok_or_else(|| anyhow!("the script's burst answer has no elapsed_ns"))?;
+        Ok(Outcome::Done((nanos, Duration::from_nanos(elapsed))))
+    }
+
+    /// Has the script drop the open case.
+    pub(crate) fn close(&mut self) -> Result<()> {
+        let (answer, _) = self.ask(&Request::Close { threads: self.threads })?;
+        match answer.error {
+            Some(message) => bail!("the script could not close its case: {message}"),
+            None => Ok(()),
+        }
     }
 
     /// PyTorch's σ estimates (hook API) for the study's matrix, one per iteration count.
@@ -339,6 +381,7 @@ impl Drop for PytorchRunner {
 mod tests {
     use super::*;
     use crate::report::case::{DType, Shape};
+    use crate::report::sampling::REWARM;
 
     #[test]
     fn a_missing_interpreter_is_an_error_at_start() {
@@ -350,48 +393,76 @@ mod tests {
     fn requests_carry_their_kind() {
         let case = Case::cpu_f32(Op::WeightNormForwardOut, Shape::square(4));
         let sampling = Sampling::fixed(1, 2);
-        let request = Request::Time { threads: 1, sampling: &sampling, case: &case, pytorch_op: Op::WeightNormForward };
+        let request = Request::Open { threads: 1, sampling: &sampling, case: &case, pytorch_op: Op::WeightNormForward };
         assert_eq!(
             serde_json::to_string(&request).unwrap(),
-            r#"{"kind":"time","threads":1,"sampling":{"warmup_min":1,"warmup_ms":0,"min_samples":2,"max_samples":2,"budget_ms":0,"rounds":1,"min_sample_us":0},"case":{"op":"weight_norm_forward_out","rows":4,"cols":4,"dtype":"f32","device":"cpu","n_power_iterations":null},"pytorch_op":"weight_norm_forward"}"#
+            r#"{"kind":"open","threads":1,"sampling":{"warmup_min":1,"warmup_ms":0,"min_samples":2,"max_samples":2,"budget_ms":0,"rounds":1,"min_sample_us":0,"burst_ms":0},"case":{"op":"weight_norm_forward_out","rows":4,"cols":4,"dtype":"f32","device":"cpu","n_power_iterations":null},"pytorch_op":"weight_norm_forward"}"#
         );
+        let rule = Burst { rewarm: REWARM, min_samples: 1, max_samples: 5, budget: Duration::from_millis(50) };
+        assert_eq!(
+            serde_json::to_string(&Request::Burst { threads: 1, rule: &rule }).unwrap(),
+            r#"{"kind":"burst","threads":1,"rewarm_us":5000,"min_samples":1,"max_samples":5,"budget_us":50000}"#
+        );
+        assert_eq!(serde_json::to_string(&Request::Close { threads: 1 }).unwrap(), r#"{"kind":"close","threads":1}"#);
         let text =
             serde_json::to_string(&Request::Loss { threads: 2, run: LossRun::SeedWeightNorm, steps: 3 }).unwrap();
         assert_eq!(text, r#"{"kind":"loss","threads":2,"run":"seed_weight_norm","steps":3}"#);
     }
 
+    /// One round of `case` on the script alone: open, bursts until the round is over, close;
+    /// (warm-up, iterations per sample, samples, burst count).
+    fn round_alone(runner: &mut PytorchRunner, case: &Case, sampling: &Sampling) -> Result<(u64, u64, Vec<u64>, u64)> {
+        let Outcome::Done((warmup, batch)) = runner.open(case, sampling)? else { bail!("{} failed", case.label()) };
+        let (mut nanos, mut spent, mut bursts) = (Vec::new(), Duration::ZERO, 0);
+        while let Some(rule) = sampling.next_burst(nanos.len() as u64, spent) {
+            let Outcome::Done((samples, lasted)) = runner.burst(&rule)? else { bail!("a burst failed") };
+            nanos.extend(samples);
+            spent += lasted;
+            bursts += 1;
+        }
+        runner.close()?;
+        Ok((warmup, batch, nanos, bursts))
+    }
+
     #[test]
-    fn the_script_batches_by_the_same_rule() -> Result<()> {
+    fn the_script_samples_by_the_same_rule() -> Result<()> {
         let Some(python) = crate::golden::venv_python_for_tests()? else { return Ok(()) };
         let mut runner = PytorchRunner::start(&python, 1)?;
-        // Fixed counts: one iteration per sample, exactly as asked.
+        // Fixed counts: one iteration per sample, exactly as asked, in one burst.
         let case = Case::cpu_f32(Op::WeightNormForwardOut, Shape::square(8));
-        let Outcome::Done(timed) = runner.time_case(&case, &Sampling::fixed(2, 3))? else {
-            panic!("weight_norm_forward_out failed")
-        };
-        assert_eq!((timed.warmup, timed.iterations_per_sample, timed.nanos.len()), (2, 1, 3));
+        let (warmup, batch, nanos, bursts) = round_alone(&mut runner, &case, &Sampling::fixed(2, 3))?;
+        assert_eq!((warmup, batch, nanos.len(), bursts), (2, 1, 3, 1));
         // A tiny op with 1 ms samples batches many iterations; its samples are per iteration.
         let batched = Sampling {
             warmup_min: 1,
             warmup_ms: 20,
             min_samples: 3,
-            max_samples: 10,
-            budget_ms: 20,
+            max_samples: 40,
+            budget_ms: 30,
             rounds: 1,
             min_sample_us: 1000,
+            burst_ms: 0,
         };
-        let Outcome::Done(timed) = runner.time_case(&case, &batched)? else { panic!("weight_norm_forward_out failed") };
-        assert!(timed.iterations_per_sample >= 5, "{} iterations per sample", timed.iterations_per_sample);
-        assert!(timed.nanos.iter().all(|&ns| ns < 500_000), "{:?}", timed.nanos);
+        let (_, batch, nanos, bursts) = round_alone(&mut runner, &case, &batched)?;
+        assert!(batch >= 5, "{batch} iterations per sample");
+        assert!(nanos.iter().all(|&ns| ns < 500_000), "{nanos:?}");
+        assert_eq!(bursts, 1, "burst_ms 0: one burst");
+        // Bursts of 5 ms: several in the 30 ms round, each re-warmed (untimed) and at most
+        // about 5 ms of 1 ms samples.
+        let (_, _, nanos, bursts) = round_alone(&mut runner, &case, &Sampling { burst_ms: 5, ..batched })?;
+        assert!(bursts >= 3 && nanos.len() >= 3, "{bursts} bursts, {} samples", nanos.len());
         // An op with untimed work between iterations never batches.
         let between = Case::cpu_f32(Op::WeightNormForwardBackward, Shape::square(8));
-        let Outcome::Done(timed) = runner.time_case(&between, &batched)? else {
-            panic!("weight_norm_forward_backward failed")
-        };
-        assert_eq!(timed.iterations_per_sample, 1);
+        let (_, batch, _, _) = round_alone(&mut runner, &between, &batched)?;
+        assert_eq!(batch, 1);
         // The out op's PyTorch side is _weight_norm, so it runs in f16 too (Rust's side does not).
         let f16 = Case { dtype: DType::F16, ..case };
-        assert!(matches!(runner.time_case(&f16, &Sampling::fixed(1, 1))?, Outcome::Done(_)));
+        assert_eq!(round_alone(&mut runner, &f16, &Sampling::fixed(1, 1))?.2.len(), 1);
+        // A burst with no open case is an error answer, and the script keeps serving.
+        let rule = Burst { rewarm: Duration::ZERO, min_samples: 1, max_samples: 1, budget: Duration::ZERO };
+        let Outcome::Failed(message) = runner.burst(&rule)? else { panic!("a burst without an open case ran") };
+        assert!(message.contains("no open case"), "{message}");
+        assert!(matches!(runner.open(&case, &Sampling::fixed(1, 1))?, Outcome::Done((1, 1))));
         runner.finish()
     }
 }

@@ -77,7 +77,7 @@ pub(crate) fn ratio_tables(out: &mut String, report: &Report) {
     }
     let _ = writeln!(
         out,
-        "Each ratio is Rust's median over PyTorch's with its 95 % bootstrap interval over the paired rounds (docs/reports.md); \
+        "Each ratio is Rust's median over PyTorch's with its 95 % bootstrap interval over the paired bursts (docs/reports.md); \
          ✓: settled (interval width ≤ {} of the ratio), ?: not settled.\n",
         report.options.settle_width
     );

@@ -106,6 +106,8 @@ pub(crate) struct TimingRow {
     pub(crate) interval: Option<Interval>,
     /// Rounds run (the options' `rounds`, plus extra rounds for a wide interval).
     pub(crate) rounds: u64,
+    /// Burst pairs over all rounds: the units the interval resamples.
+    pub(crate) bursts: u64,
     /// A whole-model training row's loss check ([`model_rows`](super::model_rows)):
     /// whether Rust's and PyTorch's losses are bit-equal, and the note saying so.
     pub(crate) loss_check: Option<(bool, String)>,

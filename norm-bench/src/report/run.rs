@@ -6,25 +6,20 @@
 use super::args::ReportArgs;
 use super::case::{Case, DeviceKind, Shape};
 use super::convergence::{self, LossRun, MatrixKind};
-use super::interval;
 use super::machine;
-use super::model_rows::{self, LOSS_CHECK_STEPS};
 use super::operator_norm_rows::{self, OperatorNormModel};
-use super::ops::Op;
 use super::options::ReportOptions;
 use super::plots;
 use super::progress::{case_cost, loss_cost, operator_norm_cost, sigma_cost, Progress};
 use super::pytorch::{self, Outcome, PytorchRunner};
-use super::results::{LossCurve, Side, TimingRow};
+use super::results::LossCurve;
 use super::run_folder::{create_run_dir, update_latest};
-use super::rust_side;
-use super::sampling::{Sampling, Timed};
+use super::scheduler;
 use super::state::Report;
 use super::summary;
 use anyhow::Result;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 /// `norm-bench report`: resolves the options (exit 2 with a message when they are
 /// invalid), runs the report, prints `summary.md` on stdout.
@@ -73,10 +68,11 @@ pub(crate) fn run(options: &ReportOptions) -> Result<Report> {
     let mut progress = Progress::new(&costs);
 
     let mut pytorch = start_pytorch(options, &mut report);
-    let mut extra = ExtraRounds::new(options, cases.len());
+    let mut runs = Vec::with_capacity(cases.len());
     for case in &cases {
-        time_case(&mut report, &mut pytorch, case, options, &mut progress, &mut extra)?;
+        runs.push(scheduler::time_case(&mut report, &mut pytorch, case, options, &mut progress)?);
     }
+    scheduler::extra_rounds(&mut report, &mut pytorch, &mut runs, options)?;
     for &(shape, kind) in &sigma_jobs {
         sigma_job(&mut report, &mut pytorch, shape, kind, options, &mut progress)?;
     }
@@ -180,224 +176,6 @@ fn start_pytorch(options: &ReportOptions, report: &mut Report) -> Option<Pytorch
             report.warn(format!("the PyTorch side did not start: {e:#}; its columns stay empty"));
             None
         }
-    }
-}
-
-/// The run's allowance of extra rounds for cases whose ratio is not settled: at most
-/// `extra_rounds` per case, and `extra_rounds_budget_s` seconds for all of them together,
-/// shared fairly: a case may spend at most what is left divided by the cases not yet timed
-/// (itself included), so the first unsettled cases cannot use up the budget of the later,
-/// larger ones; what a case leaves unspent goes to the cases after it.
-struct ExtraRounds {
-    per_case: u64,
-    left: Duration,
-    cases_left: usize,
-}
-
-impl ExtraRounds {
-    fn new(options: &ReportOptions, cases: usize) -> Self {
-        ExtraRounds {
-            per_case: options.extra_rounds,
-            left: Duration::from_secs(options.extra_rounds_budget_s),
-            cases_left: cases,
-        }
-    }
-
-    /// The seconds of extra rounds the next case may spend: its fair share of what is left.
-    fn share(&self) -> Duration {
-        self.left / u32::try_from(self.cases_left.max(1)).unwrap_or(u32::MAX)
-    }
-
-    /// Whether `row` gets another round after `extra_done` extra rounds that took `spent` of
-    /// its `share`: its ratio has an interval that is not settled, and rounds and seconds are left.
-    fn wanted(&self, row: &TimingRow, extra_done: u64, spent: Duration, share: Duration, settle_width: f64) -> bool {
-        row.settled(settle_width) == Some(false) && extra_done < self.per_case && spent < share && !self.left.is_zero()
-    }
-
-    /// A case is done: the next ones share what is left.
-    fn case_done(&mut self) {
-        self.cases_left = self.cases_left.saturating_sub(1);
-    }
-}
-
-/// Times one case: rounds alternate the sides (PyTorch, Rust, PyTorch, Rust, ...); a side
-/// that fails is not asked again for this case. The samples of all rounds are pooled for the
-/// medians; their ratio's bootstrap interval over the paired rounds
-/// ([`interval`](super::interval)) is recomputed after every round, and while it is wider
-/// than `settle_width` the case gets extra rounds from `extra`.
-fn time_case(
-    report: &mut Report,
-    pytorch: &mut Option<PytorchRunner>,
-    case: &Case,
-    options: &ReportOptions,
-    progress: &mut Progress,
-    extra: &mut ExtraRounds,
-) -> Result<()> {
-    report.timing.push(TimingRow {
-        case: *case,
-        threads: options.threads,
-        rust: Side::Pending,
-        pytorch: if pytorch.is_some() { Side::Pending } else { Side::Skipped },
-        interval: None,
-        rounds: 0,
-        loss_check: None,
-    });
-    let row = report.timing.len() - 1;
-    let round_sampling = options.sampling.per_round();
-    let (mut pytorch_timed, mut rust_timed) = (None::<Timed>, None::<Timed>);
-    // Where each round's samples end in the pools, per side (a failed round adds none).
-    let (mut pytorch_ends, mut rust_ends) = (Vec::new(), Vec::new());
-    let base_rounds = options.sampling.rounds.max(1);
-    let mut extra_done = 0;
-    let (share, mut spent) = (extra.share(), Duration::ZERO);
-    loop {
-        let is_extra = report.timing[row].rounds >= base_rounds;
-        if is_extra && !extra.wanted(&report.timing[row], extra_done, spent, share, options.settle_width) {
-            break;
-        }
-        let started = Instant::now();
-        if let (Some(_), Side::Pending | Side::Timed { .. }) = (pytorch.as_ref(), &report.timing[row].pytorch) {
-            report.timing[row].pytorch = pytorch_round(report, pytorch, case, &round_sampling, &mut pytorch_timed)?;
-            report.write_all()?;
-        }
-        if let Side::Pending | Side::Timed { .. } = report.timing[row].rust {
-            report.timing[row].rust = rust_round(case, &round_sampling, &mut rust_timed)?;
-        }
-        report.timing[row].rounds += 1;
-        pytorch_ends.push(pytorch_timed.as_ref().map_or(0, |t| t.nanos.len()));
-        rust_ends.push(rust_timed.as_ref().map_or(0, |t| t.nanos.len()));
-        report.timing[row].interval = match (&rust_timed, &pytorch_timed, report.timing[row].ratio()) {
-            (Some(r), Some(p), Some(_)) => {
-                interval::paired_rounds_interval(&rounds_of(&r.nanos, &rust_ends), &rounds_of(&p.nanos, &pytorch_ends))
-            }
-            _ => None,
-        };
-        report.write_all()?;
-        if is_extra {
-            extra_done += 1;
-            spent += started.elapsed();
-            extra.left = extra.left.saturating_sub(started.elapsed());
-        }
-    }
-    extra.case_done();
-    if matches!(case.op, Op::HifiganTrainStep | Op::SnDiscriminatorTrainStep) {
-        loss_check(report, pytorch, case, row)?;
-    }
-    if let Side::Error(message) = &report.timing[row].rust {
-        let message = format!("Rust failed on {}: {message}", case.label());
-        report.warn(message);
-    }
-    report.timing_done += 1;
-    report.write_all()?;
-    let r = &report.timing[row];
-    let ratio = match (r.ratio(), r.interval) {
-        (Some(x), Some(i)) => format!("{x:.2} [{:.2}, {:.2}], {} rounds", i.low, i.high, r.rounds),
-        (Some(x), None) => format!("{x:.2}"),
-        _ => "–".into(),
-    };
-    progress.step(
-        case_cost(case, &options.sampling),
-        &format!("{}: rust {}, pytorch {}, ratio {ratio}", case.label(), median_text(&r.rust), median_text(&r.pytorch)),
-    );
-    Ok(())
-}
-
-/// A whole-model training row's loss check: [`LOSS_CHECK_STEPS`] steps on both sides from
-/// the case's setup, their losses compared bit for bit; a difference (or a side that
-/// cannot run it) is a warning in the summary, and the row's note says so either way.
-fn loss_check(report: &mut Report, pytorch: &mut Option<PytorchRunner>, case: &Case, row: usize) -> Result<()> {
-    let Some(runner) = pytorch.as_mut() else { return Ok(()) };
-    let rust = match model_rows::rust_losses(case) {
-        Ok(losses) => losses,
-        Err(e) => {
-            report.warn(format!("{}: Rust's loss check failed: {e:#}", case.label()));
-            return Ok(());
-        }
-    };
-    let check = match runner.model_losses(case, LOSS_CHECK_STEPS)? {
-        Outcome::Done(theirs) => model_rows::loss_verdict(&rust, &theirs),
-        Outcome::Failed(message) => (false, format!("PyTorch's loss check failed: {message}")),
-    };
-    if !check.0 {
-        report.warn(format!("{}: {}", case.label(), check.1));
-    }
-    report.timing[row].loss_check = Some(check);
-    report.write_all()?;
-    Ok(())
-}
-
-/// One PyTorch round of `case`, pooled into `pooled`: the side as it stands after it. A
-/// script that stops answering is dropped (`pytorch` becomes `None`) with a warning.
-fn pytorch_round(
-    report: &mut Report,
-    pytorch: &mut Option<PytorchRunner>,
-    case: &Case,
-    sampling: &Sampling,
-    pooled: &mut Option<Timed>,
-) -> Result<Side> {
-    let Some(runner) = pytorch.as_mut() else { return Ok(Side::Skipped) };
-    Ok(match runner.time_case(case, sampling) {
-        Ok(Outcome::Done(timed)) => Side::from_timed(pool(pooled, timed))?,
-        Ok(Outcome::Failed(message)) => {
-            eprintln!("note: PyTorch could not run {}: {message}", case.label());
-            Side::failed(case.dtype, message)
-        }
-        Err(e) => {
-            report.warn(format!(
-                "the PyTorch side stopped at {}: {e:#}; the remaining PyTorch columns stay empty",
-                case.label()
-            ));
-            *pytorch = None;
-            Side::Skipped
-        }
-    })
-}
-
-/// One Rust round of `case`, pooled into `pooled`: the side as it stands after it.
-fn rust_round(case: &Case, sampling: &Sampling, pooled: &mut Option<Timed>) -> Result<Side> {
-    Ok(match rust_side::time_rust(case, sampling) {
-        Ok(timed) => Side::from_timed(pool(pooled, timed))?,
-        Err(e) => {
-            eprintln!("note: Rust could not run {}: {e:#}", case.label());
-            Side::failed(case.dtype, format!("{e:#}"))
-        }
-    })
-}
-
-/// A side's pooled samples cut into its rounds at `ends` (each round's end in the pool).
-fn rounds_of<'a>(pooled: &'a [u64], ends: &[usize]) -> Vec<&'a [u64]> {
-    let mut start = 0;
-    ends.iter()
-        .map(|&end| {
-            let end = end.clamp(start, pooled.len());
-            let round = &pooled[start..end];
-            start = end;
-            round
-        })
-        .collect()
-}
-
-/// Adds a round's samples to the pool of a side; returns the pool.
-fn pool(pooled: &mut Option<Timed>, round: Timed) -> &Timed {
-    match pooled {
-        Some(p) => {
-            p.pool(round);
-            p
-        }
-        None => pooled.insert(round),
-    }
-}
-
-/// `76.41 ms (6)`; `212.3 µs (300 × 5 it)` for batched samples.
-fn median_text(side: &Side) -> String {
-    match side {
-        Side::Timed { summary, samples, iterations_per_sample: 1, .. } => {
-            format!("{} ({samples})", summary::duration_text(summary.median_us))
-        }
-        Side::Timed { summary, samples, iterations_per_sample, .. } => {
-            format!("{} ({samples} × {iterations_per_sample} it)", summary::duration_text(summary.median_us))
-        }
-        other => other.status().to_string(),
     }
 }
 
@@ -529,34 +307,8 @@ mod tests {
     use crate::report::case::DType;
     use crate::report::export;
     use crate::report::ops::Op;
+    use crate::report::sampling::Sampling;
     use std::fs;
-
-    #[test]
-    fn pooled_samples_are_cut_into_their_rounds() {
-        let pooled = [1, 2, 3, 4, 5, 6];
-        let empty: &[u64] = &[];
-        assert_eq!(rounds_of(&pooled, &[2, 2, 5, 6]), vec![&pooled[..2], empty, &pooled[2..5], &pooled[5..]]);
-        // An end past the pool (never written) or before the last one is clamped.
-        assert_eq!(rounds_of(&pooled, &[4, 3, 9]), vec![&pooled[..4], empty, &pooled[4..]]);
-    }
-
-    #[test]
-    fn extra_rounds_are_shared_fairly_and_unspent_shares_carry_over() {
-        let options = ReportOptions { extra_rounds_budget_s: 30, ..Default::default() };
-        let mut extra = ExtraRounds::new(&options, 3);
-        assert_eq!(extra.share(), Duration::from_secs(10));
-        // The first case spends 4 s of its 10: the two others share the 26 s left.
-        extra.left -= Duration::from_secs(4);
-        extra.case_done();
-        assert_eq!(extra.share(), Duration::from_secs(13));
-        extra.case_done();
-        extra.case_done();
-        assert_eq!(extra.share(), Duration::from_secs(26), "past the last case: all that is left");
-        assert_eq!(
-            ExtraRounds::new(&ReportOptions { extra_rounds_budget_s: 0, ..Default::default() }, 5).share(),
-            Duration::ZERO
-        );
-    }
 
     #[test]
     fn a_small_run_without_pytorch_writes_every_file() {

@@ -1,5 +1,5 @@
-//! The Rust side of the timing cases: [`time_rust`] and one timed body per op, named
-//! `time_<op>` (each op's row in [`OPS`](super::ops::OPS) points at its body).
+//! The Rust side of the timing cases: [`open`] and one timed body per op, named
+//! `body_<op>` (each op's row in [`OPS`](super::ops::OPS) points at its body).
 //!
 //! Every case is timed the same way on both sides (here and in
 //! `norm-bench/python/eager_timing.py`): the [`sampling`](super::sampling) rule decides
@@ -26,7 +26,7 @@
 //! | `seed_loop_step_cpp` | the same step in C++ straight against libtorch; PyTorch: `seed_loop_step`'s program |
 
 use super::case::{Case, DType, DeviceKind};
-use super::sampling::{time_adaptive, time_body, Sampling, Timed};
+use super::sampling::Body;
 use crate::seed_loop::{Example, SeedModel};
 use crate::seed_loop_cpp::SeedStepCpp;
 use anyhow::{Context, Result};
@@ -53,20 +53,14 @@ const TRAIN_STEP_LR: f64 = 1e-3;
 /// `eps` of the spectral-norm cases (PyTorch's default).
 const SPECTRAL_EPS: f64 = 1e-12;
 
-/// Times `case` in Rust under `sampling`: the body of its op's row.
+/// Sets `case` up in Rust: the timed body of its op's row, owning its state.
 ///
 /// Seeds the generators with [`CASE_SEED`] first; the caller pins the thread count.
-/// Errors: the case cannot run here (e.g. an op that libtorch does not implement for
-/// the dtype), with libtorch's message; an error of the timed loop (not of the setup)
-/// says `timing <case> in Rust` first.
-pub(crate) fn time_rust(case: &Case, sampling: &Sampling) -> Result<Timed> {
+/// Errors: the case cannot be set up here (e.g. a shape it refuses), with the message;
+/// an op that libtorch does not implement for the dtype fails later, in the body.
+pub(crate) fn open(case: &Case) -> Result<Body> {
     tch::manual_seed(CASE_SEED as i64);
-    (case.op.row().time_rust)(case, sampling)
-}
-
-/// The context of an error of a timed loop: `timing <case> in Rust`.
-fn in_rust(case: &Case) -> String {
-    format!("timing {} in Rust", case.label())
+    (case.op.row().rust_body)(case)
 }
 
 /// `randn(dims)` drawn as float32 on the CPU, then converted to the case's dtype and device.
@@ -99,119 +93,113 @@ fn spectral_linear(case: &Case, k: usize) -> Result<(VarStore, SpectralNorm<Line
 }
 
 /// `copy`: `dst.copy_(src)`.
-pub(crate) fn time_copy(case: &Case, sampling: &Sampling) -> Result<Timed> {
+pub(crate) fn body_copy(case: &Case) -> Result<Body> {
     let src = randn(case, case.dims()?)?;
     let mut dst = src.f_empty_like()?;
-    time_body(sampling, case.device.device(), || {
+    Ok(Body::new(case.device.device(), move || {
         dst.f_copy_(&src)?;
         Ok(())
-    })
-    .with_context(|| in_rust(case))
+    }))
 }
 
 /// `weight_norm_forward`: [`compute_weight`] on leaves that do not require grad.
-pub(crate) fn time_weight_norm_forward(case: &Case, sampling: &Sampling) -> Result<Timed> {
+pub(crate) fn body_weight_norm_forward(case: &Case) -> Result<Body> {
     let (v, g) = weight_norm_leaves(case, false)?;
     let dim = WeightNormDim::new(Some(0));
-    time_body(sampling, case.device.device(), || {
+    Ok(Body::new(case.device.device(), move || {
         drop(compute_weight::<TchBackend>(&v, &g, dim)?);
         Ok(())
-    })
-    .with_context(|| in_rust(case))
+    }))
 }
 
 /// `weight_norm_forward_out`: as `weight_norm_forward` (grad mode on, v and g not
 /// requiring grad), into an output allocated once: contiguous, v's shape, dtype and device.
-pub(crate) fn time_weight_norm_forward_out(case: &Case, sampling: &Sampling) -> Result<Timed> {
+pub(crate) fn body_weight_norm_forward_out(case: &Case) -> Result<Body> {
     let (v, g) = weight_norm_leaves(case, false)?;
     let dim = WeightNormDim::new(Some(0));
     let mut out = Tensor::f_empty(v.size(), (v.kind(), v.device()))?;
-    time_body(sampling, case.device.device(), || Ok(weight_norm_out(&v, &g, dim, &mut out)?))
-        .with_context(|| in_rust(case))
+    Ok(Body::new(case.device.device(), move || Ok(weight_norm_out(&v, &g, dim, &mut out)?)))
 }
 
 /// `weight_norm_forward_backward`: forward and `.sum().backward()`; the grads are cleared
 /// between iterations (untimed).
-pub(crate) fn time_weight_norm_forward_backward(case: &Case, sampling: &Sampling) -> Result<Timed> {
+pub(crate) fn body_weight_norm_forward_backward(case: &Case) -> Result<Body> {
     let (mut v, mut g) = weight_norm_leaves(case, true)?;
     let (v_handle, g_handle) = (v.shallow_clone(), g.shallow_clone());
     let dim = WeightNormDim::new(Some(0));
-    time_adaptive(
-        sampling,
+    Ok(Body::with_between(
         case.device.device(),
-        || {
+        move || {
             TchBackend::clear_grad(&mut v)?;
             TchBackend::clear_grad(&mut g)?;
             Ok(())
         },
-        || {
+        move || {
             let weight = compute_weight::<TchBackend>(&v_handle, &g_handle, dim)?;
             weight.f_sum(None::<Kind>)?.f_backward()?;
             Ok(())
         },
-    )
-    .with_context(|| in_rust(case))
+    ))
 }
 
 /// `spectral_norm_forward_train`: the layer's training-mode weight.
-pub(crate) fn time_spectral_norm_forward_train(case: &Case, sampling: &Sampling) -> Result<Timed> {
-    let (_vs, layer) = spectral_linear(case, case.k()?)?;
-    time_body(sampling, case.device.device(), || {
+pub(crate) fn body_spectral_norm_forward_train(case: &Case) -> Result<Body> {
+    let (vs, layer) = spectral_linear(case, case.k()?)?;
+    Ok(Body::new(case.device.device(), move || {
+        let _variables = &vs;
         drop(layer.weight_t(true)?);
         Ok(())
-    })
-    .with_context(|| in_rust(case))
+    }))
 }
 
 /// `spectral_norm_forward_eval`: the layer's eval-mode weight under `no_grad`.
-pub(crate) fn time_spectral_norm_forward_eval(case: &Case, sampling: &Sampling) -> Result<Timed> {
-    let (_vs, layer) = spectral_linear(case, 1)?;
-    time_body(sampling, case.device.device(), || {
+pub(crate) fn body_spectral_norm_forward_eval(case: &Case) -> Result<Body> {
+    let (vs, layer) = spectral_linear(case, 1)?;
+    Ok(Body::new(case.device.device(), move || {
+        let _variables = &vs;
         drop(tch::no_grad(|| layer.weight_t(false))?);
         Ok(())
-    })
-    .with_context(|| in_rust(case))
+    }))
 }
 
 /// `spectral_norm_forward_backward`: the training-mode weight and `.sum().backward()`;
 /// `weight_orig`'s grad is cleared between iterations (untimed).
-pub(crate) fn time_spectral_norm_forward_backward(case: &Case, sampling: &Sampling) -> Result<Timed> {
-    let (_vs, layer) = spectral_linear(case, case.k()?)?;
+pub(crate) fn body_spectral_norm_forward_backward(case: &Case) -> Result<Body> {
+    let (vs, layer) = spectral_linear(case, case.k()?)?;
     let mut weight_orig = layer.weight_orig().shallow_clone();
-    time_adaptive(
-        sampling,
+    Ok(Body::with_between(
         case.device.device(),
-        || Ok(TchBackend::clear_grad(&mut weight_orig)?),
-        || {
+        move || Ok(TchBackend::clear_grad(&mut weight_orig)?),
+        move || {
+            let _variables = &vs;
             layer.weight_t(true)?.f_sum(None::<Kind>)?.f_backward()?;
             Ok(())
         },
-    )
-    .with_context(|| in_rust(case))
+    ))
 }
 
 /// `power_iteration`: [`SpectralNormState::power_method`] alone.
-pub(crate) fn time_power_iteration(case: &Case, sampling: &Sampling) -> Result<Timed> {
+pub(crate) fn body_power_iteration(case: &Case) -> Result<Body> {
     let k = case.k()?;
     let weight = randn(case, case.dims()?)?;
     let mut state = SpectralNormState::<TchBackend>::new(&weight, k as i64, 0, SPECTRAL_EPS)?;
     let w_mat = sn_param::weight_to_matrix::<TchBackend>(&weight, 0)?;
-    time_body(sampling, case.device.device(), || Ok(state.power_method(&w_mat, k)?)).with_context(|| in_rust(case))
+    Ok(Body::new(case.device.device(), move || Ok(state.power_method(&w_mat, k)?)))
 }
 
 /// `spectral_norm_train_step`: forward, `zero_grad`, backward and norm-tch's Adam step.
-pub(crate) fn time_spectral_norm_train_step(case: &Case, sampling: &Sampling) -> Result<Timed> {
+pub(crate) fn body_spectral_norm_train_step(case: &Case) -> Result<Body> {
     let (vs, layer) = spectral_linear(case, case.k()?)?;
     let x = randn(case, [TRAIN_STEP_BATCH, case.dims()?[1]])?;
     let mut adam = Adam::new(&vs, AdamConfig::with_lr(TRAIN_STEP_LR))?;
-    time_body(sampling, case.device.device(), || {
+    Ok(Body::new(case.device.device(), move || {
+        let _variables = &vs;
         let loss = layer.f_forward_t(&x, true)?.f_pow_tensor_scalar(2)?.f_mean(None::<Kind>)?;
         adam.zero_grad()?;
         loss.f_backward()?;
         adam.step()?;
         Ok(())
-    })
-    .with_context(|| in_rust(case))
+    }))
 }
 
 /// The seed document's model and its `random` stream, for a seed-loop case (3x2, f32, CPU).
@@ -226,23 +214,21 @@ fn seed_loop_model(case: &Case) -> Result<(SeedModel, PyRandom)> {
 }
 
 /// `seed_loop_step`: one step of the seed document's weight-norm loop with norm.
-pub(crate) fn time_seed_loop_step(case: &Case, sampling: &Sampling) -> Result<Timed> {
+pub(crate) fn body_seed_loop_step(case: &Case) -> Result<Body> {
     let (mut model, mut random) = seed_loop_model(case)?;
-    time_body(sampling, Device::Cpu, || {
+    Ok(Body::new(Device::Cpu, move || {
         let x =
             Tensor::f_randn([10, 2], (Kind::Float, Device::Cpu))?.f_mul_scalar(random.random())?.f_mul_scalar(10.0)?;
         model.train_step(&x)
-    })
-    .with_context(|| in_rust(case))
+    }))
 }
 
 /// `seed_loop_step_cpp`: the same step in C++ straight against libtorch ([`SeedStepCpp`]).
-pub(crate) fn time_seed_loop_step_cpp(case: &Case, sampling: &Sampling) -> Result<Timed> {
+pub(crate) fn body_seed_loop_step_cpp(case: &Case) -> Result<Body> {
     let (model, mut random) = seed_loop_model(case)?;
     let bias = model.layer.layer().bs.as_ref().context("Linear(2, 3) has a bias")?;
     let mut cpp = SeedStepCpp::new(model.layer.weight_v(), model.layer.weight_g(), bias, model.adam.config().lr)?;
-    time_body(sampling, Device::Cpu, || cpp.step(random.random()))
-        .with_context(|| format!("timing {} in C++", case.label()))
+    Ok(Body::new(Device::Cpu, move || cpp.step(random.random())))
 }
 
 #[cfg(test)]
@@ -250,6 +236,7 @@ mod tests {
     use super::*;
     use crate::report::case::Shape;
     use crate::report::ops::Op;
+    use crate::report::sampling::{time_alone, Sampling};
 
     #[test]
     fn clearing_a_leaf_clears_the_handle_that_backward_went_through() {
@@ -276,7 +263,7 @@ mod tests {
                 _ => shape,
             };
             let case = Case { n_power_iterations: op.has_power_iterations().then_some(2), ..Case::cpu_f32(op, shape) };
-            let timed = time_rust(&case, &Sampling::fixed(1, 3)).unwrap();
+            let timed = time_alone(open(&case).unwrap(), &Sampling::fixed(1, 3)).unwrap();
             assert_eq!((timed.warmup, timed.iterations_per_sample, timed.nanos.len()), (1, 1, 3), "{case:?}");
         }
     }
@@ -286,11 +273,12 @@ mod tests {
         let _generator = norm_tch::backend::lock_global_generator();
         for dtype in [DType::F64, DType::Bf16] {
             let case = Case { dtype, ..Case::cpu_f32(Op::WeightNormForwardOut, Shape { rows: 5, cols: 7 }) };
-            assert_eq!(time_rust(&case, &Sampling::fixed(1, 2)).unwrap().nanos.len(), 2, "{dtype}");
+            assert_eq!(time_alone(open(&case).unwrap(), &Sampling::fixed(1, 2)).unwrap().nanos.len(), 2, "{dtype}");
         }
         // Half has no fused kernel: weight_norm_out refuses it with a message.
         let case = Case { dtype: DType::F16, ..Case::cpu_f32(Op::WeightNormForwardOut, Shape::square(4)) };
-        assert!(format!("{:#}", time_rust(&case, &Sampling::fixed(1, 2)).unwrap_err()).contains("Half"));
+        let error = time_alone(open(&case).unwrap(), &Sampling::fixed(1, 2)).unwrap_err();
+        assert!(format!("{error:#}").contains("Half"), "{error:#}");
     }
 
     #[test]
@@ -301,8 +289,8 @@ mod tests {
             n_power_iterations: Some(1),
             ..Case::cpu_f32(Op::SpectralNormForwardTrain, Shape::square(4))
         };
-        assert_eq!(time_rust(&case, &Sampling::fixed(0, 1)).unwrap().nanos.len(), 1);
+        assert_eq!(time_alone(open(&case).unwrap(), &Sampling::fixed(0, 1)).unwrap().nanos.len(), 1);
         let bad = Case { n_power_iterations: None, ..case };
-        assert!(format!("{:#}", time_rust(&bad, &Sampling::fixed(0, 1)).unwrap_err()).contains("n_power_iterations"));
+        assert!(format!("{:#}", open(&bad).err().unwrap()).contains("n_power_iterations"));
     }
 }

@@ -10,6 +10,7 @@ use super::convergence::MatrixKind;
 use super::ops::Op;
 use super::ratio_tables::ratio_tables;
 use super::results::Side;
+use super::sampling::REWARM;
 use super::state::Report;
 use std::fmt::Write as _;
 
@@ -304,9 +305,18 @@ fn environment_table(out: &mut String, report: &Report) {
             s.min_sample_us
         )
     };
+    let turns = if r.burst_ms == 0 || r.burst_ms >= r.budget_ms {
+        "PyTorch's samples then Rust's".to_string()
+    } else {
+        format!(
+            "the sides taking turns in bursts of {} ms (PyTorch's first, each after a {} ms re-warm-up)",
+            r.burst_ms,
+            REWARM.as_millis()
+        )
+    };
     let _ = writeln!(
         out,
-        "| sampling | per case: {} round(s), PyTorch then Rust in each; per round and side ≥ {} warm-up iteration(s) and {} ms, then {}–{} samples within {} ms; {batching}; samples pooled, medians compared |\n",
+        "| sampling | per case: {} round(s), each a fresh setup of both sides; per round and side ≥ {} warm-up iteration(s) and {} ms, then {}–{} samples within {} ms, {turns}; {batching}; samples pooled, medians compared |\n",
         s.rounds, r.warmup_min, r.warmup_ms, r.min_samples, r.max_samples, r.budget_ms
     );
 }
