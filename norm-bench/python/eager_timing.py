@@ -16,7 +16,8 @@ prints ONE JSON line per request to stdout, with the request's "kind":
   -> {"kind":"burst","samples_ns":[...],"elapsed_ns":E}: one burst of the open case (each
   sample: B iterations back to back, their total ns / B rounded half up; E the burst's wall
   clock, its re-warm-up included)
-- {"kind":"close","threads":N} -> {"kind":"close"}: the open case dropped
+- {"kind":"close","threads":N} -> {"kind":"close","warmup":W}: the open case dropped; W its untimed
+  iterations, the warm-up's and the bursts' re-warm-ups (no "warmup" when no case was open)
 - {"kind":"sigma","threads":N,"matrix":"random"|"ill_conditioned","rows":R,"cols":C,"seed":S,"spectrum":[...]|null,"iterations":[k,...]}
   -> {"kind":"sigma",...,"sigma":[...]}: the hook API's σ = dot(u, W v) after k iterations from fresh u, v
 - {"kind":"loss","threads":N,"run":"seed_weight_norm"|"spectral_norm_linear64","steps":K} -> {"kind":"loss",...,"losses":[...]}
@@ -586,6 +587,8 @@ def answer_for(request, quiet):
         nanos, elapsed = SESSION.burst(request)
         answer.update(samples_ns=nanos, elapsed_ns=elapsed)
     elif kind == "close":
+        if SESSION is not None:
+            answer["warmup"] = SESSION.warmup
         SESSION = None
     elif kind == "sigma":
         answer.update({k: request[k] for k in ("matrix", "rows", "cols", "seed", "iterations")})

@@ -13,8 +13,9 @@
 //!   → `{"kind":"burst","samples_ns":[...],"elapsed_ns":E}`: one burst of the open case
 //!   ([`Burst`]; each sample the mean per iteration, in ns, of `B` back-to-back
 //!   iterations; `E` the burst's wall clock, re-warm-up included)
-//! - `{"kind":"close","threads":1}` → `{"kind":"close"}`: the open case is dropped (its
-//!   memory freed); opening another case also drops it
+//! - `{"kind":"close","threads":1}` → `{"kind":"close","warmup":W}`: the open case is dropped
+//!   (its memory freed; opening another case also drops it); `W` its untimed iterations, the
+//!   warm-up's and the bursts' re-warm-ups (no `warmup` when no case was open)
 //! - `{"kind":"sigma","threads":1,"matrix":"random","rows":..,"cols":..,"seed":0,"spectrum":[..]|null,"iterations":[1,2,5]}`
 //!   → `{"kind":"sigma",...,"sigma":[...]}`
 //! - `{"kind":"loss","threads":1,"run":"seed_weight_norm","steps":100}` → `{"kind":"loss",...,"losses":[...]}`
@@ -286,12 +287,13 @@ impl PytorchRunner {
         Ok(Outcome::Done((nanos, Duration::from_nanos(elapsed))))
     }
 
-    /// Has the script drop the open case.
-    pub(crate) fn close(&mut self) -> Result<()> {
+    /// Has the script drop the open case; returns its untimed iterations (warm-up and
+    /// re-warm-ups), `None` when no case was open.
+    pub(crate) fn close(&mut self) -> Result<Option<u64>> {
         let (answer, _) = self.ask(&Request::Close { threads: self.threads })?;
         match answer.error {
             Some(message) => bail!("the script could not close its case: {message}"),
-            None => Ok(()),
+            None => Ok(answer.warmup),
         }
     }
 
@@ -410,8 +412,12 @@ mod tests {
     }
 
     /// One round of `case` on the script alone: open, bursts until the round is over, close;
-    /// (warm-up, iterations per sample, samples, burst count).
-    fn round_alone(runner: &mut PytorchRunner, case: &Case, sampling: &Sampling) -> Result<(u64, u64, Vec<u64>, u64)> {
+    /// (warm-up, iterations per sample, samples, burst count, untimed iterations at close).
+    fn round_alone(
+        runner: &mut PytorchRunner,
+        case: &Case,
+        sampling: &Sampling,
+    ) -> Result<(u64, u64, Vec<u64>, u64, u64)> {
         let Outcome::Done((warmup, batch)) = runner.open(case, sampling)? else { bail!("{} failed", case.label()) };
         let (mut nanos, mut spent, mut bursts) = (Vec::new(), Duration::ZERO, 0);
         while let Some(rule) = sampling.next_burst(nanos.len() as u64, spent) {
@@ -420,8 +426,8 @@ mod tests {
             spent += lasted;
             bursts += 1;
         }
-        runner.close()?;
-        Ok((warmup, batch, nanos, bursts))
+        let untimed = runner.close()?.context("close after an open case says its warm-up")?;
+        Ok((warmup, batch, nanos, bursts, untimed))
     }
 
     #[test]
@@ -430,8 +436,8 @@ mod tests {
         let mut runner = PytorchRunner::start(&python, 1)?;
         // Fixed counts: one iteration per sample, exactly as asked, in one burst.
         let case = Case::cpu_f32(Op::WeightNormForwardOut, Shape::square(8));
-        let (warmup, batch, nanos, bursts) = round_alone(&mut runner, &case, &Sampling::fixed(2, 3))?;
-        assert_eq!((warmup, batch, nanos.len(), bursts), (2, 1, 3, 1));
+        let (warmup, batch, nanos, bursts, untimed) = round_alone(&mut runner, &case, &Sampling::fixed(2, 3))?;
+        assert_eq!((warmup, batch, nanos.len(), bursts, untimed), (2, 1, 3, 1, 2));
         // A tiny op with 1 ms samples batches many iterations; its samples are per iteration.
         let batched = Sampling {
             warmup_min: 1,
@@ -443,17 +449,25 @@ mod tests {
             min_sample_us: 1000,
             burst_ms: 0,
         };
-        let (_, batch, nanos, bursts) = round_alone(&mut runner, &case, &batched)?;
+        let (_, batch, nanos, bursts, _) = round_alone(&mut runner, &case, &batched)?;
         assert!(batch >= 5, "{batch} iterations per sample");
         assert!(nanos.iter().all(|&ns| ns < 500_000), "{nanos:?}");
         assert_eq!(bursts, 1, "burst_ms 0: one burst");
-        // Bursts of 5 ms: several in the 30 ms round, each re-warmed (untimed) and at most
-        // about 5 ms of 1 ms samples.
-        let (_, _, nanos, bursts) = round_alone(&mut runner, &case, &Sampling { burst_ms: 5, ..batched })?;
+        // Bursts of 5 ms: several in the 30 ms round, each re-warmed (untimed iterations, at
+        // least one per burst) and at most about 5 ms of 1 ms samples.
+        let (warmup, _, nanos, bursts, untimed) =
+            round_alone(&mut runner, &case, &Sampling { burst_ms: 5, ..batched })?;
         assert!(bursts >= 3 && nanos.len() >= 3, "{bursts} bursts, {} samples", nanos.len());
+        assert!(untimed >= warmup + bursts, "{untimed} untimed iterations, {warmup} + {bursts} at least");
+        // An iteration longer than burst_ms (a 2048² copy, 1 ms bursts): no re-warm-ups.
+        let long = Case::cpu_f32(Op::Copy, Shape::square(2048));
+        let rule = Sampling { warmup_ms: 0, min_sample_us: 0, budget_ms: 10, burst_ms: 1, ..batched };
+        let (warmup, _, _, bursts, untimed) = round_alone(&mut runner, &long, &rule)?;
+        assert!(bursts >= 3, "{bursts} bursts");
+        assert_eq!(untimed, warmup, "no re-warm-up when one iteration outlasts a burst");
         // An op with untimed work between iterations never batches.
         let between = Case::cpu_f32(Op::WeightNormForwardBackward, Shape::square(8));
-        let (_, batch, _, _) = round_alone(&mut runner, &between, &batched)?;
+        let (_, batch, _, _, _) = round_alone(&mut runner, &between, &batched)?;
         assert_eq!(batch, 1);
         // The out op's PyTorch side is _weight_norm, so it runs in f16 too (Rust's side does not).
         let f16 = Case { dtype: DType::F16, ..case };

@@ -548,6 +548,18 @@ mod tests {
     }
 
     #[test]
+    fn an_iteration_that_outlasts_a_burst_is_not_re_warmed() {
+        // 12 ms iterations, 10 ms bursts: each burst is one sample, without a re-warm-up.
+        let s = Sampling { burst_ms: 10, ..unbatched(1, 0, 3, 1000, 36) };
+        let timed = time_alone(sleeping(12), &s).unwrap();
+        assert_eq!(timed.warmup, 1, "the warm-up's one iteration, no re-warm-up");
+        assert!(timed.nanos.len() >= 3, "{} samples", timed.nanos.len());
+        // The same body with 20 ms bursts re-warms: at least one more untimed iteration per burst.
+        let timed = time_alone(sleeping(12), &Sampling { burst_ms: 20, ..s }).unwrap();
+        assert!(timed.warmup > 1, "{} untimed iterations", timed.warmup);
+    }
+
+    #[test]
     fn tiny_bodies_are_batched_into_samples_of_min_sample_us() {
         // A >= 1 ms body, 20 ms samples: at least 2 iterations per sample unless the warm-up
         // mean exceeds 10 ms (a margin no load on a test machine reaches), each sample the

@@ -265,9 +265,14 @@ fn round(
         rust_pool.burst_ends.push(rust_start + rust_taken as usize);
     }
     if let Some(runner) = pytorch.as_mut() {
-        if let Err(e) = runner.close() {
-            pytorch_stopped(report, pytorch, case, row, e);
-            pytorch_round = None;
+        match runner.close() {
+            // The re-warm-ups count as warm-up, as on the Rust side (Session::finish).
+            Ok(Some(untimed)) => pytorch_round.iter_mut().for_each(|timed| timed.warmup = untimed),
+            Ok(None) => {}
+            Err(e) => {
+                pytorch_stopped(report, pytorch, case, row, e);
+                pytorch_round = None;
+            }
         }
     }
     if let Some(timed) = pytorch_round {
