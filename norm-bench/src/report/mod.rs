@@ -13,9 +13,10 @@
 //! - `tolerance.csv` — power iteration to a tolerance vs fixed counts ([`tolerance_study`]);
 //! - `run.json` ([`run_json`]), `summary.md` ([`summary`]); `plots/*.png` ([`plots`]).
 //!
-//! For each case the PyTorch script ([`pytorch`]) times its side first, then Rust times
-//! its side, one process at a time so they never compete for the CPU; both follow the same
-//! adaptive [`sampling`] rule ([`run`] runs it all). Every file is rewritten (atomically,
+//! For each case both sides set up and warm up, then take turns in bursts, the PyTorch
+//! script's ([`pytorch`]) first, one process at a time so they never compete for the CPU;
+//! both follow the same adaptive [`sampling`] rule, and [`scheduler`] owns each case's
+//! rounds and the extra rounds ([`run`] runs it all). Every file is rewritten (atomically,
 //! [`export`]) after every finished piece of work, so an interrupted run keeps what it
 //! measured; `<out>/latest` (a symlink) and `<out>/LATEST` (a text file) name the newest
 //! run ([`run_folder`]). Progress, with an estimate of the time left, goes to stderr;
@@ -26,10 +27,10 @@
 //! without matplotlib (no plots).
 //!
 //! Where things are: the options ([`options`], [`args`] for the flags) make the cases
-//! ([`sweep`], [`case`]) from the table of ops ([`ops`]); [`run`] times them and keeps the
-//! [`state`] ([`results`] row by row), the run folder ([`run_folder`]) and the progress
-//! lines ([`progress`]); [`export`], [`run_json`], [`summary`], [`ratio_tables`] and
-//! [`bandwidth`] write the files. Only [`ReportArgs`], [`run_cli`] and
+//! ([`sweep`], [`case`]) from the table of ops ([`ops`]); [`run`] times them
+//! ([`scheduler`]) and keeps the [`state`] ([`results`] row by row), the run folder
+//! ([`run_folder`]) and the progress lines ([`progress`]); [`export`], [`run_json`],
+//! [`summary`], [`ratio_tables`] and [`bandwidth`] write the files. Only [`ReportArgs`], [`run_cli`] and
 //! [`pytorch::default_python`] leave the crate.
 
 mod args;

@@ -1,5 +1,6 @@
 //! `norm-bench report`'s run, start to end ([`run`]): the run folder and the state, the
-//! PyTorch side started, then the timing cases (each in rounds, PyTorch then Rust), the σ
+//! PyTorch side started, then the timing cases ([`scheduler`]: each in rounds whose bursts
+//! alternate, PyTorch's then Rust's, then the extra rounds), the σ
 //! study, the loss curves and the plots, the files rewritten after every piece of work
 //! and one progress line per piece; [`run_cli`] is the subcommand around it.
 

@@ -31,8 +31,8 @@
 //! So a side takes between `min_samples` and `max_samples` samples per round, and its timed
 //! bursts last at most about `max(budget_ms, min_samples × one sample)` plus one burst.
 //! With `burst_ms = 0` (or `burst_ms >= budget_ms`) a round is one burst per side, without
-//! a re-warm-up: the side takes all its samples in one go, PyTorch's before Rust's. Fixed counts are the special case
-//! `min_samples = max_samples`, `warmup_ms = 0`, `min_sample_us = 0` and `burst_ms = 0`
+//! a re-warm-up: the side takes all its samples in one go, PyTorch's before Rust's. Fixed
+//! counts are the special case `min_samples = max_samples`, `warmup_ms = 0`, `min_sample_us = 0` and `burst_ms = 0`
 //! ([`Sampling::fixed`]): exactly that many single-iteration samples.
 //!
 //! **Rounds.** The report splits each case into `rounds` rounds (fresh setup and warm-up
