@@ -407,29 +407,19 @@ def model_eval(case, folded):
     return Body(device_of(case["device"]), body)
 
 
-def op_hifigan_train_step(case):
-    return model_train_step(case)
-
-
-def op_hifigan_eval_cached(case):
+def model_eval_cached(case):
     """PyTorch has no cache: its hooks recompute every weight on every forward."""
     return model_eval(case, folded=False)
 
 
-def op_hifigan_eval_folded(case):
+def model_eval_folded(case):
     return model_eval(case, folded=True)
 
 
-def op_sn_discriminator_train_step(case):
-    return model_train_step(case)
-
-
-def op_sn_discriminator_eval_cached(case):
-    return model_eval(case, folded=False)
-
-
-def op_sn_discriminator_eval_folded(case):
-    return model_eval(case, folded=True)
+# Both models' rows share these programs; model_setup tells the models apart by case["op"].
+op_hifigan_train_step = op_sn_discriminator_train_step = model_train_step
+op_hifigan_eval_cached = op_sn_discriminator_eval_cached = model_eval_cached
+op_hifigan_eval_folded = op_sn_discriminator_eval_folded = model_eval_folded
 
 
 def model_losses(case, steps):

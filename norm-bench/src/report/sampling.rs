@@ -175,6 +175,12 @@ impl Sampling {
         wanted.clamp(1, u128::from(MAX_ITERATIONS_PER_SAMPLE)) as u64
     }
 
+    /// Whether the sides take turns within a round (`self` is the round's rule): not with
+    /// `burst_ms = 0`, nor with `burst_ms >= budget_ms`, where each side's round is one burst.
+    pub(crate) fn alternates(&self) -> bool {
+        self.burst_ms != 0 && self.burst_ms < self.budget_ms
+    }
+
     /// The next burst of a side that has taken `taken` samples in bursts lasting `spent`
     /// this round (`self` is the round's rule, [`Sampling::per_round`]), or `None` when the
     /// side's round is over: it has `min_samples` and either `budget_ms` is spent or it
@@ -186,7 +192,7 @@ impl Sampling {
         }
         let left = budget.saturating_sub(spent);
         let max_samples = self.max_samples.saturating_sub(taken).max(1);
-        Some(if self.burst_ms == 0 || self.burst_ms >= self.budget_ms {
+        Some(if !self.alternates() {
             Burst {
                 rewarm: Duration::ZERO,
                 min_samples: self.min_samples.saturating_sub(taken).max(1),
@@ -367,6 +373,11 @@ impl Session {
             taken += 1;
         }
         Ok((taken, start.elapsed()))
+    }
+
+    /// Samples taken so far, over all bursts.
+    pub(crate) fn samples(&self) -> u64 {
+        self.timed.nanos.len() as u64
     }
 
     /// The round's measurements: untimed iterations, iterations per sample, every sample.

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 /// A timed case, kept for its extra rounds: its row of the report and both sides' pools.
 pub(crate) struct CaseRun {
-    case: Case,
     row: usize,
     pytorch_pool: Pool,
     rust_pool: Pool,
@@ -84,15 +83,15 @@ pub(crate) fn time_case(
         loss_check: None,
     });
     let mut run = CaseRun {
-        case: *case,
         row: report.timing.len() - 1,
         pytorch_pool: Pool::default(),
         rust_pool: Pool::default(),
         extra_done: 0,
         last_round: Duration::ZERO,
     };
+    let round_sampling = options.sampling.per_round();
     for _ in 0..options.sampling.rounds.max(1) {
-        timed_round(report, pytorch, &mut run, &options.sampling.per_round())?;
+        timed_round(report, pytorch, &mut run, &round_sampling)?;
     }
     if matches!(case.op, Op::HifiganTrainStep | Op::SnDiscriminatorTrainStep) {
         loss_check(report, pytorch, case, run.row)?;
@@ -166,7 +165,8 @@ fn timed_round(
     sampling: &Sampling,
 ) -> Result<()> {
     let started = Instant::now();
-    round(report, pytorch, &run.case, run.row, sampling, &mut run.pytorch_pool, &mut run.rust_pool)?;
+    let case = report.timing[run.row].case;
+    round(report, pytorch, &case, run.row, sampling, &mut run.pytorch_pool, &mut run.rust_pool)?;
     run.last_round = started.elapsed();
     let r = &mut report.timing[run.row];
     r.rounds += 1;
@@ -223,12 +223,12 @@ fn round(
             Err(e) => rust_failed(report, case, row, e),
         }
     }
-    let (mut pytorch_spent, mut rust_spent, mut rust_taken) = (Duration::ZERO, Duration::ZERO, 0u64);
+    let (mut pytorch_spent, mut rust_spent) = (Duration::ZERO, Duration::ZERO);
     let (pytorch_start, rust_start) = (pytorch_pool.len(), rust_pool.len());
     loop {
         let pytorch_rule =
             pytorch_round.as_ref().and_then(|t| sampling.next_burst(t.nanos.len() as u64, pytorch_spent));
-        let rust_rule = rust_session.as_ref().and_then(|_| sampling.next_burst(rust_taken, rust_spent));
+        let rust_rule = rust_session.as_ref().and_then(|s| sampling.next_burst(s.samples(), rust_spent));
         if pytorch_rule.is_none() && rust_rule.is_none() {
             break;
         }
@@ -251,10 +251,7 @@ fn round(
         }
         if let (Some(rule), Some(session)) = (rust_rule, rust_session.as_mut()) {
             match session.burst(&rule) {
-                Ok((taken, lasted)) => {
-                    rust_taken += taken;
-                    rust_spent += lasted;
-                }
+                Ok((_, lasted)) => rust_spent += lasted,
                 Err(e) => {
                     rust_session = None;
                     rust_failed(report, case, row, e.context(format!("timing {} in Rust", case.label())));
@@ -262,7 +259,7 @@ fn round(
             }
         }
         pytorch_pool.burst_ends.push(pytorch_start + pytorch_round.as_ref().map_or(0, |t| t.nanos.len()));
-        rust_pool.burst_ends.push(rust_start + rust_taken as usize);
+        rust_pool.burst_ends.push(rust_start + rust_session.as_ref().map_or(0, |s| s.samples() as usize));
     }
     if let Some(runner) = pytorch.as_mut() {
         match runner.close() {
@@ -400,7 +397,6 @@ mod tests {
             row(None),
         ];
         let run = |row: usize, seconds: f64| CaseRun {
-            case: rows[row].case,
             row,
             pytorch_pool: Pool::default(),
             rust_pool: Pool::default(),

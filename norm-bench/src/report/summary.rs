@@ -305,14 +305,14 @@ fn environment_table(out: &mut String, report: &Report) {
             s.min_sample_us
         )
     };
-    let turns = if r.burst_ms == 0 || r.burst_ms >= r.budget_ms {
-        "PyTorch's samples then Rust's".to_string()
-    } else {
+    let turns = if r.alternates() {
         format!(
             "the sides taking turns in bursts of {} ms (PyTorch's first, each after a {} ms re-warm-up)",
             r.burst_ms,
             REWARM.as_millis()
         )
+    } else {
+        "PyTorch's samples then Rust's".to_string()
     };
     let _ = writeln!(
         out,
